@@ -1,0 +1,46 @@
+//! `leasehold`: the user-facing command.
+// The CLI is where user-facing output is printed; everything else logs through tracing.
+#![allow(clippy::disallowed_macros)]
+
+mod probe;
+
+use clap::{Parser, Subcommand};
+use std::process::ExitCode;
+
+#[derive(Parser, Debug)]
+#[command(
+    name = "leasehold",
+    version,
+    about = "Leasehold: a Linux VR direct-mode runtime"
+)]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand, Debug)]
+enum Command {
+    /// List what this machine offers a VR runtime: DRM cards and connectors (headset
+    /// candidates marked), Vulkan devices and their display-path capabilities, HID headsets.
+    Probe,
+}
+
+fn main() -> ExitCode {
+    let filter = tracing_subscriber::EnvFilter::try_from_env("LEASEHOLD_LOG")
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("warn"));
+    tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr)
+        .init();
+    let cli = Cli::parse();
+    let result = match cli.command {
+        Command::Probe => probe::run(),
+    };
+    match result {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("leasehold: {e:#}");
+            ExitCode::FAILURE
+        }
+    }
+}

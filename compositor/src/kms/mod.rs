@@ -1,0 +1,75 @@
+//! Kernel mode setting: the only room that issues DRM ioctls (through the `drm` crate).
+//!
+//! The hardware model: a DRM *card* exposes *connectors* (physical outputs; a headset is a
+//! connector whose EDID or `non-desktop` property says so), *CRTCs* (scanout engines that
+//! produce timing for one mode) and *planes* (image layers a CRTC blends; every CRTC has
+//! one primary plane). The process that opened the card first is its *master*; a master
+//! can *lease* a subset of objects (connector + CRTC + primary plane) to a new file
+//! descriptor, the *lessee*, which is then master of exactly those objects and sees no
+//! others. Leasehold drives the headset through such a lessee: atomic commits set the
+//! plane's framebuffer, and page-flip events report the vblank at which each frame
+//! reached scanout (timestamp + sequence).
+
+mod card;
+mod lease;
+mod output;
+
+pub use card::{Card, ConnectorInfo, DriverInfo, cards};
+pub use lease::Lease;
+pub use output::{DumbFramebuffer, FlipEvent, Output};
+
+pub use drm::control::{Mode, connector, crtc, framebuffer, plane};
+
+use std::io;
+
+/// What went wrong in the display path, with the operation and objects involved.
+#[derive(Debug, thiserror::Error)]
+pub enum KmsError {
+    #[error("cannot open DRM device {path}: {source}")]
+    Open {
+        path: String,
+        #[source]
+        source: io::Error,
+    },
+    #[error("{op} failed: {source}")]
+    Ioctl {
+        op: &'static str,
+        #[source]
+        source: io::Error,
+    },
+    #[error("connector {connector} can be driven by no CRTC")]
+    NoCrtc { connector: String },
+    #[error("CRTC {crtc} has no primary plane")]
+    NoPrimaryPlane { crtc: u32 },
+    #[error("{object} has no `{name}` property (the driver lacks atomic support for it)")]
+    MissingProperty { object: String, name: &'static str },
+    #[error("the kernel rejected the configuration in a TEST_ONLY commit: {source}")]
+    TestRejected {
+        #[source]
+        source: io::Error,
+    },
+    #[error("timed out after {ms} ms waiting for a page-flip event")]
+    FlipTimeout { ms: u64 },
+}
+
+impl KmsError {
+    pub(crate) fn ioctl(op: &'static str) -> impl FnOnce(io::Error) -> KmsError {
+        move |source| KmsError::Ioctl { op, source }
+    }
+
+    /// The errno behind the failure, if an ioctl failed.
+    pub fn errno(&self) -> Option<i32> {
+        match self {
+            KmsError::Open { source, .. }
+            | KmsError::Ioctl { source, .. }
+            | KmsError::TestRejected { source } => source.raw_os_error(),
+            _ => None,
+        }
+    }
+
+    /// A lessee whose lease was revoked (or whose lessor went away) gets ENOENT for the
+    /// objects it used to hold: the lease is lost, not the request malformed.
+    pub fn is_lease_lost(&self) -> bool {
+        self.errno() == Some(rustix::io::Errno::NOENT.raw_os_error())
+    }
+}

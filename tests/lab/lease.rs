@@ -1,0 +1,164 @@
+//! Leases on the real kernel: lease a headset output, flip on the lessee, revoke.
+
+use leasehold_compositor::kms::{self, Card, ConnectorInfo, DumbFramebuffer, Lease, Output};
+use leasehold_tests::init_tracing;
+use std::sync::Arc;
+use std::time::Duration;
+
+const ENOENT: i32 = 2;
+
+/// Opens the first card that has a connected headset (non-desktop) connector, as master.
+fn headset_card() -> (Arc<Card>, ConnectorInfo, Vec<ConnectorInfo>) {
+    let paths = kms::cards();
+    assert!(
+        !paths.is_empty(),
+        "no DRM cards in the lab VM: is virtio_gpu loaded?"
+    );
+    for path in paths {
+        let card = Card::open(&path).expect("open card");
+        let connectors = card.connectors().expect("connectors");
+        if let Some(c) = connectors
+            .iter()
+            .find(|c| c.connected && c.non_desktop == Some(true))
+        {
+            assert!(
+                card.acquire_master(),
+                "{} could not become DRM master",
+                path.display()
+            );
+            let c = c.clone();
+            return (Arc::new(card), c, connectors);
+        }
+    }
+    panic!("no connected non-desktop connector: boot the lab with --hmd-edid");
+}
+
+/// The frame period of a mode, exact from its pixel clock and totals.
+fn period_ns(mode: &kms::Mode) -> u64 {
+    let (_, _, htotal) = mode.hsync();
+    let (_, _, vtotal) = mode.vsync();
+    u64::from(htotal) * u64::from(vtotal) * 1_000_000 / u64::from(mode.clock())
+}
+
+#[test]
+fn lease_flip_isolate_revoke() {
+    init_tracing();
+    let (card, headset, all) = headset_card();
+    let edid = headset
+        .edid
+        .as_ref()
+        .expect("headset connector has an EDID");
+    assert!(
+        edid.known_hmd().is_some(),
+        "lab EDID {}:{:#06x} is not a known HMD",
+        edid.manufacturer,
+        edid.product
+    );
+
+    let mut lease =
+        Lease::create(card.clone(), &headset).expect("lease connector + CRTC + primary plane");
+    let lessee = lease.card();
+
+    // The lessee sees exactly what it was leased.
+    let seen = lessee.connectors().expect("lessee connectors");
+    assert_eq!(
+        seen.iter().map(|c| c.handle).collect::<Vec<_>>(),
+        vec![headset.handle]
+    );
+    assert_eq!(lessee.crtcs().expect("lessee crtcs"), vec![lease.crtc]);
+
+    // …and gets ENOENT for everything else.
+    let enoent = Some(ENOENT);
+    let other_connector = all
+        .iter()
+        .find(|c| c.handle != headset.handle)
+        .expect("a second connector");
+    let err =
+        drm::control::Device::get_connector(lessee, other_connector.handle, false).unwrap_err();
+    assert_eq!(
+        err.raw_os_error(),
+        enoent,
+        "unleased connector must be invisible: {err}"
+    );
+    let other_crtc = card
+        .crtcs()
+        .unwrap()
+        .into_iter()
+        .find(|&c| c != lease.crtc)
+        .expect("a second CRTC");
+    let err = drm::control::Device::get_crtc(lessee, other_crtc).unwrap_err();
+    assert_eq!(
+        err.raw_os_error(),
+        enoent,
+        "unleased CRTC must be invisible: {err}"
+    );
+    let err = Output::new(lessee, lease.connector, other_crtc, lease.plane).unwrap_err();
+    assert_eq!(
+        err.errno(),
+        enoent,
+        "a commit path through an unleased CRTC must fail: {err}"
+    );
+
+    // Modeset to the EDID's preferred mode and flip 100 times, one vblank each.
+    let mode = headset.preferred_mode().expect("a mode");
+    let timing = edid.preferred().expect("EDID preferred timing");
+    assert_eq!(
+        mode.size(),
+        (timing.hactive, timing.vactive),
+        "mode is the EDID's preferred one"
+    );
+    let period = period_ns(&mode);
+    assert_eq!(
+        period,
+        timing.period_ns(),
+        "kernel mode and EDID timing agree on the period"
+    );
+    let mut out = Output::new(lessee, lease.connector, lease.crtc, lease.plane).expect("output");
+    let fbs = [
+        DumbFramebuffer::solid(lessee, mode.size(), 0x202020).expect("fb 0"),
+        DumbFramebuffer::solid(lessee, mode.size(), 0xE0E0E0).expect("fb 1"),
+    ];
+    out.modeset(&mode, fbs[0].fb)
+        .expect("modeset on the lessee");
+
+    const FLIPS: usize = 100;
+    let mut events = Vec::with_capacity(FLIPS);
+    for i in 0..FLIPS {
+        out.flip(fbs[(i + 1) % 2].fb).expect("page flip");
+        let ev = lessee
+            .wait_flip_events(Duration::from_secs(2))
+            .expect("flip event");
+        assert_eq!(ev.len(), 1, "one flip event per flip");
+        assert_eq!(ev[0].crtc, lease.crtc);
+        events.push(ev[0]);
+    }
+    let mut worst_ns = 0u64;
+    for w in events.windows(2) {
+        assert_eq!(
+            w[1].sequence,
+            w[0].sequence + 1,
+            "flips advance exactly one vblank: {w:?}"
+        );
+        let dt = w[1].timestamp_ns - w[0].timestamp_ns;
+        worst_ns = worst_ns.max(dt.abs_diff(period));
+        assert!(
+            dt.abs_diff(period) <= 500_000,
+            "flip interval {dt} ns is not the mode's period {period} ns (±0.5 ms)"
+        );
+    }
+    tracing::info!(
+        flips = FLIPS,
+        period_ns = period,
+        worst_deviation_ns = worst_ns,
+        hz = mode.vrefresh(),
+        "flip cadence"
+    );
+
+    // Revoke: the lessee's next commit fails as a lost lease.
+    lease.revoke().expect("revoke");
+    let err = out.flip(fbs[1].fb).unwrap_err();
+    assert!(
+        err.is_lease_lost(),
+        "commit after revoke must report a lost lease, got: {err}"
+    );
+}

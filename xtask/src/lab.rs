@@ -1,0 +1,4 @@
+//! (in progress)
+pub fn run_cli(_a: &[String]) -> crate::util::Result {
+    Err("todo".into())
+}
