@@ -69,6 +69,10 @@ fn drm_section() {
         match card.connectors() {
             Ok(cs) if cs.is_empty() => println!("    no connectors (a render-only device)"),
             Ok(cs) => cs.iter().for_each(print_connector),
+            // EOPNOTSUPP: the driver has no modesetting at all (vgem, render-only GPUs).
+            Err(e) if e.errno() == Some(95) => {
+                println!("    no display engine (render-only device)")
+            }
             Err(e) => println!("    cannot list connectors: {e}"),
         }
     }

@@ -305,7 +305,7 @@ mod tests {
         d[0..2].copy_from_slice(&25891u16.to_le_bytes());
         d[2] = (2160 & 0xFF) as u8;
         d[3] = 160;
-        d[4] = (((2160 >> 8) as u8) << 4) | 0;
+        d[4] = ((2160 >> 8) as u8) << 4;
         d[5] = (1200 & 0xFF) as u8;
         d[6] = 40;
         d[7] = ((1200 >> 8) as u8) << 4;
@@ -333,7 +333,7 @@ mod tests {
         assert_eq!((t.htotal(), t.vtotal()), (2320, 1240));
         // 258.91 MHz / (2320*1240) = 89.9996 Hz
         assert_eq!(t.refresh_mhz(), 89_999);
-        assert_eq!(t.period_ns(), 11_111_159);
+        assert_eq!(t.period_ns(), 11_111_196);
         assert_eq!(e.known_hmd().unwrap().family, "HTC Vive");
     }
 

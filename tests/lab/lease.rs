@@ -55,7 +55,7 @@ fn lease_flip_isolate_revoke() {
         edid.product
     );
 
-    let mut lease =
+    let lease =
         Lease::create(card.clone(), &headset).expect("lease connector + CRTC + primary plane");
     let lessee = lease.card();
 

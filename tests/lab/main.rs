@@ -4,3 +4,4 @@
 //! They share one virtio-gpu card, so the runner passes `--test-threads=1`.
 
 mod lease;
+mod probe;

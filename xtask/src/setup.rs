@@ -490,7 +490,7 @@ fn kernel_release_from_meta(show: &str) -> Option<String> {
     let depends = show.lines().find_map(|l| l.strip_prefix("Depends:"))?;
     depends
         .split(',')
-        .map(|d| d.trim().split_whitespace().next().unwrap_or(""))
+        .map(|d| d.split_whitespace().next().unwrap_or(""))
         .find_map(|name| name.strip_prefix("linux-image-"))
         .filter(|r| r.chars().next().is_some_and(|c| c.is_ascii_digit()))
         .map(String::from)

@@ -3,6 +3,7 @@
 use super::{Card, ConnectorInfo, KmsError};
 use drm::control::{Device as ControlDevice, LeaseId, RawResourceHandle, connector, crtc, plane};
 use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
 
 /// A lease we created as master of `lessor`. The lessee fd is a [`Card`] that sees only
 /// the leased objects. Dropping the lease revokes it (and closes the lessee fd).
@@ -14,7 +15,7 @@ pub struct Lease {
     pub connector: connector::Handle,
     pub crtc: crtc::Handle,
     pub plane: plane::Handle,
-    revoked: bool,
+    revoked: AtomicBool,
 }
 
 impl Lease {
@@ -40,7 +41,7 @@ impl Lease {
             connector: connector.handle,
             crtc,
             plane,
-            revoked: false,
+            revoked: AtomicBool::new(false),
         })
     }
 
@@ -55,17 +56,21 @@ impl Lease {
 
     /// Ends the lease from the lessor side. The lessee's next request on the leased
     /// objects fails with ENOENT.
-    pub fn revoke(&mut self) -> Result<(), KmsError> {
-        if self.revoked {
+    /// Takes `&self` so that a display path borrowing the lessee can be cut off under it.
+    pub fn revoke(&self) -> Result<(), KmsError> {
+        if self.revoked.swap(true, Ordering::AcqRel) {
             return Ok(());
         }
         if let Some(lessor) = &self.lessor {
-            lessor
-                .revoke_lease(self.id)
-                .map_err(KmsError::ioctl("revoke lease"))?;
+            if let Err(e) = lessor.revoke_lease(self.id) {
+                self.revoked.store(false, Ordering::Release);
+                return Err(KmsError::Ioctl {
+                    op: "revoke lease",
+                    source: e,
+                });
+            }
             tracing::info!(lessee = self.id.get(), "lease revoked");
         }
-        self.revoked = true;
         Ok(())
     }
 }
