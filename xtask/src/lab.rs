@@ -30,6 +30,10 @@ pub struct LabConfig {
     pub env: Vec<(String, String)>,
     /// Echo the guest's output as it arrives.
     pub echo: bool,
+    /// A kernel image other than the lab kernel from setup.
+    pub kernel: Option<PathBuf>,
+    /// Extra QEMU arguments.
+    pub qemu_extra: Vec<String>,
 }
 
 impl LabConfig {
@@ -42,6 +46,8 @@ impl LabConfig {
             out: workspace_root().join("lab-out"),
             env: Vec::new(),
             echo: true,
+            kernel: None,
+            qemu_extra: Vec::new(),
         }
     }
 
@@ -97,6 +103,8 @@ pub fn run_cli(args: &[String]) -> Result {
                 cfg.timeout = Duration::from_secs(s);
             }
             "--out" => cfg.out = PathBuf::from(val("--out")?),
+            "--kernel" => cfg.kernel = Some(PathBuf::from(val("--kernel")?)),
+            "--qemu-opt" => cfg.qemu_extra.push(val("--qemu-opt")?),
             other => return Err(format!("lab: unknown option `{other}`")),
         }
     }
@@ -128,8 +136,19 @@ pub fn run(cfg: &LabConfig, cmd: &[String]) -> Result<LabRun> {
     if cfg.mode.is_some() && cfg.hmd.is_none() {
         return Err("lab: --mode sets the headset EDID's mode, so it needs --hmd-edid".into());
     }
-    let release = setup::lab_kernel_release()?;
-    let kernel = Path::new("/usr/lib/modules").join(&release).join("vmlinuz");
+    let kernel = match &cfg.kernel {
+        Some(k) => k.clone(),
+        None => {
+            let release = setup::lab_kernel_release()?;
+            Path::new("/usr/lib/modules").join(release).join("vmlinuz")
+        }
+    };
+    if !kernel.is_file() {
+        return Err(format!(
+            "lab: kernel image {} does not exist",
+            kernel.display()
+        ));
+    }
     let vng = setup::vng_path();
     if !vng.exists() {
         return Err(format!(
@@ -181,6 +200,10 @@ pub fn run(cfg: &LabConfig, cmd: &[String]) -> Result<LabRun> {
             " -vnc unix:{},display=gpu0,head=1",
             vnc_sock.display()
         ));
+    }
+    for extra in &cfg.qemu_extra {
+        qemu.push(' ');
+        qemu.push_str(extra);
     }
 
     let cwd = std::env::current_dir().map_err(|e| e.to_string())?;
@@ -313,7 +336,8 @@ pub fn run(cfg: &LabConfig, cmd: &[String]) -> Result<LabRun> {
     if started.is_none() {
         return Err(format!(
             "lab: the VM failed to start (vng exited with {status}); its output is above. \
-             Check `cargo xtask setup` and that /usr/lib/modules/{release} is complete."
+             Check `cargo xtask setup` and the kernel {}.",
+            kernel.display()
         ));
     }
     let guest_status = fs::read_to_string(out.join(".lab-status"))
@@ -392,6 +416,42 @@ fn guest_script(cfg: &LabConfig, out: &Path, cwd: &Path, cmd: &[String]) -> Stri
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    fn scratch(name: &str) -> PathBuf {
+        std::env::temp_dir().join(format!("leasehold-lab-{name}-{}", std::process::id()))
+    }
+
+    #[test]
+    fn missing_kernel_is_a_clear_error() {
+        let mut cfg = LabConfig::new();
+        cfg.out = scratch("nokernel");
+        cfg.kernel = Some(PathBuf::from("/nonexistent/vmlinuz"));
+        let err = run(&cfg, &["true".into()]).err().expect("must fail");
+        assert!(
+            err.contains("kernel image /nonexistent/vmlinuz does not exist"),
+            "{err}"
+        );
+    }
+
+    /// Needs `cargo xtask setup` (as `cargo xtask test` runs first): a QEMU that refuses
+    /// its configuration must end the run quickly with a clear error, not hang.
+    #[test]
+    fn qemu_error_fails_fast_and_clearly() {
+        let mut cfg = LabConfig::new();
+        cfg.out = scratch("qemuerr");
+        cfg.echo = false;
+        cfg.timeout = Duration::from_secs(120);
+        cfg.qemu_extra = vec!["-device".into(), "no-such-device-leasehold".into()];
+        let t0 = Instant::now();
+        let err = run(&cfg, &["true".into()]).err().expect("must fail");
+        assert!(err.contains("the VM failed to start"), "{err}");
+        assert!(
+            t0.elapsed() < Duration::from_secs(60),
+            "took {:?}",
+            t0.elapsed()
+        );
+        let _ = fs::remove_dir_all(&cfg.out);
+    }
 
     #[test]
     fn quoting_survives_quotes() {

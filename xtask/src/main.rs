@@ -26,11 +26,13 @@ commands:
   lab [options] -- <cmd…>      boot the VM lab and run <cmd> inside it
       --outputs N              virtio-gpu outputs to bring up (1 or 2; default 1)
       --hmd-edid NAME          give the headset output this headset's EDID (vive, vive-pro,
-                               index, beyond, pimax, rift-cv1); the headset is output 1,
-                               or output 2 with --outputs 2
+                               index, rift-cv1); the headset is output 1, or output 2
+                               with --outputs 2
       --mode WxH@Hz            the headset EDID's preferred mode (default: the headset's own)
       --timeout SECS           give up after this long (default 600)
       --out DIR                writable directory shared with the guest (default lab-out/)
+      --kernel PATH            boot this kernel image instead of the lab kernel
+      --qemu-opt ARG           pass an extra argument to QEMU (repeatable)
   test [--no-lab] [--no-lint]  setup, lint, unit + host integration tests, then the lab tests
   leasehold <args…>            setup, then run the leasehold CLI (e.g. `cargo xtask leasehold probe`)
 ";
