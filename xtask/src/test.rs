@@ -59,7 +59,7 @@ pub fn run(args: &[String]) -> Result {
     let host = host_tests(&root)?;
     total += host;
     if lab {
-        step("lab tests (VM: virtio-gpu with a Vive EDID on output 2, vgem, uhid)");
+        step("lab tests (VM: real kernel, virtio-gpu with vblank timer, vgem, uhid)");
         match lab_tests(&root) {
             Ok(t) => total += t,
             Err(e) => {
@@ -186,6 +186,33 @@ fn executable_from_json(json: &str, target: &str) -> Option<PathBuf> {
         })
 }
 
+/// One VM configuration and the lab tests that run in it (one boot each).
+struct LabGroup {
+    what: &'static str,
+    outputs: u8,
+    hmd: &'static str,
+    mode: Option<&'static str>,
+    /// libtest name filter; empty runs every lab test.
+    filter: &'static str,
+}
+
+const LAB_GROUPS: &[LabGroup] = &[
+    LabGroup {
+        what: "two outputs, Vive EDID (2160x1200@90) on output 2",
+        outputs: 2,
+        hmd: "vive",
+        mode: None,
+        filter: "",
+    },
+    LabGroup {
+        what: "one output, Index EDID with a custom 640x360@120 mode",
+        outputs: 1,
+        hmd: "index",
+        mode: Some("640x360@120"),
+        filter: "lease::",
+    },
+];
+
 fn lab_tests(root: &std::path::Path) -> Result<Tally> {
     let json = util::output(cargo(root).args([
         "test",
@@ -211,31 +238,38 @@ fn lab_tests(root: &std::path::Path) -> Result<Tally> {
     let cli =
         executable_from_json(&json, "leasehold").ok_or("cargo built no `leasehold` binary")?;
 
-    let mut cfg = LabConfig::new();
-    cfg.outputs = 2;
-    cfg.hmd = Some(edid::find("vive")?);
-    cfg.timeout = Duration::from_secs(900);
-    cfg.env
-        .push(("LEASEHOLD_CLI".into(), cli.display().to_string()));
-    let r = lab::run(
-        &cfg,
-        &[lab_bin.display().to_string(), "--test-threads=1".into()],
-    )?;
-    println!(
-        "  lab VM: boot to command {}, whole run {:.1} s",
-        r.boot_to_command
-            .map(|d| format!("{:.1} s", d.as_secs_f64()))
-            .unwrap_or("-".into()),
-        r.total.as_secs_f64()
-    );
-    let t = tally(&r.output).ok_or("the lab tests printed no `test result:` line")?;
-    if r.status != 0 && t.failed == 0 {
-        return Err(format!(
-            "the lab tests exited with {} without a failing test (see above)",
-            r.status
-        ));
+    let mut total = Tally::default();
+    for g in LAB_GROUPS {
+        println!("  \x1b[1mlab group:\x1b[0m {}", g.what);
+        let mut cfg = LabConfig::new();
+        cfg.outputs = g.outputs;
+        cfg.hmd = Some(edid::find(g.hmd)?);
+        cfg.mode = g.mode.map(edid::parse_mode).transpose()?;
+        cfg.timeout = Duration::from_secs(900);
+        cfg.env
+            .push(("LEASEHOLD_CLI".into(), cli.display().to_string()));
+        let mut cmd = vec![lab_bin.display().to_string(), "--test-threads=1".into()];
+        if !g.filter.is_empty() {
+            cmd.push(g.filter.into());
+        }
+        let r = lab::run(&cfg, &cmd)?;
+        println!(
+            "  lab VM: boot to command {}, whole run {:.1} s",
+            r.boot_to_command
+                .map(|d| format!("{:.1} s", d.as_secs_f64()))
+                .unwrap_or("-".into()),
+            r.total.as_secs_f64()
+        );
+        let t = tally(&r.output).ok_or("the lab tests printed no `test result:` line")?;
+        if r.status != 0 && t.failed == 0 {
+            return Err(format!(
+                "the lab tests exited with {} without a failing test (see above)",
+                r.status
+            ));
+        }
+        total += t;
     }
-    Ok(t)
+    Ok(total)
 }
 
 /// `cargo xtask leasehold …`: setup, then the CLI in release mode.
