@@ -8,4 +8,5 @@
 //! `target`s (KMS, headless) build on these two rooms.
 
 pub mod kms;
+pub mod pacing;
 pub mod vk;
