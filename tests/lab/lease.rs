@@ -1,44 +1,11 @@
 //! Leases on the real kernel: lease a headset output, flip on the lessee, revoke.
 
-use leasehold_compositor::kms::{self, Card, ConnectorInfo, DumbFramebuffer, Lease, Output};
+use crate::common::{headset_card, period_ns};
+use leasehold_compositor::kms::{DumbFramebuffer, Lease, Output};
 use leasehold_tests::init_tracing;
-use std::sync::Arc;
 use std::time::Duration;
 
 const ENOENT: i32 = 2;
-
-/// Opens the first card that has a connected headset (non-desktop) connector, as master.
-fn headset_card() -> (Arc<Card>, ConnectorInfo, Vec<ConnectorInfo>) {
-    let paths = kms::cards();
-    assert!(
-        !paths.is_empty(),
-        "no DRM cards in the lab VM: is virtio_gpu loaded?"
-    );
-    for path in paths {
-        let card = Card::open(&path).expect("open card");
-        let connectors = card.connectors().expect("connectors");
-        if let Some(c) = connectors
-            .iter()
-            .find(|c| c.connected && c.non_desktop == Some(true))
-        {
-            assert!(
-                card.acquire_master(),
-                "{} could not become DRM master",
-                path.display()
-            );
-            let c = c.clone();
-            return (Arc::new(card), c, connectors);
-        }
-    }
-    panic!("no connected non-desktop connector: boot the lab with --hmd-edid");
-}
-
-/// The frame period of a mode, exact from its pixel clock and totals.
-fn period_ns(mode: &kms::Mode) -> u64 {
-    let (_, _, htotal) = mode.hsync();
-    let (_, _, vtotal) = mode.vsync();
-    u64::from(htotal) * u64::from(vtotal) * 1_000_000 / u64::from(mode.clock())
-}
 
 #[test]
 fn lease_flip_isolate_revoke() {

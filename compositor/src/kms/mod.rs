@@ -11,10 +11,12 @@
 //! reached scanout (timestamp + sequence).
 
 mod card;
+pub mod fence;
 mod lease;
 mod output;
 
 pub use card::{Card, ConnectorInfo, DriverInfo, cards};
+pub use fence::{Vgem, VgemFence};
 pub use lease::Lease;
 pub use output::{DumbFramebuffer, FlipEvent, Output};
 

@@ -6,7 +6,7 @@ use drm::control::{
     AtomicCommitFlags, Device as ControlDevice, Mode, atomic::AtomicModeReq, connector, crtc,
     dumbbuffer::DumbBuffer, framebuffer, plane, property,
 };
-use std::os::fd::AsFd;
+use std::os::fd::{AsFd, AsRawFd, BorrowedFd, OwnedFd};
 use std::time::Duration;
 
 /// One page flip that completed: the vblank at which the new framebuffer reached scanout.
@@ -29,6 +29,9 @@ struct PathProps {
     plane_crtc_id: property::Handle,
     src: [property::Handle; 4],
     dst: [property::Handle; 4],
+    /// Optional: drivers without explicit fencing lack them.
+    in_fence_fd: Option<property::Handle>,
+    out_fence_ptr: Option<property::Handle>,
 }
 
 /// A display path we are master of (typically through a lease): connector, CRTC and the
@@ -82,6 +85,8 @@ impl<'c> Output<'c> {
                 get(&pp, p(), "CRTC_W")?,
                 get(&pp, p(), "CRTC_H")?,
             ],
+            in_fence_fd: pp.get("IN_FENCE_FD").copied(),
+            out_fence_ptr: rp.get("OUT_FENCE_PTR").copied(),
         };
         Ok(Self {
             card,
@@ -148,21 +153,68 @@ impl<'c> Output<'c> {
         Ok(())
     }
 
+    /// Whether the plane takes an `IN_FENCE_FD` (explicit fencing).
+    pub fn supports_in_fence(&self) -> bool {
+        self.props.in_fence_fd.is_some()
+    }
+
     /// Queues a nonblocking page flip to `fb` at the next vblank, with a flip event.
     /// Fails with EBUSY while a previous flip is still pending.
     pub fn flip(&self, fb: framebuffer::Handle) -> Result<(), KmsError> {
+        self.flip_fenced(fb, None, false).map(|_| ())
+    }
+
+    /// A nonblocking page flip gated on `in_fence` (a sync_file: the flip happens at the
+    /// first vblank after it signals, never earlier). With `out_fence`, returns the CRTC's
+    /// out-fence: a sync_file that signals when this frame replaces the previous one on
+    /// screen, i.e. when the previous framebuffer is released.
+    pub fn flip_fenced(
+        &self,
+        fb: framebuffer::Handle,
+        in_fence: Option<BorrowedFd<'_>>,
+        out_fence: bool,
+    ) -> Result<Option<OwnedFd>, KmsError> {
         let size = self.size.ok_or(KmsError::Ioctl {
             op: "page flip",
             source: std::io::Error::other("flip before modeset"),
         })?;
         let mut req = AtomicModeReq::new();
         self.plane_request(&mut req, fb, size);
+        if let Some(fence) = in_fence {
+            let prop = self.props.in_fence_fd.ok_or(KmsError::MissingProperty {
+                object: format!("plane {}", u32::from(self.plane)),
+                name: "IN_FENCE_FD",
+            })?;
+            req.add_property(
+                self.plane,
+                prop,
+                property::Value::SignedRange(i64::from(fence.as_raw_fd())),
+            );
+        }
+        // The kernel writes the new out-fence fd into this i32 during the commit ioctl.
+        let mut out_fd: i32 = -1;
+        if out_fence {
+            let prop = self.props.out_fence_ptr.ok_or(KmsError::MissingProperty {
+                object: format!("CRTC {}", u32::from(self.crtc)),
+                name: "OUT_FENCE_PTR",
+            })?;
+            let ptr = std::ptr::addr_of_mut!(out_fd) as u64;
+            req.add_property(self.crtc, prop, property::Value::UnsignedRange(ptr));
+        }
         self.card
             .atomic_commit(
                 AtomicCommitFlags::NONBLOCK | AtomicCommitFlags::PAGE_FLIP_EVENT,
                 req,
             )
-            .map_err(KmsError::ioctl("page flip commit"))
+            .map_err(KmsError::ioctl("page flip commit"))?;
+        if out_fd < 0 {
+            return Ok(None);
+        }
+        // SAFETY: the commit succeeded, so the kernel installed a new sync_file fd in
+        // `out_fd` for this process; nothing else owns it.
+        Ok(Some(unsafe {
+            <OwnedFd as std::os::fd::FromRawFd>::from_raw_fd(out_fd)
+        }))
     }
 }
 
