@@ -103,7 +103,7 @@ fn print_connector(c: &ConnectorInfo) {
             .unwrap_or_default();
         let family = e
             .known_hmd()
-            .map(|h| format!(", known HMD: {}", h.family))
+            .map(|h| format!(", known HMD: {}", h.name))
             .unwrap_or_default();
         println!(
             "      EDID: {}:{:#06x}{name}, {}{family}",

@@ -196,12 +196,9 @@ impl Edid {
         self.timings.first()
     }
 
-    /// Whether the kernel's non-desktop quirk list or our own table names this display
-    /// as a head-mounted display.
-    pub fn known_hmd(&self) -> Option<&'static KnownHmd> {
-        KNOWN_HMDS
-            .iter()
-            .find(|h| h.manufacturer == self.manufacturer.0 && h.products.contains(&self.product))
+    /// The headset profile whose EDID ids match this display, if it is a known HMD.
+    pub fn known_hmd(&self) -> Option<&'static crate::profile::HeadsetProfile> {
+        crate::profile::for_edid(self)
     }
 }
 
@@ -220,72 +217,6 @@ fn descriptor_text(raw: &[u8]) -> String {
         .trim_end()
         .to_string()
 }
-
-/// A head-mounted display family recognised by its EDID ids.
-#[derive(Debug)]
-pub struct KnownHmd {
-    pub manufacturer: [u8; 3],
-    pub products: &'static [u16],
-    pub family: &'static str,
-}
-
-/// Headsets by EDID id. The entries mirror the displays the kernel marks `non-desktop`
-/// (so discovery works on kernels that predate a quirk) plus those it does not.
-pub const KNOWN_HMDS: &[KnownHmd] = &[
-    KnownHmd {
-        manufacturer: *b"HVR",
-        products: &[0xAA01],
-        family: "HTC Vive",
-    },
-    KnownHmd {
-        manufacturer: *b"HVR",
-        products: &[0xAA02],
-        family: "HTC Vive Pro",
-    },
-    KnownHmd {
-        manufacturer: *b"VLV",
-        products: &[
-            0x91A8, 0x91B0, 0x91B1, 0x91B2, 0x91B3, 0x91B4, 0x91B5, 0x91B6, 0x91B7, 0x91B8, 0x91B9,
-            0x91BA, 0x91BB, 0x91BC, 0x91BD, 0x91BE, 0x91BF,
-        ],
-        family: "Valve Index",
-    },
-    KnownHmd {
-        manufacturer: *b"BIG",
-        products: &[0x1234],
-        family: "Bigscreen Beyond",
-    },
-    KnownHmd {
-        manufacturer: *b"OVR",
-        products: &[0x0001, 0x0003, 0x0004],
-        family: "Oculus Rift DK",
-    },
-    KnownHmd {
-        manufacturer: *b"OVR",
-        products: &[0x0012],
-        family: "Oculus Rift CV1",
-    },
-    KnownHmd {
-        manufacturer: *b"SNY",
-        products: &[0x0704],
-        family: "Sony PlayStation VR",
-    },
-    KnownHmd {
-        manufacturer: *b"SEN",
-        products: &[0x1019],
-        family: "Sensics",
-    },
-    KnownHmd {
-        manufacturer: *b"SVR",
-        products: &[0x1019],
-        family: "OSVR HDK",
-    },
-    KnownHmd {
-        manufacturer: *b"AUO",
-        products: &[0x1111],
-        family: "OSVR HDK 2",
-    },
-];
 
 #[cfg(test)]
 mod tests {
@@ -334,7 +265,7 @@ mod tests {
         // 258.91 MHz / (2320*1240) = 89.9996 Hz
         assert_eq!(t.refresh_mhz(), 89_999);
         assert_eq!(t.period_ns(), 11_111_196);
-        assert_eq!(e.known_hmd().unwrap().family, "HTC Vive");
+        assert_eq!(e.known_hmd().unwrap().name, "HTC Vive");
     }
 
     #[test]
