@@ -11,11 +11,13 @@
 //! reached scanout (timestamp + sequence).
 
 mod card;
+pub mod discovery;
 pub mod fence;
 mod lease;
 mod output;
 
 pub use card::{Card, ConnectorInfo, DriverInfo, cards};
+pub use discovery::{HeadsetOutput, ModeDecision, ModeRequest};
 pub use fence::{Vgem, VgemFence};
 pub use lease::Lease;
 pub use output::{DumbFramebuffer, FlipEvent, Output};
