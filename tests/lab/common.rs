@@ -31,12 +31,7 @@ pub fn headset_card() -> (Arc<Card>, ConnectorInfo, Vec<ConnectorInfo>) {
     panic!("no connected non-desktop connector: boot the lab with --hmd-edid");
 }
 
-/// The frame period of a mode, exact from its pixel clock and totals.
-pub fn period_ns(mode: &kms::Mode) -> u64 {
-    let (_, _, htotal) = mode.hsync();
-    let (_, _, vtotal) = mode.vsync();
-    u64::from(htotal) * u64::from(vtotal) * 1_000_000 / u64::from(mode.clock())
-}
+pub use leasehold_compositor::kms::discovery::period_ns;
 
 /// CLOCK_MONOTONIC now, ns: the clock flip-event timestamps use.
 pub fn now_ns() -> u64 {

@@ -6,4 +6,5 @@
 mod common;
 mod fence;
 mod lease;
+mod lease_source;
 mod probe;

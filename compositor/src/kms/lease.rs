@@ -2,6 +2,8 @@
 
 use super::{Card, ConnectorInfo, KmsError};
 use drm::control::{Device as ControlDevice, LeaseId, RawResourceHandle, connector, crtc, plane};
+use std::os::fd::{AsFd, OwnedFd};
+use std::path::PathBuf;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 
@@ -11,7 +13,8 @@ use std::sync::atomic::{AtomicBool, Ordering};
 pub struct Lease {
     lessee: Card,
     lessor: Option<Arc<Card>>,
-    id: LeaseId,
+    /// Known when we created the lease; a lease fd handed in does not say.
+    id: Option<LeaseId>,
     pub connector: connector::Handle,
     pub crtc: crtc::Handle,
     pub plane: plane::Handle,
@@ -37,7 +40,7 @@ impl Lease {
         Ok(Self {
             lessee,
             lessor: Some(lessor),
-            id,
+            id: Some(id),
             connector: connector.handle,
             crtc,
             plane,
@@ -50,8 +53,69 @@ impl Lease {
         &self.lessee
     }
 
-    pub fn id(&self) -> LeaseId {
+    pub fn id(&self) -> Option<LeaseId> {
         self.id
+    }
+
+    /// Adopts a lessee fd obtained elsewhere (another lessor, a Wayland or X11 server,
+    /// the user's `--lease-fd`). Checks that it really is a lease holding a connector, a
+    /// CRTC and a primary plane; revoking it is the lessor's business (dropping closes it).
+    pub fn from_lessee_fd(fd: OwnedFd, label: &str) -> Result<Self, KmsError> {
+        let not_lease = |why: String| KmsError::NotALease {
+            fd: label.to_string(),
+            why,
+        };
+        // GET_LEASE is master-only; a lessee is master of its lease. Anything that is not
+        // a DRM device fails here (ENOTTY), as does a non-master DRM fd (EACCES).
+        // Client caps first: without universal planes the primary plane stays hidden.
+        let lessee = Card::from_fd(fd, PathBuf::from(label));
+        let mut objects = Vec::new();
+        match drm_ffi::mode::get_lease(lessee.as_fd(), Some(&mut objects)) {
+            Ok(_) => {}
+            Err(e) if e.raw_os_error() == Some(rustix::io::Errno::NOTTY.raw_os_error()) => {
+                return Err(not_lease("it is not a DRM device".into()));
+            }
+            Err(e) => {
+                return Err(not_lease(format!(
+                    "DRM refused GET_LEASE ({e}): not a lessee or master fd"
+                )));
+            }
+        }
+        let res = drm::control::get_lease(lessee.as_fd())
+            .map_err(|e| not_lease(format!("cannot list leased objects: {e}")))?;
+        // A lessee's GET_LEASE lists exactly its connectors, CRTCs and planes; a whole-
+        // device master gets every mode object (encoders, properties, …) instead.
+        let leased = res.connectors.len() + res.crtcs.len() + res.planes.len();
+        if objects.len() != leased {
+            return Err(not_lease(format!(
+                "it is a DRM master of the whole device ({} objects), not a lease",
+                objects.len()
+            )));
+        }
+        let (Some(&connector), Some(&crtc)) = (res.connectors.first(), res.crtcs.first()) else {
+            return Err(not_lease("the lease holds no connector or no CRTC".into()));
+        };
+        let plane = lessee.primary_plane(crtc)?;
+        if !res.planes.contains(&plane) {
+            return Err(not_lease(
+                "the lease holds no primary plane for its CRTC".into(),
+            ));
+        }
+        tracing::info!(
+            fd = label,
+            connector = u32::from(connector),
+            crtc = u32::from(crtc),
+            "adopted lease fd"
+        );
+        Ok(Self {
+            lessee,
+            lessor: None,
+            id: None,
+            connector,
+            crtc,
+            plane,
+            revoked: AtomicBool::new(false),
+        })
     }
 
     /// Ends the lease from the lessor side. The lessee's next request on the leased
@@ -61,15 +125,15 @@ impl Lease {
         if self.revoked.swap(true, Ordering::AcqRel) {
             return Ok(());
         }
-        if let Some(lessor) = &self.lessor {
-            if let Err(e) = lessor.revoke_lease(self.id) {
+        if let (Some(lessor), Some(id)) = (&self.lessor, self.id) {
+            if let Err(e) = lessor.revoke_lease(id) {
                 self.revoked.store(false, Ordering::Release);
                 return Err(KmsError::Ioctl {
                     op: "revoke lease",
                     source: e,
                 });
             }
-            tracing::info!(lessee = self.id.get(), "lease revoked");
+            tracing::info!(lessee = id.get(), "lease revoked");
         }
         Ok(())
     }
@@ -79,7 +143,7 @@ impl Drop for Lease {
     fn drop(&mut self) {
         if let Err(e) = self.revoke() {
             // Already gone (lessee closed, lessor lost master): nothing left to clean up.
-            tracing::debug!(lessee = self.id.get(), error = %e, "revoke on drop");
+            tracing::debug!(lessee = ?self.id, error = %e, "revoke on drop");
         }
     }
 }

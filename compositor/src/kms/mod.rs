@@ -14,12 +14,14 @@ mod card;
 pub mod discovery;
 pub mod fence;
 mod lease;
+pub mod lease_source;
 mod output;
 
 pub use card::{Card, ConnectorInfo, DriverInfo, cards};
 pub use discovery::{HeadsetOutput, ModeDecision, ModeRequest};
 pub use fence::{Vgem, VgemFence};
 pub use lease::Lease;
+pub use lease_source::{DirectLease, FdLease, LeaseSource};
 pub use output::{DumbFramebuffer, FlipEvent, Output};
 
 pub use drm::control::{Mode, connector, crtc, framebuffer, plane};
@@ -52,6 +54,12 @@ pub enum KmsError {
         #[source]
         source: io::Error,
     },
+    #[error("{fd} is not a usable DRM lease: {why}")]
+    NotALease { fd: String, why: String },
+    #[error(
+        "{card} is not ours to lease from: another process is its DRM master (a desktop session?); take a lease from that session (Wayland, X11) or pass one with --lease-fd"
+    )]
+    NotMaster { card: String },
     #[error("timed out after {ms} ms waiting for a page-flip event")]
     FlipTimeout { ms: u64 },
 }
