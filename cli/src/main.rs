@@ -2,6 +2,7 @@
 // The CLI is where user-facing output is printed; everything else logs through tracing.
 #![allow(clippy::disallowed_macros)]
 
+mod bench;
 mod probe;
 
 use clap::{Parser, Subcommand};
@@ -23,6 +24,16 @@ enum Command {
     /// List what this machine offers a VR runtime: DRM cards and connectors (headset
     /// candidates marked), Vulkan devices and their display-path capabilities, HID headsets.
     Probe,
+    /// Benchmarks.
+    #[command(subcommand)]
+    Bench(BenchCommand),
+}
+
+#[derive(Subcommand, Debug)]
+enum BenchCommand {
+    /// Drive the real display path with synthetic render work (vgem fences) and compare
+    /// the late-commit presenter with a FIFO-swapchain baseline; writes a per-frame CSV.
+    FrameTiming(bench::FrameTimingArgs),
 }
 
 fn main() -> ExitCode {
@@ -35,6 +46,7 @@ fn main() -> ExitCode {
     let cli = Cli::parse();
     let result = match cli.command {
         Command::Probe => probe::run(),
+        Command::Bench(BenchCommand::FrameTiming(a)) => bench::frame_timing(a),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,

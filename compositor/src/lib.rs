@@ -9,4 +9,5 @@
 
 pub mod kms;
 pub mod pacing;
+pub mod present;
 pub mod vk;

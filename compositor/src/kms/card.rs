@@ -161,6 +161,14 @@ impl Card {
             .to_vec())
     }
 
+    /// The mode a CRTC is running, if it is lit.
+    pub fn crtc_mode(&self, crtc: crtc::Handle) -> Result<Option<drm::control::Mode>, KmsError> {
+        Ok(self
+            .get_crtc(crtc)
+            .map_err(KmsError::ioctl("get CRTC"))?
+            .mode())
+    }
+
     /// Every connector the card exposes, connected or not.
     pub fn connectors(&self) -> Result<Vec<ConnectorInfo>, KmsError> {
         let res = self

@@ -62,6 +62,29 @@ impl FdLease {
             label: label.into(),
         }
     }
+
+    /// Takes ownership of an inherited fd given by number (`--lease-fd 3`). Fails if no
+    /// such fd is open in this process.
+    pub fn from_inherited(fd: i32) -> Result<Self, KmsError> {
+        let label = format!("fd {fd}");
+        let not_open = |why: &str| KmsError::NotALease {
+            fd: label.clone(),
+            why: why.into(),
+        };
+        if fd < 0 {
+            return Err(not_open("negative fd number"));
+        }
+        // SAFETY: only used to ask the kernel whether the number is an open fd; the
+        // borrow does not outlive this statement.
+        let probe = unsafe { std::os::fd::BorrowedFd::borrow_raw(fd) };
+        if rustix::io::fcntl_getfd(probe).is_err() {
+            return Err(not_open("no such open file descriptor"));
+        }
+        // SAFETY: the user handed this fd number to us to own (it is open, checked
+        // above); nothing else in this process uses it.
+        let owned = unsafe { <OwnedFd as std::os::fd::FromRawFd>::from_raw_fd(fd) };
+        Ok(Self::new(owned, label))
+    }
 }
 
 impl LeaseSource for FdLease {

@@ -153,6 +153,16 @@ impl<'c> Output<'c> {
         Ok(())
     }
 
+    /// Takes over the mode a lessor already set on the CRTC: no modeset, only flips.
+    pub fn adopt_mode(&mut self, mode: &Mode) {
+        self.size = Some(mode.size());
+    }
+
+    /// The card this path is on.
+    pub fn card(&self) -> &'c Card {
+        self.card
+    }
+
     /// Whether the plane takes an `IN_FENCE_FD` (explicit fencing).
     pub fn supports_in_fence(&self) -> bool {
         self.props.in_fence_fd.is_some()

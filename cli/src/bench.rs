@@ -1,0 +1,217 @@
+//! `leasehold bench frame-timing`: the real display path under synthetic render work,
+//! Leasehold's late-commit presenter against a FIFO-swapchain baseline, same run.
+
+use anyhow::{Context, bail};
+use clap::Args;
+use leasehold_compositor::kms::discovery::{ModeDecision, ModeRequest, choose_mode, period_ns};
+use leasehold_compositor::kms::{DirectLease, DumbFramebuffer, FdLease, LeaseSource, Output};
+use leasehold_compositor::pacing::PacerConfig;
+use leasehold_compositor::present::{self, FrameRecord, Presenter, RenderModel, Summary};
+use std::io::Write;
+use std::path::PathBuf;
+
+#[derive(Args, Debug)]
+pub struct FrameTimingArgs {
+    /// Frames per presenter.
+    #[arg(long, default_value_t = 2000)]
+    frames: u64,
+    /// Synthetic render time per frame, ms.
+    #[arg(long, default_value_t = 3.0)]
+    render_ms: f64,
+    /// Uniform jitter added to the render time, ± ms.
+    #[arg(long)]
+    jitter_ms: Option<f64>,
+    /// Every N-th frame is a spike of --spike-ms.
+    #[arg(long, requires = "spike_ms")]
+    spike_every: Option<u64>,
+    #[arg(long, requires = "spike_every")]
+    spike_ms: Option<f64>,
+    /// Display mode WxH@Hz (default: keep the lessor's, else the headset's preferred).
+    #[arg(long)]
+    mode: Option<ModeRequest>,
+    /// Use this connector as the headset (e.g. DP-2) instead of discovering it.
+    #[arg(long, conflicts_with = "lease_fd")]
+    connector: Option<String>,
+    /// Use an inherited DRM lease fd instead of leasing the headset ourselves.
+    #[arg(long)]
+    lease_fd: Option<i32>,
+    /// Swapchain images of the FIFO baseline.
+    #[arg(long, default_value_t = 3)]
+    fifo_images: usize,
+    /// Run only one presenter.
+    #[arg(long, value_parser = ["late", "fifo"])]
+    only: Option<String>,
+    /// Where the CSV and plot go.
+    #[arg(long, default_value = "leasehold-bench")]
+    out: PathBuf,
+}
+
+fn ms(ns: u64) -> f64 {
+    ns as f64 / 1e6
+}
+
+fn render_model(a: &FrameTimingArgs) -> anyhow::Result<RenderModel> {
+    let ns = |v: f64, what: &str| -> anyhow::Result<u64> {
+        if !(0.0..=1000.0).contains(&v) {
+            bail!("{what} must be between 0 and 1000 ms");
+        }
+        Ok((v * 1e6) as u64)
+    };
+    let base = ns(a.render_ms, "--render-ms")?;
+    Ok(match (a.jitter_ms, a.spike_every, a.spike_ms) {
+        (Some(j), _, _) => RenderModel::Jittered {
+            ns: base,
+            jitter_ns: ns(j, "--jitter-ms")?,
+        },
+        (None, Some(every), Some(s)) => RenderModel::Spikes {
+            ns: base,
+            every,
+            spike_ns: ns(s, "--spike-ms")?,
+        },
+        _ => RenderModel::Fixed { ns: base },
+    })
+}
+
+pub fn frame_timing(a: FrameTimingArgs) -> anyhow::Result<()> {
+    if a.frames == 0 {
+        bail!("--frames must be at least 1");
+    }
+    if a.fifo_images < 2 {
+        bail!("--fifo-images must be at least 2");
+    }
+    let render = render_model(&a)?;
+    let mut source: Box<dyn LeaseSource> = match a.lease_fd {
+        Some(fd) => Box::new(FdLease::from_inherited(fd)?),
+        None => Box::new(DirectLease {
+            connector: a.connector.clone(),
+        }),
+    };
+    let (lease, headset) = source
+        .acquire()
+        .with_context(|| format!("cannot lease the headset ({})", source.describe()))?;
+    let headset = headset.context("the lease's connector is not visible")?;
+    let lessee = lease.card();
+    let current = lessee.crtc_mode(lease.crtc)?;
+    let decision = choose_mode(&headset.connector, headset.profile, a.mode, current)?;
+    let mut output = Output::new(lessee, lease.connector, lease.crtc, lease.plane)?;
+    let mode = match decision {
+        ModeDecision::Keep(m) => m,
+        ModeDecision::Set { mode, .. } => mode,
+    };
+    let size = mode.size();
+    let buffers = (0..3)
+        .map(|i| DumbFramebuffer::solid(lessee, size, [0x202020, 0x606060, 0xA0A0A0][i]))
+        .collect::<Result<Vec<_>, _>>()?;
+    match decision {
+        ModeDecision::Keep(m) => output.adopt_mode(&m),
+        ModeDecision::Set { mode, custom } => {
+            output.modeset(&mode, buffers[0].fb).with_context(|| {
+                let (w, h) = mode.size();
+                format!(
+                    "{} cannot run {w}x{h}@{}{}",
+                    headset.connector.name,
+                    mode.vrefresh(),
+                    if custom {
+                        " (a custom mode: not in its EDID)"
+                    } else {
+                        ""
+                    }
+                )
+            })?
+        }
+    }
+    let period = period_ns(&mode);
+    let mut cfg = PacerConfig::for_period(period);
+    if let Some(p) = headset.profile {
+        cfg.scanout_to_photon_ns = u64::from(p.display.scanout_to_photon_us) * 1000;
+    }
+    let rt = present::request_realtime_priority();
+    let (w, h) = size;
+    println!(
+        "leasehold frame-timing: {} on {} ({}), {w}x{h} at {:.3} Hz, {} frames per presenter, render {render:?}",
+        headset.connector.name,
+        headset.card.display(),
+        headset
+            .profile
+            .map(|p| p.name.as_str())
+            .unwrap_or("unknown headset"),
+        1e9 / period as f64,
+        a.frames
+    );
+    if !rt {
+        println!("  (presenter at normal priority: no CAP_SYS_NICE)");
+    }
+
+    let mut runs: Vec<(&str, Vec<FrameRecord>)> = Vec::new();
+    let plan: Vec<(&str, Presenter)> = [
+        ("late-commit", Presenter::LateCommit),
+        (
+            "fifo",
+            Presenter::Fifo {
+                images: a.fifo_images,
+            },
+        ),
+    ]
+    .into_iter()
+    .filter(|(n, _)| a.only.as_deref().is_none_or(|o| n.starts_with(o)))
+    .collect();
+    for (name, p) in plan {
+        eprint!("  running {name} … ");
+        let t0 = std::time::Instant::now();
+        let recs = present::run(&output, &buffers, period, cfg, p, render, a.frames)
+            .with_context(|| format!("the {name} presenter failed"))?;
+        eprintln!("{:.1} s", t0.elapsed().as_secs_f64());
+        runs.push((name, recs));
+    }
+
+    std::fs::create_dir_all(&a.out)
+        .with_context(|| format!("cannot create {}", a.out.display()))?;
+    let csv = a.out.join("frame-timing.csv");
+    let mut f = std::io::BufWriter::new(
+        std::fs::File::create(&csv).with_context(|| format!("cannot write {}", csv.display()))?,
+    );
+    writeln!(f, "presenter,{}", FrameRecord::CSV_HEADER)?;
+    for (name, recs) in &runs {
+        for r in recs {
+            writeln!(f, "{name},{}", r.csv_row())?;
+        }
+    }
+    f.flush()?;
+
+    let sums: Vec<(&str, Summary)> = runs.iter().map(|(n, r)| (*n, Summary::of(r))).collect();
+    println!();
+    print!("  {:<28}", "");
+    for (n, _) in &sums {
+        print!("{n:>14}");
+    }
+    println!();
+    let row = |label: &str, f: &dyn Fn(&Summary) -> String| {
+        print!("  {label:<28}");
+        for (_, s) in &sums {
+            print!("{:>14}", f(s));
+        }
+        println!();
+    };
+    row("hit rate", &|s| format!("{:.2} %", 100.0 * s.hit_rate));
+    row("missed vblanks (frames)", &|s| s.misses.to_string());
+    row("wake-to-scanout median", &|s| {
+        format!("{:.2} ms", ms(s.wake_to_scanout_median_ns))
+    });
+    row("wake-to-scanout p99", &|s| {
+        format!("{:.2} ms", ms(s.wake_to_scanout_p99_ns))
+    });
+    row("commit-to-vblank median", &|s| {
+        format!("{:.2} ms", ms(s.commit_to_vblank_median_ns))
+    });
+    row("commit-to-vblank p99", &|s| {
+        format!("{:.2} ms", ms(s.commit_to_vblank_p99_ns))
+    });
+    if let [(_, late), (_, fifo)] = sums.as_slice() {
+        println!(
+            "\n  late-commit median wake-to-scanout is {:.2}x the baseline's",
+            late.wake_to_scanout_median_ns as f64 / fifo.wake_to_scanout_median_ns.max(1) as f64
+        );
+    }
+    println!("  per-frame CSV: {}", csv.display());
+    Ok(())
+}
