@@ -194,6 +194,7 @@ pub fn frame_timing(a: FrameTimingArgs) -> anyhow::Result<()> {
     };
     row("hit rate", &|s| format!("{:.2} %", 100.0 * s.hit_rate));
     row("missed vblanks (frames)", &|s| s.misses.to_string());
+    row("retargeted before commit", &|s| s.retargeted.to_string());
     row("wake-to-scanout median", &|s| {
         format!("{:.2} ms", ms(s.wake_to_scanout_median_ns))
     });

@@ -109,7 +109,11 @@ pub struct FrameRecord {
     pub flip_ns: u64,
     /// The pacer's commit-to-vblank margin in force (0 for FIFO).
     pub margin_ns: u64,
+    /// Flipped at its (final) target vblank.
     pub hit: bool,
+    /// Moved to a later vblank before its commit (late wake-up, or the previous frame
+    /// still occupying its vblank): on screen later than first planned.
+    pub retargeted: bool,
 }
 
 impl FrameRecord {
@@ -121,11 +125,11 @@ impl FrameRecord {
         self.flip_ns.saturating_sub(self.commit_ns)
     }
 
-    pub const CSV_HEADER: &'static str = "frame,target_sequence,target_vblank_ns,flip_sequence,flip_ns,wake_ns,commit_ns,fence_signal_ns,margin_ns,wake_to_scanout_ns,commit_to_vblank_ns,hit";
+    pub const CSV_HEADER: &'static str = "frame,target_sequence,target_vblank_ns,flip_sequence,flip_ns,wake_ns,commit_ns,fence_signal_ns,margin_ns,wake_to_scanout_ns,commit_to_vblank_ns,hit,retargeted";
 
     pub fn csv_row(&self) -> String {
         format!(
-            "{},{},{},{},{},{},{},{},{},{},{},{}",
+            "{},{},{},{},{},{},{},{},{},{},{},{},{}",
             self.frame,
             self.target_sequence,
             self.target_vblank_ns,
@@ -137,7 +141,8 @@ impl FrameRecord {
             self.margin_ns,
             self.wake_to_scanout_ns(),
             self.commit_to_vblank_ns(),
-            u8::from(self.hit)
+            u8::from(self.hit),
+            u8::from(self.retargeted)
         )
     }
 }
@@ -148,6 +153,7 @@ pub struct Summary {
     pub frames: usize,
     pub hit_rate: f64,
     pub misses: usize,
+    pub retargeted: usize,
     pub wake_to_scanout_median_ns: u64,
     pub wake_to_scanout_p99_ns: u64,
     pub commit_to_vblank_median_ns: u64,
@@ -183,6 +189,7 @@ impl Summary {
                 hits as f64 / records.len() as f64
             },
             misses: records.len() - hits,
+            retargeted: records.iter().filter(|r| r.retargeted).count(),
             wake_to_scanout_median_ns: percentile(&w, 0.5),
             wake_to_scanout_p99_ns: percentile(&w, 0.99),
             commit_to_vblank_median_ns: percentile(&c, 0.5),
@@ -355,6 +362,35 @@ pub fn run(
     }
 }
 
+/// Sleeps until `t_ns`, handing every flip event that arrives meanwhile to `on_flip`.
+fn wait_until(
+    output: &Output<'_>,
+    t_ns: u64,
+    on_flip: &mut dyn FnMut(FlipEvent) -> Result<(), KmsError>,
+) -> Result<(), KmsError> {
+    loop {
+        let now = now_ns();
+        if now >= t_ns {
+            return Ok(());
+        }
+        match output
+            .card()
+            .wait_flip_events(Duration::from_nanos(t_ns - now))
+        {
+            Ok(events) => {
+                for e in events.into_iter().filter(|e| e.crtc == output.crtc) {
+                    on_flip(e)?;
+                }
+            }
+            Err(KmsError::FlipTimeout { .. }) => return Ok(()),
+            Err(e) => return Err(e),
+        }
+    }
+}
+
+/// The late-commit presenter. Frames are planned, rendered and committed while the
+/// previous frame's flip is still in flight; flip events are handled as they arrive, so
+/// the presenter never waits for feedback it does not need yet.
 fn late_commit(
     output: &Output<'_>,
     buffers: &[DumbFramebuffer<'_>],
@@ -364,49 +400,96 @@ fn late_commit(
     render: RenderModel,
     frames: u64,
 ) -> Result<Vec<FrameRecord>, KmsError> {
-    let mut pacer = Pacer::new(cfg, u64::from(anchor.sequence), anchor.timestamp_ns);
-    let mut out = Vec::with_capacity(frames as usize);
-    // Buffer 0 is on screen after the anchor flip; frame i uses buffer (i + 1) % n, which
-    // the display released when frame i - n + 1 replaced it.
-    for i in 0..frames {
-        let mut plan = pacer.plan(now_ns());
-        sleep_until(plan.wake_ns);
-        let wake = now_ns();
-        let fence = gpu.render(i, render.duration_ns(i))?;
-        sleep_until(plan.commit_deadline_ns);
-        if now_ns() > plan.commit_deadline_ns + 1_000_000 {
-            // Woken too late for this vblank: move the frame rather than block.
-            plan = pacer.retarget(&plan, now_ns());
-            sleep_until(plan.commit_deadline_ns);
-        }
-        let commit = now_ns();
-        let fb = buffers[((i + 1) % buffers.len() as u64) as usize].fb;
-        output.flip_fenced(fb, Some(fence.as_fd()), false)?;
-        let signalled = gpu.completed(i)?;
-        let ev = next_flip(output, Duration::from_secs(2))?;
-        pacer.on_render_time(signalled.saturating_sub(wake));
-        let outcome = pacer.on_flip(FlipFeedback {
-            frame_id: plan.frame_id,
+    let pacer = std::cell::RefCell::new(Pacer::new(
+        cfg,
+        u64::from(anchor.sequence),
+        anchor.timestamp_ns,
+    ));
+    let out = std::cell::RefCell::new(Vec::with_capacity(frames as usize));
+    // Committed frames awaiting their flip, in commit order (flips complete in order).
+    let inflight: std::cell::RefCell<VecDeque<FrameRecord>> = Default::default();
+    let frame_ids: std::cell::RefCell<VecDeque<u64>> = Default::default();
+    let mut on_flip = |ev: FlipEvent| -> Result<(), KmsError> {
+        let Some(mut rec) = inflight.borrow_mut().pop_front() else {
+            return Ok(()); // the anchor flip or a stray event
+        };
+        let id = frame_ids
+            .borrow_mut()
+            .pop_front()
+            .expect("ids follow records");
+        let signalled = gpu.completed(rec.frame)?;
+        let mut p = pacer.borrow_mut();
+        p.on_render_time(signalled.saturating_sub(rec.wake_ns));
+        let outcome = p.on_flip(FlipFeedback {
+            frame_id: id,
             sequence: u64::from(ev.sequence),
             vblank_ns: ev.timestamp_ns,
-            commit_ns: commit,
+            commit_ns: rec.commit_ns,
             render_done_ns: Some(signalled),
         });
-        let missed = outcome.map_or(1, |o| o.missed_vblanks);
-        out.push(FrameRecord {
+        rec.fence_signal_ns = signalled;
+        rec.flip_sequence = u64::from(ev.sequence);
+        rec.flip_ns = ev.timestamp_ns;
+        rec.margin_ns = p.margin_ns();
+        rec.hit = outcome.is_some_and(|o| o.missed_vblanks == 0);
+        out.borrow_mut().push(rec);
+        Ok(())
+    };
+    // Buffer 0 is on screen after the anchor flip; frame i uses buffer (i + 1) % n. With
+    // at most one flip pending when frame i is committed, its buffer was last shown by
+    // frame i - n, which frame i - n + 1 replaced before frame i's wake-up.
+    for i in 0..frames {
+        let mut plan = pacer.borrow_mut().plan(now_ns());
+        let mut late_wake = false;
+        wait_until(output, plan.wake_ns, &mut on_flip)?;
+        let wake = now_ns();
+        let fence = gpu.render(i, render.duration_ns(i))?;
+        wait_until(output, plan.commit_deadline_ns, &mut on_flip)?;
+        if now_ns() > plan.commit_deadline_ns + 1_000_000 {
+            // Woken too late for this vblank: move the frame rather than block.
+            plan = pacer.borrow_mut().retarget(&plan, now_ns());
+            wait_until(output, plan.commit_deadline_ns, &mut on_flip)?;
+            late_wake = true;
+        }
+        let fb = buffers[((i + 1) % buffers.len() as u64) as usize].fb;
+        let mut retargeted = late_wake;
+        let commit = loop {
+            let commit = now_ns();
+            match output.flip_fenced(fb, Some(fence.as_fd()), false) {
+                Ok(_) => break commit,
+                // The previous frame slipped and still occupies this frame's vblank: its
+                // flip is pending. Take its event, then aim this frame one vblank later
+                // (committing at that vblank's deadline) instead of missing it too.
+                Err(e) if e.errno() == Some(rustix::io::Errno::BUSY.raw_os_error()) => {
+                    let ev = next_flip(output, Duration::from_secs(2))?;
+                    on_flip(ev)?;
+                    plan = pacer.borrow_mut().retarget(&plan, now_ns());
+                    retargeted = true;
+                    wait_until(output, plan.commit_deadline_ns, &mut on_flip)?;
+                }
+                Err(e) => return Err(e),
+            }
+        };
+        inflight.borrow_mut().push_back(FrameRecord {
             frame: i,
             target_sequence: plan.target_sequence,
             target_vblank_ns: plan.target_vblank_ns,
             wake_ns: wake,
             commit_ns: commit,
-            fence_signal_ns: signalled,
-            flip_sequence: u64::from(ev.sequence),
-            flip_ns: ev.timestamp_ns,
-            margin_ns: pacer.margin_ns(),
-            hit: missed == 0,
+            fence_signal_ns: 0,
+            flip_sequence: 0,
+            flip_ns: 0,
+            margin_ns: 0,
+            hit: false,
+            retargeted,
         });
+        frame_ids.borrow_mut().push_back(plan.frame_id);
     }
-    Ok(out)
+    while !inflight.borrow().is_empty() {
+        let ev = next_flip(output, Duration::from_secs(2))?;
+        on_flip(ev)?;
+    }
+    Ok(out.into_inner())
 }
 
 #[allow(clippy::too_many_arguments)]
@@ -476,6 +559,7 @@ fn fifo(
             flip_ns: ev.timestamp_ns,
             margin_ns: 0,
             hit: ev_seq <= target_seq,
+            retargeted: false,
         });
         last_seq = ev_seq;
         last_ns = ev.timestamp_ns;
@@ -520,6 +604,7 @@ mod tests {
             flip_ns: flip,
             margin_ns: 0,
             hit,
+            retargeted: false,
         };
         let rs: Vec<_> = (0..100)
             .map(|i| rec(i, 0, 90 + i % 10, 100 + i, i != 7))
