@@ -214,5 +214,16 @@ pub fn frame_timing(a: FrameTimingArgs) -> anyhow::Result<()> {
         );
     }
     println!("  per-frame CSV: {}", csv.display());
+    let png = a.out.join("frame-timing.png");
+    let title = format!(
+        "{} {w}x{h} @ {:.1} Hz, render {:.1} ms: red = missed vblank (lab figures are TCG, not real scanout)",
+        headset.connector.name,
+        1e9 / period as f64,
+        a.render_ms
+    );
+    match crate::plot::frame_timing(&png, &title, &runs) {
+        Ok(()) => println!("  plot: {}", png.display()),
+        Err(e) => println!("  plot skipped: {e:#}"),
+    }
     Ok(())
 }

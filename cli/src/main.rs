@@ -3,6 +3,7 @@
 #![allow(clippy::disallowed_macros)]
 
 mod bench;
+mod plot;
 mod probe;
 
 use clap::{Parser, Subcommand};

@@ -59,6 +59,7 @@ const PACKAGES: &[Package] = &[
     pkg("kmod", "modprobe/depmod for the lab kernel"),
     pkg("udev", "udevadm in the lab guest"),
     pkg("python3-venv", "a private virtualenv for virtme-ng"),
+    pkg("fonts-dejavu-core", "the font of the CLI's PNG plots"),
 ];
 
 /// virtme-ng, pinned: the lab runner depends on its command line.
