@@ -99,26 +99,31 @@ pub fn frame_timing(a: FrameTimingArgs) -> anyhow::Result<()> {
         ModeDecision::Set { mode, .. } => mode,
     };
     let size = mode.size();
+    let describe = |mode: &leasehold_compositor::kms::Mode, custom: bool| {
+        let (w, h) = mode.size();
+        let note = if custom {
+            " (a custom mode: not in its EDID)"
+        } else {
+            ""
+        };
+        format!(
+            "{} cannot run {w}x{h}@{}{note}",
+            headset.connector.name,
+            mode.vrefresh()
+        )
+    };
+    let custom = matches!(decision, ModeDecision::Set { custom: true, .. });
+    lessee
+        .check_fb_size(size)
+        .with_context(|| describe(&mode, custom))?;
     let buffers = (0..3)
         .map(|i| DumbFramebuffer::solid(lessee, size, [0x202020, 0x606060, 0xA0A0A0][i]))
         .collect::<Result<Vec<_>, _>>()?;
     match decision {
         ModeDecision::Keep(m) => output.adopt_mode(&m),
-        ModeDecision::Set { mode, custom } => {
-            output.modeset(&mode, buffers[0].fb).with_context(|| {
-                let (w, h) = mode.size();
-                format!(
-                    "{} cannot run {w}x{h}@{}{}",
-                    headset.connector.name,
-                    mode.vrefresh(),
-                    if custom {
-                        " (a custom mode: not in its EDID)"
-                    } else {
-                        ""
-                    }
-                )
-            })?
-        }
+        ModeDecision::Set { mode, custom } => output
+            .modeset(&mode, buffers[0].fb)
+            .with_context(|| describe(&mode, custom))?,
     }
     let period = period_ns(&mode);
     let mut cfg = PacerConfig::for_period(period);

@@ -133,30 +133,42 @@ fn a_late_fence_moves_the_frame_and_the_pacer_reports_the_miss() {
         (plan, ev, outcome)
     };
 
-    let (plan, ev, on_time) = run(&mut pacer, false, fbs[0].fb);
-    assert_eq!(
-        on_time.missed_vblanks, 0,
-        "on-time frame: plan {plan:?}, flip {ev:?}"
+    // TCG stalls the whole VM now and then (LAB.md), so a single frame can slip for no
+    // fault of ours: try the on-time/late pair a few times and require one clean pair.
+    // Broken fence gating or miss detection fails every attempt.
+    let mut failures = Vec::new();
+    for attempt in 1..=3 {
+        let (plan, ev, on_time) = run(&mut pacer, false, fbs[0].fb);
+        if on_time.missed_vblanks != 0 || ev.timestamp_ns.abs_diff(plan.target_vblank_ns) >= 500_000
+        {
+            failures.push(format!(
+                "attempt {attempt}: on-time frame slipped: {plan:?} vs {ev:?}"
+            ));
+            continue;
+        }
+        let (hits, misses) = pacer.stats();
+        let margin_before = pacer.margin_ns();
+        let (plan, ev, late) = run(&mut pacer, true, fbs[1].fb);
+        if late.missed_vblanks != 1 || u64::from(ev.sequence) != plan.target_sequence + 1 {
+            failures.push(format!(
+                "attempt {attempt}: late frame: {late:?}, {plan:?} vs {ev:?}"
+            ));
+            continue;
+        }
+        assert!(
+            pacer.margin_ns() >= margin_before,
+            "a miss never shrinks the margin"
+        );
+        assert_eq!(
+            pacer.stats(),
+            (hits, misses + 1),
+            "the miss is counted once"
+        );
+        tracing::info!(attempt, ?failures, "late fence moved the frame one vblank");
+        return;
+    }
+    panic!(
+        "no clean on-time/late pair in 3 attempts:\n{}",
+        failures.join("\n")
     );
-    assert!(
-        ev.timestamp_ns.abs_diff(plan.target_vblank_ns) < 500_000,
-        "predicted vblank {plan:?} vs {ev:?}"
-    );
-
-    let margin_before = pacer.margin_ns();
-    let (plan, ev, late) = run(&mut pacer, true, fbs[1].fb);
-    assert_eq!(
-        late.missed_vblanks, 1,
-        "late fence: plan {plan:?}, flip {ev:?}"
-    );
-    assert_eq!(
-        u64::from(ev.sequence),
-        plan.target_sequence + 1,
-        "moved to the next vblank, not dropped"
-    );
-    assert!(
-        pacer.margin_ns() >= margin_before,
-        "a miss never shrinks the margin"
-    );
-    assert_eq!(pacer.stats(), (1, 1));
 }

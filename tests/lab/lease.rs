@@ -1,6 +1,6 @@
 //! Leases on the real kernel: lease a headset output, flip on the lessee, revoke.
 
-use crate::common::{headset_card, period_ns};
+use crate::common::{headset_card, now_ns, period_ns};
 use leasehold_compositor::kms::{DumbFramebuffer, Lease, Output};
 use leasehold_tests::init_tracing;
 use std::time::Duration;
@@ -89,34 +89,52 @@ fn lease_flip_isolate_revoke() {
         .expect("modeset on the lessee");
 
     const FLIPS: usize = 100;
-    let mut events = Vec::with_capacity(FLIPS);
+    let mut flips = Vec::with_capacity(FLIPS);
     for i in 0..FLIPS {
+        let committed = now_ns();
         out.flip(fbs[(i + 1) % 2].fb).expect("page flip");
         let ev = lessee
             .wait_flip_events(Duration::from_secs(2))
             .expect("flip event");
         assert_eq!(ev.len(), 1, "one flip event per flip");
         assert_eq!(ev[0].crtc, lease.crtc);
-        events.push(ev[0]);
+        flips.push((committed, ev[0]));
     }
+    // Each flip lands on the vblank after its commit: exactly one vblank after the
+    // previous flip when committed in time. Under TCG the whole VM stalls now and then;
+    // a flip committed after the next vblank had passed may only skip to the one after.
     let mut worst_ns = 0u64;
-    for w in events.windows(2) {
-        assert_eq!(
-            w[1].sequence,
-            w[0].sequence + 1,
-            "flips advance exactly one vblank: {w:?}"
-        );
-        let dt = w[1].timestamp_ns - w[0].timestamp_ns;
-        worst_ns = worst_ns.max(dt.abs_diff(period));
+    let mut late_commits = 0;
+    for w in flips.windows(2) {
+        let ((_, prev), (committed, ev)) = (w[0], w[1]);
+        let in_time = committed + 1_000_000 < prev.timestamp_ns + period;
+        let dseq = u64::from(ev.sequence - prev.sequence);
+        if in_time {
+            assert_eq!(
+                dseq, 1,
+                "a flip committed in time advances exactly one vblank: {w:?}"
+            );
+        } else {
+            late_commits += 1;
+            assert!(dseq >= 1, "flips never go backwards: {w:?}");
+        }
+        let dt = ev.timestamp_ns - prev.timestamp_ns;
+        let dev = dt.abs_diff(dseq * period);
+        worst_ns = worst_ns.max(dev);
         assert!(
-            dt.abs_diff(period) <= 500_000,
-            "flip interval {dt} ns is not the mode's period {period} ns (±0.5 ms)"
+            dev <= 500_000,
+            "flip interval {dt} ns is not {dseq} x the mode's period {period} ns (±0.5 ms)"
         );
     }
+    assert!(
+        late_commits <= 5,
+        "{late_commits} of {FLIPS} commits were late: the lab is too loaded to judge"
+    );
     tracing::info!(
         flips = FLIPS,
         period_ns = period,
         worst_deviation_ns = worst_ns,
+        late_commits,
         hz = mode.vrefresh(),
         "flip cadence"
     );

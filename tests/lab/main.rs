@@ -3,6 +3,7 @@
 //!
 //! They share one virtio-gpu card, so the runner passes `--test-threads=1`.
 
+mod cli;
 mod common;
 mod fence;
 mod lease;

@@ -161,6 +161,32 @@ impl Card {
             .to_vec())
     }
 
+    /// Checks that a framebuffer of this size is within the card's limits.
+    pub fn check_fb_size(&self, (w, h): (u16, u16)) -> Result<(), KmsError> {
+        use std::ops::{Bound, RangeBounds};
+        let res = self
+            .resource_handles()
+            .map_err(KmsError::ioctl("get resources"))?;
+        fn max(r: impl RangeBounds<u32>) -> u32 {
+            match r.end_bound() {
+                Bound::Included(&m) => m,
+                Bound::Excluded(&m) => m.saturating_sub(1),
+                Bound::Unbounded => u32::MAX,
+            }
+        }
+        let (wr, hr) = (res.supported_fb_width(), res.supported_fb_height());
+        let (max_w, max_h) = (
+            max(res.supported_fb_width()),
+            max(res.supported_fb_height()),
+        );
+        let (w, h) = (u32::from(w), u32::from(h));
+        if wr.contains(&w) && hr.contains(&h) {
+            Ok(())
+        } else {
+            Err(KmsError::TooLarge { w, h, max_w, max_h })
+        }
+    }
+
     /// The mode a CRTC is running, if it is lit.
     pub fn crtc_mode(&self, crtc: crtc::Handle) -> Result<Option<drm::control::Mode>, KmsError> {
         Ok(self

@@ -31,13 +31,13 @@ use std::io;
 /// What went wrong in the display path, with the operation and objects involved.
 #[derive(Debug, thiserror::Error)]
 pub enum KmsError {
-    #[error("cannot open DRM device {path}: {source}")]
+    #[error("cannot open DRM device {path}")]
     Open {
         path: String,
         #[source]
         source: io::Error,
     },
-    #[error("{op} failed: {source}")]
+    #[error("{op} failed")]
     Ioctl {
         op: &'static str,
         #[source]
@@ -49,7 +49,7 @@ pub enum KmsError {
     NoPrimaryPlane { crtc: u32 },
     #[error("{object} has no `{name}` property (the driver lacks atomic support for it)")]
     MissingProperty { object: String, name: &'static str },
-    #[error("the kernel rejected the configuration in a TEST_ONLY commit: {source}")]
+    #[error("the kernel rejected the configuration in a TEST_ONLY commit")]
     TestRejected {
         #[source]
         source: io::Error,
@@ -60,6 +60,13 @@ pub enum KmsError {
         "{card} is not ours to lease from: another process is its DRM master (a desktop session?); take a lease from that session (Wayland, X11) or pass one with --lease-fd"
     )]
     NotMaster { card: String },
+    #[error("{w}x{h} is beyond this card's framebuffer limits ({max_w}x{max_h})")]
+    TooLarge {
+        w: u32,
+        h: u32,
+        max_w: u32,
+        max_h: u32,
+    },
     #[error("timed out after {ms} ms waiting for a page-flip event")]
     FlipTimeout { ms: u64 },
 }
