@@ -163,8 +163,16 @@ pub fn frame_timing(a: FrameTimingArgs) -> anyhow::Result<()> {
     for (name, p) in plan {
         eprint!("  running {name} … ");
         let t0 = std::time::Instant::now();
-        let recs = present::run(&output, &buffers, period, cfg, p, render, a.frames)
+        let run = present::run(&output, &buffers, period, cfg, p, render, a.frames)
             .with_context(|| format!("the {name} presenter failed"))?;
+        if run.stop == present::Stop::LeaseLost {
+            bail!(
+                "the lease on {} was lost after {} frames of {name} (revoked, or its lessor went away): presenter stopped",
+                headset.connector.name,
+                run.records.len()
+            );
+        }
+        let recs = run.records;
         eprintln!("{:.1} s", t0.elapsed().as_secs_f64());
         runs.push((name, recs));
     }

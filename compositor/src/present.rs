@@ -336,30 +336,73 @@ pub fn run(
     presenter: Presenter,
     render: RenderModel,
     frames: u64,
-) -> Result<Vec<FrameRecord>, KmsError> {
+) -> Result<Run, KmsError> {
     assert!(
         buffers.len() >= 3,
         "a scanout ring needs at least 3 buffers"
     );
     let gpu = SyntheticGpu::start()?;
-    // Anchor: one unfenced flip tells us where vblanks are.
-    output.flip(buffers[0].fb)?;
-    let anchor = next_flip(output, Duration::from_secs(2))?;
-    match presenter {
-        Presenter::LateCommit => {
-            late_commit(output, buffers, &gpu, anchor, pacer_cfg, render, frames)
+    let mut records = Vec::with_capacity(frames as usize);
+    let result = (|| {
+        // Anchor: one unfenced flip tells us where vblanks are.
+        output.flip(buffers[0].fb)?;
+        let anchor = next_flip(output, Duration::from_secs(2))?;
+        match presenter {
+            Presenter::LateCommit => late_commit(
+                output,
+                buffers,
+                &gpu,
+                anchor,
+                pacer_cfg,
+                render,
+                frames,
+                &mut records,
+            ),
+            Presenter::Fifo { images } => fifo(
+                output,
+                buffers,
+                &gpu,
+                anchor,
+                period_ns,
+                images.min(buffers.len()),
+                render,
+                frames,
+                &mut records,
+            ),
         }
-        Presenter::Fifo { images } => fifo(
-            output,
-            buffers,
-            &gpu,
-            anchor,
-            period_ns,
-            images.min(buffers.len()),
-            render,
-            frames,
-        ),
+    })();
+    match result {
+        Ok(()) => Ok(Run {
+            records,
+            stop: Stop::Completed,
+        }),
+        // A revoked lease (or a lessor gone) shows as ENOENT on the leased objects, or as
+        // a flip that never completes on a CRTC we no longer hold.
+        Err(e) if e.is_lease_lost() || !output.lease_alive() => {
+            tracing::warn!(frames = records.len(), error = %e, "lease lost: presenter stopped");
+            Ok(Run {
+                records,
+                stop: Stop::LeaseLost,
+            })
+        }
+        Err(e) => Err(e),
     }
+}
+
+/// Why a presenter run ended.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Stop {
+    Completed,
+    /// The lease was revoked or its lessor went away: the output is gone, the process
+    /// is not.
+    LeaseLost,
+}
+
+/// The frames a presenter showed and why it stopped.
+#[derive(Debug, Clone)]
+pub struct Run {
+    pub records: Vec<FrameRecord>,
+    pub stop: Stop,
 }
 
 /// Sleeps until `t_ns`, handing every flip event that arrives meanwhile to `on_flip`.
@@ -391,6 +434,7 @@ fn wait_until(
 /// The late-commit presenter. Frames are planned, rendered and committed while the
 /// previous frame's flip is still in flight; flip events are handled as they arrive, so
 /// the presenter never waits for feedback it does not need yet.
+#[allow(clippy::too_many_arguments)]
 fn late_commit(
     output: &Output<'_>,
     buffers: &[DumbFramebuffer<'_>],
@@ -399,13 +443,14 @@ fn late_commit(
     cfg: PacerConfig,
     render: RenderModel,
     frames: u64,
-) -> Result<Vec<FrameRecord>, KmsError> {
+    records: &mut Vec<FrameRecord>,
+) -> Result<(), KmsError> {
     let pacer = std::cell::RefCell::new(Pacer::new(
         cfg,
         u64::from(anchor.sequence),
         anchor.timestamp_ns,
     ));
-    let out = std::cell::RefCell::new(Vec::with_capacity(frames as usize));
+    let out = std::cell::RefCell::new(records);
     // Committed frames awaiting their flip, in commit order (flips complete in order).
     let inflight: std::cell::RefCell<VecDeque<FrameRecord>> = Default::default();
     let frame_ids: std::cell::RefCell<VecDeque<u64>> = Default::default();
@@ -489,7 +534,7 @@ fn late_commit(
         let ev = next_flip(output, Duration::from_secs(2))?;
         on_flip(ev)?;
     }
-    Ok(out.into_inner())
+    Ok(())
 }
 
 #[allow(clippy::too_many_arguments)]
@@ -502,7 +547,8 @@ fn fifo(
     images: usize,
     render: RenderModel,
     frames: u64,
-) -> Result<Vec<FrameRecord>, KmsError> {
+    out: &mut Vec<FrameRecord>,
+) -> Result<(), KmsError> {
     struct Queued {
         frame: u64,
         wake: u64,
@@ -510,7 +556,6 @@ fn fifo(
         signalled: u64,
         fence: Option<OwnedFd>,
     }
-    let mut out = Vec::with_capacity(frames as usize);
     // Frames rendered or rendering, oldest first; at most `images - 1` are off screen.
     let mut queue: VecDeque<Queued> = VecDeque::new();
     let mut pending: Option<Queued> = None;
@@ -564,7 +609,7 @@ fn fifo(
         last_seq = ev_seq;
         last_ns = ev.timestamp_ns;
     }
-    Ok(out)
+    Ok(())
 }
 
 #[cfg(test)]

@@ -8,4 +8,5 @@ mod common;
 mod fence;
 mod lease;
 mod lease_source;
+mod present;
 mod probe;

@@ -158,6 +158,11 @@ impl<'c> Output<'c> {
         self.size = Some(mode.size());
     }
 
+    /// Whether the CRTC is still ours (a revoked lessee can no longer see it).
+    pub fn lease_alive(&self) -> bool {
+        self.card.get_crtc(self.crtc).is_ok()
+    }
+
     /// The card this path is on.
     pub fn card(&self) -> &'c Card {
         self.card

@@ -1,0 +1,83 @@
+//! The presenter on the real kernel: lease loss while flipping.
+
+use crate::common::{headset_card, period_ns};
+use leasehold_compositor::kms::{DumbFramebuffer, Lease, Output};
+use leasehold_compositor::pacing::PacerConfig;
+use leasehold_compositor::present::{self, Presenter, RenderModel, Stop};
+use leasehold_tests::init_tracing;
+use std::time::Duration;
+
+#[test]
+fn revoking_the_lease_mid_run_stops_the_presenter_and_the_process_goes_on() {
+    init_tracing();
+    let (card, headset, _) = headset_card();
+    let lease = Lease::create(card.clone(), &headset).expect("lease");
+    let mode = headset.preferred_mode().expect("mode");
+    let period = period_ns(&mode);
+    let (lit_tx, lit) = std::sync::mpsc::channel();
+    let lease_ref = &lease;
+    let run = std::thread::scope(|s| {
+        let presenter = s.spawn(move || {
+            let lease = lease_ref;
+            let lessee = lease.card();
+            let mut out =
+                Output::new(lessee, lease.connector, lease.crtc, lease.plane).expect("output");
+            let fbs: Vec<_> = (0..3)
+                .map(|i| {
+                    DumbFramebuffer::solid(lessee, mode.size(), 0x303030 * (i + 1)).expect("fb")
+                })
+                .collect();
+            out.modeset(&mode, fbs[0].fb).expect("modeset");
+            lit_tx.send(()).expect("main thread waits");
+            let render = RenderModel::Fixed { ns: 2_000_000 };
+            present::run(
+                &out,
+                &fbs,
+                period,
+                PacerConfig::for_period(period),
+                Presenter::LateCommit,
+                render,
+                100_000,
+            )
+        });
+        lit.recv_timeout(Duration::from_secs(60))
+            .expect("the output lights up");
+        std::thread::sleep(Duration::from_millis(1000));
+        lease.revoke().expect("revoke while flipping");
+        presenter
+            .join()
+            .expect("the presenter thread must not panic")
+    });
+    let run = run.expect("losing the lease is a stop reason, not an error");
+    assert_eq!(run.stop, Stop::LeaseLost);
+    assert!(
+        run.records.len() > 20,
+        "it was flipping before the revoke: {} frames",
+        run.records.len()
+    );
+    assert!(run.records.len() < 100_000);
+    tracing::info!(
+        frames = run.records.len(),
+        "presenter stopped on lease loss"
+    );
+
+    // The process goes on: the headset can be leased and flipped again.
+    drop(lease);
+    let again = Lease::create(card, &headset).expect("lease again after loss");
+    let lessee = again.card();
+    let mut out = Output::new(lessee, again.connector, again.crtc, again.plane).expect("output");
+    let fbs = [
+        DumbFramebuffer::solid(lessee, mode.size(), 0x000000).unwrap(),
+        DumbFramebuffer::solid(lessee, mode.size(), 0xFFFFFF).unwrap(),
+    ];
+    out.modeset(&mode, fbs[0].fb)
+        .expect("modeset after re-lease");
+    out.flip(fbs[1].fb).expect("flip after re-lease");
+    assert_eq!(
+        lessee
+            .wait_flip_events(Duration::from_secs(2))
+            .unwrap()
+            .len(),
+        1
+    );
+}
