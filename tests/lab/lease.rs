@@ -149,3 +149,63 @@ fn lease_flip_isolate_revoke() {
         ),
     }
 }
+
+#[test]
+fn the_lessor_drives_the_desktop_output_while_the_headset_is_leased() {
+    init_tracing();
+    let (card, headset, all) = headset_card();
+    let lease = Lease::create(card.clone(), &headset).expect("lease");
+    let desktop = all
+        .iter()
+        .find(|c| c.handle != headset.handle && c.connected)
+        .expect("a connected desktop output (boot the lab with --outputs 2)");
+    let crtc = *desktop
+        .possible_crtcs
+        .iter()
+        .find(|&&c| c != lease.crtc)
+        .expect("a CRTC the lease does not hold");
+    let plane = card.primary_plane(crtc).expect("desktop primary plane");
+    assert_ne!(plane, lease.plane);
+
+    let dmode = desktop.preferred_mode().expect("desktop mode");
+    let mut lessor_out = Output::new(&card, desktop.handle, crtc, plane).expect("lessor output");
+    let dfbs = [
+        DumbFramebuffer::solid(&card, dmode.size(), 0x0000FF).unwrap(),
+        DumbFramebuffer::solid(&card, dmode.size(), 0x00FF00).unwrap(),
+    ];
+    lessor_out
+        .modeset(&dmode, dfbs[0].fb)
+        .expect("lessor modeset on its own output");
+
+    let lessee = lease.card();
+    let hmode = headset.preferred_mode().expect("headset mode");
+    let mut lessee_out =
+        Output::new(lessee, lease.connector, lease.crtc, lease.plane).expect("lessee output");
+    let hfbs = [
+        DumbFramebuffer::solid(lessee, hmode.size(), 0xFF0000).unwrap(),
+        DumbFramebuffer::solid(lessee, hmode.size(), 0xFFFF00).unwrap(),
+    ];
+    lessee_out
+        .modeset(&hmode, hfbs[0].fb)
+        .expect("lessee modeset");
+
+    let (mut desk_seqs, mut hmd_seqs) = (Vec::new(), Vec::new());
+    for i in 0..30 {
+        lessor_out.flip(dfbs[(i + 1) % 2].fb).expect("lessor flip");
+        lessee_out.flip(hfbs[(i + 1) % 2].fb).expect("lessee flip");
+        let d = card
+            .wait_flip_events(Duration::from_secs(2))
+            .expect("lessor flip event");
+        let h = lessee
+            .wait_flip_events(Duration::from_secs(2))
+            .expect("lessee flip event");
+        // Each fd hears only about its own CRTC.
+        assert!(d.iter().all(|e| e.crtc == crtc), "{d:?}");
+        assert!(h.iter().all(|e| e.crtc == lease.crtc), "{h:?}");
+        desk_seqs.extend(d.iter().map(|e| e.sequence));
+        hmd_seqs.extend(h.iter().map(|e| e.sequence));
+    }
+    assert_eq!(desk_seqs.len(), 30, "every lessor flip completed");
+    assert_eq!(hmd_seqs.len(), 30, "every lessee flip completed");
+    assert!(desk_seqs.windows(2).all(|w| w[1] > w[0]) && hmd_seqs.windows(2).all(|w| w[1] > w[0]));
+}

@@ -212,7 +212,7 @@ const LAB_GROUPS: &[LabGroup] = &[
         outputs: 1,
         hmd: Some("index"),
         mode: Some("640x360@120"),
-        filter: "lease::",
+        filter: "lease::lease_flip_isolate_revoke",
         skip: "",
     },
     LabGroup {
