@@ -10,3 +10,4 @@ mod lease;
 mod lease_source;
 mod present;
 mod probe;
+mod scanout;

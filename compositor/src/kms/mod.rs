@@ -16,6 +16,7 @@ pub mod fence;
 mod lease;
 pub mod lease_source;
 mod output;
+pub mod scanout;
 
 pub use card::{Card, ConnectorInfo, DriverInfo, cards};
 pub use discovery::{HeadsetOutput, ModeDecision, ModeRequest};
@@ -23,6 +24,7 @@ pub use fence::{Vgem, VgemFence};
 pub use lease::Lease;
 pub use lease_source::{DirectLease, FdLease, LeaseSource};
 pub use output::{DumbFramebuffer, FlipEvent, Output};
+pub use scanout::{ScanoutBuffer, ScanoutRing};
 
 pub use drm::control::{Mode, connector, crtc, framebuffer, plane};
 
