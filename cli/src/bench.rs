@@ -4,7 +4,7 @@
 use anyhow::{Context, bail};
 use clap::Args;
 use leasehold_compositor::kms::discovery::{ModeDecision, ModeRequest, choose_mode, period_ns};
-use leasehold_compositor::kms::{DirectLease, DumbFramebuffer, FdLease, LeaseSource, Output};
+use leasehold_compositor::kms::{DirectLease, FdLease, LeaseSource, Output, ScanoutRing};
 use leasehold_compositor::pacing::PacerConfig;
 use leasehold_compositor::present::{self, FrameRecord, Presenter, RenderModel, Summary};
 use std::io::Write;
@@ -116,14 +116,19 @@ pub fn frame_timing(a: FrameTimingArgs) -> anyhow::Result<()> {
     lessee
         .check_fb_size(size)
         .with_context(|| describe(&mode, custom))?;
-    let buffers = (0..3)
-        .map(|i| DumbFramebuffer::solid(lessee, size, [0x202020, 0x606060, 0xA0A0A0][i]))
-        .collect::<Result<Vec<_>, _>>()?;
+    let mut ring = ScanoutRing::new(lessee, (u32::from(size.0), u32::from(size.1)), 3)?;
     match decision {
         ModeDecision::Keep(m) => output.adopt_mode(&m),
-        ModeDecision::Set { mode, custom } => output
-            .modeset(&mode, buffers[0].fb)
-            .with_context(|| describe(&mode, custom))?,
+        ModeDecision::Set { mode, custom } => {
+            let slot = ring
+                .acquire()
+                .context("a fresh scanout ring has free buffers")?;
+            ring.queue(slot)?;
+            output
+                .modeset(&mode, ring.buffer(slot).fb)
+                .with_context(|| describe(&mode, custom))?;
+            ring.flipped(slot)?;
+        }
     }
     let period = period_ns(&mode);
     let mut cfg = PacerConfig::for_period(period);
@@ -142,6 +147,11 @@ pub fn frame_timing(a: FrameTimingArgs) -> anyhow::Result<()> {
             .unwrap_or("unknown headset"),
         1e9 / period as f64,
         a.frames
+    );
+    println!(
+        "  scanout: {:?} buffers, stride {}",
+        ring.allocator(),
+        ring.buffer(0).stride
     );
     if !rt {
         println!("  (presenter at normal priority: no CAP_SYS_NICE)");
@@ -163,7 +173,7 @@ pub fn frame_timing(a: FrameTimingArgs) -> anyhow::Result<()> {
     for (name, p) in plan {
         eprint!("  running {name} … ");
         let t0 = std::time::Instant::now();
-        let run = present::run(&output, &buffers, period, cfg, p, render, a.frames)
+        let run = present::run(&output, &mut ring, period, cfg, p, render, a.frames)
             .with_context(|| format!("the {name} presenter failed"))?;
         if run.stop == present::Stop::LeaseLost {
             bail!(

@@ -13,7 +13,8 @@
 //! benchmark.
 
 use crate::kms::fence::{VgemFence, wait_sync_file};
-use crate::kms::{DumbFramebuffer, FlipEvent, KmsError, Output, Vgem};
+use crate::kms::scanout::RingError;
+use crate::kms::{FlipEvent, KmsError, Output, ScanoutRing, Vgem};
 use crate::pacing::{FlipFeedback, Pacer, PacerConfig};
 use std::collections::VecDeque;
 use std::os::fd::{AsFd, OwnedFd};
@@ -326,31 +327,35 @@ fn next_flip(output: &Output<'_>, timeout: Duration) -> Result<FlipEvent, KmsErr
     }
 }
 
-/// Runs `frames` frames through `presenter` on a lit output (after its modeset), using
-/// `buffers` round-robin (at least 3: one on screen, one pending, one being rendered).
+/// Runs `frames` frames through `presenter` on a lit output (after its modeset), rendering
+/// into buffers from `ring` (at least 3: one on screen, one pending, one being rendered).
 pub fn run(
     output: &Output<'_>,
-    buffers: &[DumbFramebuffer<'_>],
+    ring: &mut ScanoutRing<'_>,
     period_ns: u64,
     pacer_cfg: PacerConfig,
     presenter: Presenter,
     render: RenderModel,
     frames: u64,
 ) -> Result<Run, KmsError> {
-    assert!(
-        buffers.len() >= 3,
-        "a scanout ring needs at least 3 buffers"
-    );
+    assert!(ring.len() >= 3, "a scanout ring needs at least 3 buffers");
+    let images = match presenter {
+        Presenter::Fifo { images } => images.clamp(2, ring.len()),
+        Presenter::LateCommit => ring.len(),
+    };
     let gpu = SyntheticGpu::start()?;
     let mut records = Vec::with_capacity(frames as usize);
     let result = (|| {
         // Anchor: one unfenced flip tells us where vblanks are.
-        output.flip(buffers[0].fb)?;
+        let slot = ring.acquire().ok_or(RingError::Exhausted)?;
+        output.flip(ring.buffer(slot).fb)?;
+        ring.queue(slot)?;
         let anchor = next_flip(output, Duration::from_secs(2))?;
+        ring.flipped(slot)?;
         match presenter {
             Presenter::LateCommit => late_commit(
                 output,
-                buffers,
+                &mut *ring,
                 &gpu,
                 anchor,
                 pacer_cfg,
@@ -358,13 +363,13 @@ pub fn run(
                 frames,
                 &mut records,
             ),
-            Presenter::Fifo { images } => fifo(
+            Presenter::Fifo { .. } => fifo(
                 output,
-                buffers,
+                &mut *ring,
                 &gpu,
                 anchor,
                 period_ns,
-                images.min(buffers.len()),
+                images,
                 render,
                 frames,
                 &mut records,
@@ -437,7 +442,7 @@ fn wait_until(
 #[allow(clippy::too_many_arguments)]
 fn late_commit(
     output: &Output<'_>,
-    buffers: &[DumbFramebuffer<'_>],
+    ring: &mut ScanoutRing<'_>,
     gpu: &SyntheticGpu,
     anchor: FlipEvent,
     cfg: PacerConfig,
@@ -453,15 +458,19 @@ fn late_commit(
     let out = std::cell::RefCell::new(records);
     // Committed frames awaiting their flip, in commit order (flips complete in order).
     let inflight: std::cell::RefCell<VecDeque<FrameRecord>> = Default::default();
-    let frame_ids: std::cell::RefCell<VecDeque<u64>> = Default::default();
+    // (pacer frame id, ring slot) of each in-flight record.
+    let frame_ids: std::cell::RefCell<VecDeque<(u64, usize)>> = Default::default();
+    let ring = std::cell::RefCell::new(ring);
     let mut on_flip = |ev: FlipEvent| -> Result<(), KmsError> {
         let Some(mut rec) = inflight.borrow_mut().pop_front() else {
-            return Ok(()); // the anchor flip or a stray event
+            return Ok(()); // a stray event
         };
-        let id = frame_ids
+        let (id, slot) = frame_ids
             .borrow_mut()
             .pop_front()
             .expect("ids follow records");
+        // This frame is on screen now; the buffer it replaced is free again.
+        ring.borrow_mut().flipped(slot)?;
         let signalled = gpu.completed(rec.frame)?;
         let mut p = pacer.borrow_mut();
         p.on_render_time(signalled.saturating_sub(rec.wake_ns));
@@ -480,13 +489,18 @@ fn late_commit(
         out.borrow_mut().push(rec);
         Ok(())
     };
-    // Buffer 0 is on screen after the anchor flip; frame i uses buffer (i + 1) % n. With
-    // at most one flip pending when frame i is committed, its buffer was last shown by
-    // frame i - n, which frame i - n + 1 replaced before frame i's wake-up.
     for i in 0..frames {
         let mut plan = pacer.borrow_mut().plan(now_ns());
         let mut late_wake = false;
         wait_until(output, plan.wake_ns, &mut on_flip)?;
+        // A buffer neither on screen nor queued (there is one whenever at most one flip
+        // is pending; otherwise take the pending flip's event first).
+        let slot = loop {
+            if let Some(s) = ring.borrow_mut().acquire() {
+                break s;
+            }
+            on_flip(next_flip(output, Duration::from_secs(2))?)?;
+        };
         let wake = now_ns();
         let fence = gpu.render(i, render.duration_ns(i))?;
         wait_until(output, plan.commit_deadline_ns, &mut on_flip)?;
@@ -496,7 +510,7 @@ fn late_commit(
             wait_until(output, plan.commit_deadline_ns, &mut on_flip)?;
             late_wake = true;
         }
-        let fb = buffers[((i + 1) % buffers.len() as u64) as usize].fb;
+        let fb = ring.borrow().buffer(slot).fb;
         let mut retargeted = late_wake;
         let commit = loop {
             let commit = now_ns();
@@ -512,9 +526,13 @@ fn late_commit(
                     retargeted = true;
                     wait_until(output, plan.commit_deadline_ns, &mut on_flip)?;
                 }
-                Err(e) => return Err(e),
+                Err(e) => {
+                    ring.borrow_mut().cancel(slot)?;
+                    return Err(e);
+                }
             }
         };
+        ring.borrow_mut().queue(slot)?;
         inflight.borrow_mut().push_back(FrameRecord {
             frame: i,
             target_sequence: plan.target_sequence,
@@ -528,7 +546,7 @@ fn late_commit(
             hit: false,
             retargeted,
         });
-        frame_ids.borrow_mut().push_back(plan.frame_id);
+        frame_ids.borrow_mut().push_back((plan.frame_id, slot));
     }
     while !inflight.borrow().is_empty() {
         let ev = next_flip(output, Duration::from_secs(2))?;
@@ -540,7 +558,7 @@ fn late_commit(
 #[allow(clippy::too_many_arguments)]
 fn fifo(
     output: &Output<'_>,
-    buffers: &[DumbFramebuffer<'_>],
+    ring: &mut ScanoutRing<'_>,
     gpu: &SyntheticGpu,
     anchor: FlipEvent,
     period_ns: u64,
@@ -555,6 +573,7 @@ fn fifo(
         commit: u64,
         signalled: u64,
         fence: Option<OwnedFd>,
+        slot: usize,
     }
     // Frames rendered or rendering, oldest first; at most `images - 1` are off screen.
     let mut queue: VecDeque<Queued> = VecDeque::new();
@@ -565,6 +584,7 @@ fn fifo(
     while (out.len() as u64) < frames {
         // The app renders as soon as an image is free (FIFO acquire), back to back.
         while next < frames && queue.len() + usize::from(pending.is_some()) < images - 1 {
+            let Some(slot) = ring.acquire() else { break };
             let wake = now_ns();
             let fence = gpu.render(next, render.duration_ns(next))?;
             let signalled = gpu.completed(next)?;
@@ -574,22 +594,28 @@ fn fifo(
                 commit: 0,
                 signalled,
                 fence: Some(fence),
+                slot,
             });
             next += 1;
         }
         // Present: commit the oldest ready frame as soon as no flip is pending.
         if pending.is_none() {
             if let Some(mut q) = queue.pop_front() {
-                let fb = buffers[((q.frame + 1) % buffers.len() as u64) as usize].fb;
+                let fb = ring.buffer(q.slot).fb;
                 let fence = q.fence.take().expect("queued frames carry their fence");
                 let _ = wait_sync_file(fence.as_fd(), Duration::ZERO);
                 q.commit = now_ns();
-                output.flip_fenced(fb, Some(fence.as_fd()), false)?;
+                if let Err(e) = output.flip_fenced(fb, Some(fence.as_fd()), false) {
+                    ring.cancel(q.slot)?;
+                    return Err(e);
+                }
+                ring.queue(q.slot)?;
                 pending = Some(q);
             }
         }
         let ev = next_flip(output, Duration::from_secs(2))?;
         let q = pending.take().expect("a flip event follows a commit");
+        ring.flipped(q.slot)?;
         // FIFO aims at the first vblank after the commit.
         let target_seq = last_seq + ((q.commit.max(last_ns) - last_ns) / period_ns) + 1;
         let ev_seq = u64::from(ev.sequence);

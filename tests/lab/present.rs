@@ -1,7 +1,7 @@
 //! The presenter on the real kernel: lease loss while flipping.
 
 use crate::common::{headset_card, period_ns};
-use leasehold_compositor::kms::{DumbFramebuffer, Lease, Output};
+use leasehold_compositor::kms::{DumbFramebuffer, Lease, Output, ScanoutRing};
 use leasehold_compositor::pacing::PacerConfig;
 use leasehold_compositor::present::{self, Presenter, RenderModel, Stop};
 use leasehold_tests::init_tracing;
@@ -22,17 +22,17 @@ fn revoking_the_lease_mid_run_stops_the_presenter_and_the_process_goes_on() {
             let lessee = lease.card();
             let mut out =
                 Output::new(lessee, lease.connector, lease.crtc, lease.plane).expect("output");
-            let fbs: Vec<_> = (0..3)
-                .map(|i| {
-                    DumbFramebuffer::solid(lessee, mode.size(), 0x303030 * (i + 1)).expect("fb")
-                })
-                .collect();
-            out.modeset(&mode, fbs[0].fb).expect("modeset");
+            let (w, h) = mode.size();
+            let mut ring = ScanoutRing::new(lessee, (u32::from(w), u32::from(h)), 3).expect("ring");
+            let first = ring.acquire().unwrap();
+            ring.queue(first).unwrap();
+            out.modeset(&mode, ring.buffer(first).fb).expect("modeset");
+            ring.flipped(first).unwrap();
             lit_tx.send(()).expect("main thread waits");
             let render = RenderModel::Fixed { ns: 2_000_000 };
             present::run(
                 &out,
-                &fbs,
+                &mut ring,
                 period,
                 PacerConfig::for_period(period),
                 Presenter::LateCommit,

@@ -69,6 +69,8 @@ pub enum KmsError {
         max_w: u32,
         max_h: u32,
     },
+    #[error("scanout ring: {0}")]
+    Ring(#[from] scanout::RingError),
     #[error("timed out after {ms} ms waiting for a page-flip event")]
     FlipTimeout { ms: u64 },
 }

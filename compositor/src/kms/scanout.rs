@@ -37,6 +37,8 @@ pub enum RingError {
     },
     #[error("scanout slot {0} does not exist")]
     NoSuchSlot(usize),
+    #[error("no scanout buffer is free (all are on screen or queued)")]
+    Exhausted,
 }
 
 /// The slot state machine, apart from the buffers (pure; unit-tested).
