@@ -1,6 +1,6 @@
 //! What every display lab test starts from: the headset output, leased and lit.
 
-use leasehold_compositor::kms::{self, Card, ConnectorInfo};
+use leasehold_compositor::kms::{self, Card, ConnectorInfo, DumbFramebuffer, Lease, Output};
 use std::sync::Arc;
 
 /// Opens the first card that has a connected headset (non-desktop) connector, as master.
@@ -33,17 +33,18 @@ pub fn headset_card() -> (Arc<Card>, ConnectorInfo, Vec<ConnectorInfo>) {
 
 pub use leasehold_compositor::kms::discovery::period_ns;
 
-/// CLOCK_MONOTONIC now, ns: the clock flip-event timestamps use.
-pub fn now_ns() -> u64 {
-    let t = rustix::time::clock_gettime(rustix::time::ClockId::Monotonic);
-    t.tv_sec as u64 * 1_000_000_000 + t.tv_nsec as u64
-}
+pub use leasehold_compositor::present::{now_ns, sleep_until};
 
-/// Sleeps until an absolute CLOCK_MONOTONIC time.
-pub fn sleep_until(t_ns: u64) {
-    let ts = rustix::time::Timespec {
-        tv_sec: (t_ns / 1_000_000_000) as _,
-        tv_nsec: (t_ns % 1_000_000_000) as _,
-    };
-    let _ = rustix::thread::clock_nanosleep_absolute(rustix::thread::ClockId::Monotonic, &ts);
+/// Lights a leased headset output with its preferred mode and two solid framebuffers.
+pub fn light_up<'a>(
+    lease: &'a Lease,
+    headset: &ConnectorInfo,
+    colors: [u32; 2],
+) -> (Output<'a>, [DumbFramebuffer<'a>; 2], kms::Mode) {
+    let lessee = lease.card();
+    let mode = headset.preferred_mode().expect("mode");
+    let mut out = Output::new(lessee, lease.connector, lease.crtc, lease.plane).expect("output");
+    let fbs = colors.map(|c| DumbFramebuffer::solid(lessee, mode.size(), c).expect("fb"));
+    out.modeset(&mode, fbs[0].fb).expect("modeset");
+    (out, fbs, mode)
 }

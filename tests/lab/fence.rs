@@ -1,8 +1,8 @@
 //! Fence-gated flips on the real kernel: a vgem fence as the plane's IN_FENCE_FD.
 
-use crate::common::{headset_card, now_ns, period_ns, sleep_until};
+use crate::common::{headset_card, light_up, now_ns, period_ns, sleep_until};
 use leasehold_compositor::kms::fence::wait_sync_file;
-use leasehold_compositor::kms::{DumbFramebuffer, FlipEvent, KmsError, Lease, Output, Vgem};
+use leasehold_compositor::kms::{FlipEvent, KmsError, Lease, Vgem};
 use leasehold_compositor::pacing::{FlipFeedback, Pacer, PacerConfig};
 use leasehold_tests::init_tracing;
 use std::os::fd::AsFd;
@@ -20,14 +20,8 @@ fn a_flip_never_completes_before_its_fence() {
     let (card, headset, _) = headset_card();
     let lease = Lease::create(card, &headset).expect("lease");
     let lessee = lease.card();
-    let mode = headset.preferred_mode().expect("mode");
+    let (out, fbs, mode) = light_up(&lease, &headset, [0x000040, 0x400000]);
     let period = period_ns(&mode);
-    let mut out = Output::new(lessee, lease.connector, lease.crtc, lease.plane).expect("output");
-    let fbs = [
-        DumbFramebuffer::solid(lessee, mode.size(), 0x000040).expect("fb"),
-        DumbFramebuffer::solid(lessee, mode.size(), 0x400000).expect("fb"),
-    ];
-    out.modeset(&mode, fbs[0].fb).expect("modeset");
     assert!(
         out.supports_in_fence(),
         "virtio-gpu's primary plane has IN_FENCE_FD"
@@ -88,14 +82,8 @@ fn a_late_fence_moves_the_frame_and_the_pacer_reports_the_miss() {
     let (card, headset, _) = headset_card();
     let lease = Lease::create(card, &headset).expect("lease");
     let lessee = lease.card();
-    let mode = headset.preferred_mode().expect("mode");
+    let (out, fbs, mode) = light_up(&lease, &headset, [0x004000, 0x404000]);
     let period = period_ns(&mode);
-    let mut out = Output::new(lessee, lease.connector, lease.crtc, lease.plane).expect("output");
-    let fbs = [
-        DumbFramebuffer::solid(lessee, mode.size(), 0x004000).expect("fb"),
-        DumbFramebuffer::solid(lessee, mode.size(), 0x404000).expect("fb"),
-    ];
-    out.modeset(&mode, fbs[0].fb).expect("modeset");
     out.flip(fbs[1].fb).expect("flip");
     let anchor = one_event(lessee, Duration::from_secs(2));
     let vgem = Vgem::open().expect("vgem");

@@ -117,19 +117,7 @@ pub fn dma_buf_cpu_access<T>(
 
 /// Waits until a sync_file signals. `Ok(false)` on timeout.
 pub fn wait_sync_file(fence: BorrowedFd<'_>, timeout: Duration) -> Result<bool, KmsError> {
-    let ts = rustix::time::Timespec {
-        tv_sec: timeout.as_secs() as _,
-        tv_nsec: timeout.subsec_nanos() as _,
-    };
-    let mut fds = [rustix::event::PollFd::new(
-        &fence,
-        rustix::event::PollFlags::IN,
-    )];
-    let n = rustix::event::poll(&mut fds, Some(&ts)).map_err(|e| KmsError::Ioctl {
-        op: "poll sync_file",
-        source: e.into(),
-    })?;
-    Ok(n > 0)
+    super::poll_readable(fence, timeout, "poll sync_file")
 }
 
 /// The vgem device: buffers whose fences the CPU signals.

@@ -75,6 +75,28 @@ pub enum KmsError {
     FlipTimeout { ms: u64 },
 }
 
+/// Waits up to `timeout` for `fd` to become readable (a DRM event, a signalled
+/// sync_file). `Ok(false)` on timeout.
+pub(crate) fn poll_readable(
+    fd: std::os::fd::BorrowedFd<'_>,
+    timeout: std::time::Duration,
+    op: &'static str,
+) -> Result<bool, KmsError> {
+    let ts = rustix::time::Timespec {
+        tv_sec: timeout.as_secs() as _,
+        tv_nsec: timeout.subsec_nanos() as _,
+    };
+    let mut fds = [rustix::event::PollFd::new(
+        &fd,
+        rustix::event::PollFlags::IN,
+    )];
+    let n = rustix::event::poll(&mut fds, Some(&ts)).map_err(|e| KmsError::Ioctl {
+        op,
+        source: e.into(),
+    })?;
+    Ok(n > 0)
+}
+
 impl KmsError {
     pub(crate) fn ioctl(op: &'static str) -> impl FnOnce(io::Error) -> KmsError {
         move |source| KmsError::Ioctl { op, source }

@@ -236,20 +236,7 @@ impl<'c> Output<'c> {
 impl Card {
     /// Waits up to `timeout` for DRM events and returns the page flips among them.
     pub fn wait_flip_events(&self, timeout: Duration) -> Result<Vec<FlipEvent>, KmsError> {
-        let ts = rustix::time::Timespec {
-            tv_sec: timeout.as_secs() as _,
-            tv_nsec: timeout.subsec_nanos() as _,
-        };
-        let fd = self.as_fd();
-        let mut fds = [rustix::event::PollFd::new(
-            &fd,
-            rustix::event::PollFlags::IN,
-        )];
-        let ready = rustix::event::poll(&mut fds, Some(&ts)).map_err(|e| KmsError::Ioctl {
-            op: "poll DRM fd",
-            source: e.into(),
-        })?;
-        if ready == 0 {
+        if !super::poll_readable(self.as_fd(), timeout, "poll DRM fd")? {
             return Err(KmsError::FlipTimeout {
                 ms: timeout.as_millis() as u64,
             });
