@@ -4,7 +4,9 @@
 use anyhow::{Context, bail};
 use clap::Args;
 use leasehold_compositor::kms::discovery::{ModeDecision, ModeRequest, choose_mode, period_ns};
-use leasehold_compositor::kms::{DirectLease, FdLease, LeaseSource, Output, ScanoutRing};
+use leasehold_compositor::kms::{
+    DirectLease, FdLease, LeaseSource, Output, ScanoutRing, WaylandLease,
+};
 use leasehold_compositor::pacing::PacerConfig;
 use leasehold_compositor::present::{self, FrameRecord, Presenter, RenderModel, Summary};
 use std::io::Write;
@@ -35,6 +37,9 @@ pub struct FrameTimingArgs {
     /// Use an inherited DRM lease fd instead of leasing the headset ourselves.
     #[arg(long)]
     lease_fd: Option<i32>,
+    /// Ask the Wayland compositor we run under for the headset (wp_drm_lease_device_v1).
+    #[arg(long, conflicts_with = "lease_fd")]
+    wayland: bool,
     /// Swapchain images of the FIFO baseline.
     #[arg(long, default_value_t = 3)]
     fifo_images: usize,
@@ -80,9 +85,13 @@ pub fn frame_timing(a: FrameTimingArgs) -> anyhow::Result<()> {
         bail!("--fifo-images must be at least 2");
     }
     let render = render_model(&a)?;
-    let mut source: Box<dyn LeaseSource> = match a.lease_fd {
-        Some(fd) => Box::new(FdLease::from_inherited(fd)?),
-        None => Box::new(DirectLease {
+    let mut source: Box<dyn LeaseSource> = match (a.lease_fd, a.wayland) {
+        (Some(fd), _) => Box::new(FdLease::from_inherited(fd)?),
+        (None, true) => Box::new(WaylandLease {
+            socket: None,
+            connector: a.connector.clone(),
+        }),
+        (None, false) => Box::new(DirectLease {
             connector: a.connector.clone(),
         }),
     };

@@ -84,3 +84,12 @@ fn no_headset_is_a_clear_error() {
         "no headset display found",
     );
 }
+
+#[test]
+fn bench_with_wayland_but_no_compositor_is_a_clear_error() {
+    // The lab guest runs no Wayland compositor outside the wayland:: tests.
+    fails_with(
+        &["bench", "frame-timing", "--wayland"],
+        "no Wayland compositor to lease from",
+    );
+}

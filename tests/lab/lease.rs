@@ -89,6 +89,7 @@ fn lease_flip_isolate_revoke() {
         .expect("modeset on the lessee");
 
     const FLIPS: usize = 100;
+    const LATCH_NS: u64 = 4_000_000;
     let mut flips = Vec::with_capacity(FLIPS);
     for i in 0..FLIPS {
         let committed = now_ns();
@@ -107,7 +108,9 @@ fn lease_flip_isolate_revoke() {
     let mut late_commits = 0;
     for w in flips.windows(2) {
         let ((_, prev), (committed, ev)) = (w[0], w[1]);
-        let in_time = committed + 1_000_000 < prev.timestamp_ns + period;
+        // Under TCG a nonblocking commit has been measured to need up to ~3 ms before
+        // the vblank to latch (LAB.md: fences 0.35–2 ms); 4 ms is "in time" here.
+        let in_time = committed + LATCH_NS < prev.timestamp_ns + period;
         let dseq = u64::from(ev.sequence - prev.sequence);
         if in_time {
             assert_eq!(

@@ -11,3 +11,4 @@ mod lease_source;
 mod present;
 mod probe;
 mod scanout;
+mod wayland;

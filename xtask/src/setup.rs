@@ -60,6 +60,11 @@ const PACKAGES: &[Package] = &[
     pkg("udev", "udevadm in the lab guest"),
     pkg("python3-venv", "a private virtualenv for virtme-ng"),
     pkg("fonts-dejavu-core", "the font of the CLI's PNG plots"),
+    pkg(
+        "sway",
+        "a real Wayland DRM lessor (wp_drm_lease_device_v1) in the lab",
+    ),
+    pkg("seatd", "seat management for sway in the lab"),
 ];
 
 /// virtme-ng, pinned: the lab runner depends on its command line.
@@ -76,6 +81,7 @@ pub fn run(args: &[String]) -> Result {
     let t0 = Instant::now();
     ensure_packages()?;
     ensure_virtme_ng()?;
+    ensure_lab_user()?;
     lab_kernel(refresh_kernel)?;
     step(&format!(
         "setup complete in {:.1} s",
@@ -322,6 +328,34 @@ fn ensure_backports_source() -> Result {
             .arg(&tmp)
             .arg(BACKPORTS_FILE),
     )
+}
+
+/// The unprivileged account the lab runs sway as (sway refuses to run as root). The lab
+/// guest shares the host's /etc, so the account must exist on the host.
+pub const LAB_USER: &str = "leasehold-lab";
+
+fn ensure_lab_user() -> Result {
+    step("lab user");
+    if succeeds(Command::new("id").arg(LAB_USER)) {
+        ok(&format!("{LAB_USER} exists"));
+        return Ok(());
+    }
+    util::run(root_cmd("useradd").args([
+        "--system",
+        "--user-group",
+        "--shell",
+        "/usr/sbin/nologin",
+        "--home-dir",
+        "/nonexistent",
+        "--no-create-home",
+        "--groups",
+        "video,render",
+        LAB_USER,
+    ]))?;
+    ok(&format!(
+        "created system user {LAB_USER} (groups video, render)"
+    ));
+    Ok(())
 }
 
 /// The virtualenv holding virtme-ng (`vng`).

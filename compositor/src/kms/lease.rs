@@ -9,7 +9,6 @@ use std::sync::atomic::{AtomicBool, Ordering};
 
 /// A lease we created as master of `lessor`. The lessee fd is a [`Card`] that sees only
 /// the leased objects. Dropping the lease revokes it (and closes the lessee fd).
-#[derive(Debug)]
 pub struct Lease {
     lessee: Card,
     lessor: Option<Arc<Card>>,
@@ -19,6 +18,23 @@ pub struct Lease {
     pub crtc: crtc::Handle,
     pub plane: plane::Handle,
     revoked: AtomicBool,
+    /// Whatever must outlive the lessee fd for the lease to last (e.g. the Wayland
+    /// connection that granted it). Dropped after the lessee.
+    keep_alive: Option<std::sync::Mutex<Box<dyn std::any::Any + Send>>>,
+}
+
+impl std::fmt::Debug for Lease {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Lease")
+            .field("lessee", &self.lessee)
+            .field("id", &self.id)
+            .field("connector", &self.connector)
+            .field("crtc", &self.crtc)
+            .field("plane", &self.plane)
+            .field("revoked", &self.revoked)
+            .field("kept_alive", &self.keep_alive.is_some())
+            .finish()
+    }
 }
 
 impl Lease {
@@ -45,7 +61,14 @@ impl Lease {
             crtc,
             plane,
             revoked: AtomicBool::new(false),
+            keep_alive: None,
         })
+    }
+
+    /// Ties `value` to the lease: it is dropped only after the lessee fd is closed.
+    pub fn keep_alive(mut self, value: Box<dyn std::any::Any + Send>) -> Self {
+        self.keep_alive = Some(std::sync::Mutex::new(value));
+        self
     }
 
     /// The lessee: a master fd for exactly the leased objects.
@@ -115,6 +138,7 @@ impl Lease {
             crtc,
             plane,
             revoked: AtomicBool::new(false),
+            keep_alive: None,
         })
     }
 

@@ -17,6 +17,7 @@ mod lease;
 pub mod lease_source;
 mod output;
 pub mod scanout;
+pub mod wayland_lease;
 
 pub use card::{Card, ConnectorInfo, DriverInfo, cards};
 pub use discovery::{HeadsetOutput, ModeDecision, ModeRequest};
@@ -25,6 +26,7 @@ pub use lease::Lease;
 pub use lease_source::{DirectLease, FdLease, LeaseSource};
 pub use output::{DumbFramebuffer, FlipEvent, Output};
 pub use scanout::{ScanoutBuffer, ScanoutRing};
+pub use wayland_lease::WaylandLease;
 
 pub use drm::control::{Mode, connector, crtc, framebuffer, plane};
 

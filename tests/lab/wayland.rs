@@ -1,0 +1,148 @@
+//! A lease from a real Wayland compositor: Debian's sway (wlroots) runs on the lab's
+//! virtio-gpu as DRM master, keeps the non-desktop headset output off the desktop and
+//! offers it through wp_drm_lease_device_v1.
+
+use crate::common::light_up;
+use leasehold_compositor::kms::{LeaseSource, WaylandLease};
+use leasehold_tests::init_tracing;
+use std::path::PathBuf;
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+/// The account `cargo xtask setup` creates for the lab (sway refuses to run as root).
+const LAB_USER: &str = "leasehold-lab";
+
+/// seatd and sway, running as the lab user; stopped on drop.
+struct Sway {
+    seatd: Child,
+    sway: Child,
+    runtime: PathBuf,
+}
+
+impl Sway {
+    fn start() -> Self {
+        let runtime = PathBuf::from(format!("/tmp/leasehold-sway-{}", std::process::id()));
+        std::fs::create_dir_all(&runtime).unwrap();
+        let chown = Command::new("chown")
+            .arg(format!("{LAB_USER}:{LAB_USER}"))
+            .arg(&runtime)
+            .status()
+            .unwrap();
+        assert!(
+            chown.success(),
+            "chown the runtime dir (does the {LAB_USER} account exist? run cargo xtask setup)"
+        );
+        let log = |name: &str| std::fs::File::create(runtime.with_extension(name)).unwrap();
+        let seatd = Command::new("seatd")
+            .args(["-u", LAB_USER, "-g", "video"])
+            .stdout(Stdio::null())
+            .stderr(log("seatd.log"))
+            .spawn()
+            .expect("start seatd");
+        std::fs::write(
+            runtime.with_extension("conf"),
+            "output Virtual-1 resolution 1280x800\n",
+        )
+        .unwrap();
+        let sway = Command::new("setpriv")
+            .args([
+                "--reuid",
+                LAB_USER,
+                "--regid",
+                LAB_USER,
+                "--init-groups",
+                "env",
+                "-i",
+            ])
+            .arg("PATH=/usr/bin:/bin")
+            .arg("HOME=/tmp")
+            .arg(format!("XDG_RUNTIME_DIR={}", runtime.display()))
+            .args([
+                "LIBSEAT_BACKEND=seatd",
+                "WLR_BACKENDS=drm",
+                "WLR_RENDERER=pixman",
+                "sway",
+                "-d",
+                "-c",
+            ])
+            .arg(runtime.with_extension("conf"))
+            .stdout(Stdio::null())
+            .stderr(log("sway.log"))
+            .spawn()
+            .expect("start sway");
+        let s = Sway {
+            seatd,
+            sway,
+            runtime,
+        };
+        let t0 = Instant::now();
+        while t0.elapsed() < Duration::from_secs(60) {
+            let log =
+                std::fs::read_to_string(s.runtime.with_extension("sway.log")).unwrap_or_default();
+            if log.contains("Offering output") {
+                return s;
+            }
+            std::thread::sleep(Duration::from_millis(200));
+        }
+        let log = std::fs::read_to_string(s.runtime.with_extension("sway.log")).unwrap_or_default();
+        panic!("sway did not offer an output within 60 s; its log:\n{log}");
+    }
+
+    fn socket(&self) -> PathBuf {
+        self.runtime.join("wayland-1")
+    }
+}
+
+impl Drop for Sway {
+    fn drop(&mut self) {
+        let _ = self.sway.kill();
+        let _ = self.sway.wait();
+        let _ = self.seatd.kill();
+        let _ = self.seatd.wait();
+    }
+}
+
+#[test]
+fn sway_leases_us_the_headset_and_we_drive_it() {
+    init_tracing();
+    let sway = Sway::start();
+    let mut src = WaylandLease {
+        socket: Some(sway.socket()),
+        connector: None,
+    };
+    let (lease, headset) = src.acquire().expect("lease from sway");
+    let headset = headset.expect("the offered connector's details");
+    assert_eq!(headset.connector.name, "Virtual-2");
+    assert_eq!(headset.profile.map(|p| p.id.as_str()), Some("vive"));
+    // The lessee sees only the headset connector.
+    let seen = lease.card().connectors().expect("lessee connectors");
+    assert_eq!(seen.len(), 1);
+    let (out, fbs, _) = light_up(&lease, &headset.connector, [0x112233, 0x445566]);
+    for i in 0..20 {
+        out.flip(fbs[(i + 1) % 2].fb).expect("flip on sway's lease");
+        assert_eq!(
+            lease
+                .card()
+                .wait_flip_events(Duration::from_secs(2))
+                .expect("flip event")
+                .len(),
+            1
+        );
+    }
+    drop(fbs);
+    drop(lease);
+
+    // A connector sway does not offer: a clear error naming what it does offer.
+    let mut wrong = WaylandLease {
+        socket: Some(sway.socket()),
+        connector: Some("Virtual-1".into()),
+    };
+    let err = wrong
+        .acquire()
+        .expect_err("Virtual-1 is sway's desktop, not offered")
+        .to_string();
+    assert!(
+        err.contains("no offered connector is named `Virtual-1`") && err.contains("Virtual-2"),
+        "{err}"
+    );
+}
