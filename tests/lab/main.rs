@@ -8,7 +8,7 @@ mod common;
 mod fence;
 mod lease;
 mod lease_source;
+mod lessors;
 mod present;
 mod probe;
 mod scanout;
-mod wayland;

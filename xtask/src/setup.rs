@@ -65,6 +65,10 @@ const PACKAGES: &[Package] = &[
         "a real Wayland DRM lessor (wp_drm_lease_device_v1) in the lab",
     ),
     pkg("seatd", "seat management for sway in the lab"),
+    pkg(
+        "xserver-xorg-core",
+        "a real X11 RandR lessor (modesetting driver) in the lab",
+    ),
 ];
 
 /// virtme-ng, pinned: the lab runner depends on its command line.

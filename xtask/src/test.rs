@@ -205,7 +205,7 @@ const LAB_GROUPS: &[LabGroup] = &[
         hmd: Some("vive"),
         mode: None,
         filter: "",
-        skip: &["no_headset", "wayland::"],
+        skip: &["no_headset", "lessors::"],
     },
     LabGroup {
         what: "one output, Index EDID with a custom 640x360@120 mode",
@@ -216,11 +216,11 @@ const LAB_GROUPS: &[LabGroup] = &[
         skip: &[],
     },
     LabGroup {
-        what: "two outputs, Vive EDID on output 2, sway as the DRM master offering it",
+        what: "two outputs, Vive EDID on output 2, sway, then Xorg, as the DRM master leasing it",
         outputs: 2,
         hmd: Some("vive"),
         mode: None,
-        filter: "wayland::",
+        filter: "lessors::",
         skip: &[],
     },
     LabGroup {

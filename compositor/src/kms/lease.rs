@@ -106,10 +106,15 @@ impl Lease {
         }
         let res = drm::control::get_lease(lessee.as_fd())
             .map_err(|e| not_lease(format!("cannot list leased objects: {e}")))?;
-        // A lessee's GET_LEASE lists exactly its connectors, CRTCs and planes; a whole-
-        // device master gets every mode object (encoders, properties, …) instead.
-        let leased = res.connectors.len() + res.crtcs.len() + res.planes.len();
-        if objects.len() != leased {
+        // A lessee's GET_LEASE lists only its leased mode objects (connectors, CRTCs,
+        // planes; lessors may add e.g. a cursor plane). A whole-device master gets every
+        // mode object of the device instead, properties included: any property id in
+        // the list gives it away.
+        let is_property = |id: u32| {
+            drm::control::from_u32::<drm::control::property::Handle>(id)
+                .is_some_and(|h| lessee.get_property(h).is_ok())
+        };
+        if objects.iter().any(|&id| is_property(id)) {
             return Err(not_lease(format!(
                 "it is a DRM master of the whole device ({} objects), not a lease",
                 objects.len()

@@ -18,6 +18,7 @@ pub mod lease_source;
 mod output;
 pub mod scanout;
 pub mod wayland_lease;
+pub mod x11_lease;
 
 pub use card::{Card, ConnectorInfo, DriverInfo, cards};
 pub use discovery::{HeadsetOutput, ModeDecision, ModeRequest};
@@ -27,6 +28,7 @@ pub use lease_source::{DirectLease, FdLease, LeaseSource};
 pub use output::{DumbFramebuffer, FlipEvent, Output};
 pub use scanout::{ScanoutBuffer, ScanoutRing};
 pub use wayland_lease::WaylandLease;
+pub use x11_lease::X11Lease;
 
 pub use drm::control::{Mode, connector, crtc, framebuffer, plane};
 

@@ -1,0 +1,102 @@
+//! A lease from a real X server: Debian's Xorg with the modesetting driver on the lab's
+//! virtio-gpu marks the headset output non-desktop; RandR 1.6 CreateLease hands it to us.
+
+use crate::common::light_up;
+use leasehold_compositor::kms::{LeaseSource, X11Lease};
+use leasehold_tests::init_tracing;
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+const DISPLAY: &str = ":7";
+
+/// Xorg on the virtio-gpu card, no input devices; stopped on drop.
+struct Xorg(Child);
+
+impl Xorg {
+    fn start() -> Self {
+        let conf = "/tmp/leasehold-xorg.conf";
+        std::fs::write(
+            conf,
+            "Section \"ServerFlags\"\n  Option \"AutoAddDevices\" \"false\"\nEndSection\n\
+             Section \"Device\"\n  Identifier \"gpu\"\n  Driver \"modesetting\"\n  Option \"kmsdev\" \"/dev/dri/card0\"\nEndSection\n",
+        )
+        .unwrap();
+        let child = Command::new("Xorg")
+            .args([
+                DISPLAY,
+                "-config",
+                conf,
+                "-noreset",
+                "-nolisten",
+                "tcp",
+                "-logfile",
+                "/tmp/leasehold-xorg.log",
+            ])
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("start Xorg (installed by cargo xtask setup)");
+        let x = Xorg(child);
+        let socket = format!("/tmp/.X11-unix/X{}", &DISPLAY[1..]);
+        let t0 = Instant::now();
+        while !std::path::Path::new(&socket).exists() {
+            assert!(
+                t0.elapsed() < Duration::from_secs(60),
+                "Xorg did not start; see /tmp/leasehold-xorg.log"
+            );
+            std::thread::sleep(Duration::from_millis(200));
+        }
+        x
+    }
+}
+
+impl Drop for Xorg {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+#[test]
+fn xorg_leases_us_the_headset_and_we_drive_it() {
+    init_tracing();
+    let _x = Xorg::start();
+    let mut src = X11Lease {
+        display: Some(DISPLAY.into()),
+        connector: None,
+    };
+    let (lease, headset) = src.acquire().expect("lease from Xorg");
+    let headset = headset.expect("the leased connector's details");
+    assert_eq!(headset.connector.name, "Virtual-2");
+    assert_eq!(headset.profile.map(|p| p.id.as_str()), Some("vive"));
+    assert_eq!(
+        lease.card().connectors().expect("lessee connectors").len(),
+        1
+    );
+    let (out, fbs, _) = light_up(&lease, &headset.connector, [0x223344, 0x556677]);
+    for i in 0..20 {
+        out.flip(fbs[(i + 1) % 2].fb).expect("flip on Xorg's lease");
+        assert_eq!(
+            lease
+                .card()
+                .wait_flip_events(Duration::from_secs(2))
+                .expect("flip event")
+                .len(),
+            1
+        );
+    }
+    drop(fbs);
+    drop(lease);
+
+    // An output that does not exist.
+    let mut none = X11Lease {
+        display: Some(DISPLAY.into()),
+        connector: Some("DP-9".into()),
+    };
+    let err = none.acquire().expect_err("no DP-9").to_string();
+    assert!(
+        err.contains("no connected or non-desktop output is named `DP-9`")
+            && err.contains("Virtual-2 (non-desktop)"),
+        "{err}"
+    );
+}
