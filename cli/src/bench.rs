@@ -5,7 +5,7 @@ use anyhow::{Context, bail};
 use clap::Args;
 use leasehold_compositor::kms::discovery::{ModeDecision, ModeRequest, choose_mode, period_ns};
 use leasehold_compositor::kms::{
-    DirectLease, FdLease, LeaseSource, Output, ScanoutRing, WaylandLease,
+    DirectLease, FdLease, LeaseSource, Output, ScanoutRing, WaylandLease, X11Lease,
 };
 use leasehold_compositor::pacing::PacerConfig;
 use leasehold_compositor::present::{self, FrameRecord, Presenter, RenderModel, Summary};
@@ -40,6 +40,9 @@ pub struct FrameTimingArgs {
     /// Ask the Wayland compositor we run under for the headset (wp_drm_lease_device_v1).
     #[arg(long, conflicts_with = "lease_fd")]
     wayland: bool,
+    /// Ask the X server we run under for the headset (RandR 1.6 CreateLease).
+    #[arg(long, conflicts_with_all = ["lease_fd", "wayland"])]
+    x11: bool,
     /// Swapchain images of the FIFO baseline.
     #[arg(long, default_value_t = 3)]
     fifo_images: usize,
@@ -85,15 +88,18 @@ pub fn frame_timing(a: FrameTimingArgs) -> anyhow::Result<()> {
         bail!("--fifo-images must be at least 2");
     }
     let render = render_model(&a)?;
-    let mut source: Box<dyn LeaseSource> = match (a.lease_fd, a.wayland) {
-        (Some(fd), _) => Box::new(FdLease::from_inherited(fd)?),
-        (None, true) => Box::new(WaylandLease {
+    let connector = a.connector.clone();
+    let mut source: Box<dyn LeaseSource> = match (a.lease_fd, a.wayland, a.x11) {
+        (Some(fd), _, _) => Box::new(FdLease::from_inherited(fd)?),
+        (None, true, _) => Box::new(WaylandLease {
             socket: None,
-            connector: a.connector.clone(),
+            connector,
         }),
-        (None, false) => Box::new(DirectLease {
-            connector: a.connector.clone(),
+        (None, false, true) => Box::new(X11Lease {
+            display: None,
+            connector,
         }),
+        (None, false, false) => Box::new(DirectLease { connector }),
     };
     let (lease, headset) = source
         .acquire()

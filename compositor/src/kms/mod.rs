@@ -62,6 +62,8 @@ pub enum KmsError {
     },
     #[error("{fd} is not a usable DRM lease: {why}")]
     NotALease { fd: String, why: String },
+    #[error("{why}")]
+    Lessor { why: String },
     #[error(
         "{card} is not ours to lease from: another process is its DRM master (a desktop session?); take a lease from that session (Wayland, X11) or pass one with --lease-fd"
     )]

@@ -181,8 +181,7 @@ struct WaylandKeepAlive {
 }
 
 fn protocol_error(why: impl std::fmt::Display) -> DiscoveryError {
-    KmsError::NotALease {
-        fd: "Wayland lease".into(),
+    KmsError::Lessor {
         why: why.to_string(),
     }
     .into()

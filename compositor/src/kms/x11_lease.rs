@@ -24,8 +24,7 @@ pub struct X11Lease {
 }
 
 fn x11_error(why: impl std::fmt::Display) -> DiscoveryError {
-    KmsError::NotALease {
-        fd: "X11 lease".into(),
+    KmsError::Lessor {
         why: why.to_string(),
     }
     .into()
@@ -49,12 +48,8 @@ impl LeaseSource for X11Lease {
     }
 
     fn acquire(&mut self) -> Result<(Lease, Option<HeadsetOutput>), DiscoveryError> {
-        let (conn, screen) = x11rb::connect(self.display.as_deref()).map_err(|e| {
-            x11_error(format!(
-                "no X server to lease from ({}): {e}",
-                self.describe()
-            ))
-        })?;
+        let (conn, screen) = x11rb::connect(self.display.as_deref())
+            .map_err(|e| x11_error(format!("no X server to lease from: {e}")))?;
         let root = conn.setup().roots[screen].root;
         let err = |what: &str| {
             let what = what.to_string();
