@@ -98,18 +98,31 @@ impl LeaseSource for FdLease {
             why: "it was already used (a lease fd can be adopted once)".into(),
         })?;
         let lease = Lease::from_lessee_fd(fd, &self.label)?;
-        // The lessee sees only its connector: describe it from there.
-        let headset = lease
-            .card()
-            .connectors()?
-            .into_iter()
-            .find(|c| c.handle == lease.connector)
-            .map(|c| HeadsetOutput {
-                card: lease.card().path().to_path_buf(),
-                profile: c.edid.as_ref().and_then(|e| e.known_hmd()),
-                connector: c,
-                reason: discovery::HeadsetReason::Named,
-            });
+        let headset = leased_headset(
+            &lease,
+            lease.card().path().to_path_buf(),
+            discovery::HeadsetReason::Named,
+        )?;
         Ok((lease, headset))
     }
+}
+
+/// Describes the connector of a lease obtained elsewhere, from what the lessee sees (it
+/// sees only its own connector).
+pub(crate) fn leased_headset(
+    lease: &Lease,
+    card: std::path::PathBuf,
+    reason: discovery::HeadsetReason,
+) -> Result<Option<HeadsetOutput>, KmsError> {
+    Ok(lease
+        .card()
+        .connectors()?
+        .into_iter()
+        .find(|c| c.handle == lease.connector)
+        .map(|connector| HeadsetOutput {
+            card,
+            profile: connector.edid.as_ref().and_then(|e| e.known_hmd()),
+            connector,
+            reason,
+        }))
 }

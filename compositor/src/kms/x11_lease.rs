@@ -173,17 +173,7 @@ impl LeaseSource for X11Lease {
             HeadsetReason::NonDesktop
         };
         let lease = Lease::from_lessee_fd(reply.master_fd, "X11 lease")?.keep_alive(Box::new(conn));
-        let headset = lease
-            .card()
-            .connectors()?
-            .into_iter()
-            .find(|i| i.handle == lease.connector)
-            .map(|connector| HeadsetOutput {
-                card: PathBuf::from("x11"),
-                profile: connector.edid.as_ref().and_then(|e| e.known_hmd()),
-                connector,
-                reason,
-            });
+        let headset = super::lease_source::leased_headset(&lease, PathBuf::from("x11"), reason)?;
         debug_assert!(headset.as_ref().is_none_or(|h| h.connector.name == name));
         Ok((lease, headset))
     }

@@ -2,7 +2,7 @@
 //! virtio-gpu as DRM master, keeps the non-desktop headset output off the desktop and
 //! offers it through wp_drm_lease_device_v1.
 
-use crate::common::light_up;
+use super::drive_leased_headset;
 use leasehold_compositor::kms::{LeaseSource, WaylandLease};
 use leasehold_tests::init_tracing;
 use std::path::PathBuf;
@@ -111,25 +111,7 @@ fn sway_leases_us_the_headset_and_we_drive_it() {
         connector: None,
     };
     let (lease, headset) = src.acquire().expect("lease from sway");
-    let headset = headset.expect("the offered connector's details");
-    assert_eq!(headset.connector.name, "Virtual-2");
-    assert_eq!(headset.profile.map(|p| p.id.as_str()), Some("vive"));
-    // The lessee sees only the headset connector.
-    let seen = lease.card().connectors().expect("lessee connectors");
-    assert_eq!(seen.len(), 1);
-    let (out, fbs, _) = light_up(&lease, &headset.connector, [0x112233, 0x445566]);
-    for i in 0..20 {
-        out.flip(fbs[(i + 1) % 2].fb).expect("flip on sway's lease");
-        assert_eq!(
-            lease
-                .card()
-                .wait_flip_events(Duration::from_secs(2))
-                .expect("flip event")
-                .len(),
-            1
-        );
-    }
-    drop(fbs);
+    drive_leased_headset("sway", &lease, headset);
     drop(lease);
 
     // A connector sway does not offer: a clear error naming what it does offer.

@@ -1,7 +1,7 @@
 //! A lease from a real X server: Debian's Xorg with the modesetting driver on the lab's
 //! virtio-gpu marks the headset output non-desktop; RandR 1.6 CreateLease hands it to us.
 
-use crate::common::light_up;
+use super::drive_leased_headset;
 use leasehold_compositor::kms::{LeaseSource, X11Lease};
 use leasehold_tests::init_tracing;
 use std::process::{Child, Command, Stdio};
@@ -66,26 +66,7 @@ fn xorg_leases_us_the_headset_and_we_drive_it() {
         connector: None,
     };
     let (lease, headset) = src.acquire().expect("lease from Xorg");
-    let headset = headset.expect("the leased connector's details");
-    assert_eq!(headset.connector.name, "Virtual-2");
-    assert_eq!(headset.profile.map(|p| p.id.as_str()), Some("vive"));
-    assert_eq!(
-        lease.card().connectors().expect("lessee connectors").len(),
-        1
-    );
-    let (out, fbs, _) = light_up(&lease, &headset.connector, [0x223344, 0x556677]);
-    for i in 0..20 {
-        out.flip(fbs[(i + 1) % 2].fb).expect("flip on Xorg's lease");
-        assert_eq!(
-            lease
-                .card()
-                .wait_flip_events(Duration::from_secs(2))
-                .expect("flip event")
-                .len(),
-            1
-        );
-    }
-    drop(fbs);
+    drive_leased_headset("Xorg", &lease, headset);
     drop(lease);
 
     // An output that does not exist.
