@@ -93,3 +93,39 @@ fn bench_with_wayland_but_no_compositor_is_a_clear_error() {
         "no Wayland compositor to lease from",
     );
 }
+
+#[test]
+fn bench_without_cap_sys_nice_falls_back_to_normal_priority_and_says_so() {
+    let cli = std::env::var("LEASEHOLD_CLI").expect("LEASEHOLD_CLI (cargo xtask test sets it)");
+    let out_dir = format!("/tmp/leasehold-bench-nonice-{}", std::process::id());
+    let out = Command::new("setpriv")
+        .args(["--bounding-set=-sys_nice", "--inh-caps=-sys_nice"])
+        .arg(&cli)
+        .args(["bench", "frame-timing", "--frames", "60", "--out", &out_dir])
+        .output()
+        .expect("run leasehold under setpriv");
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        out.status.success(),
+        "the bench must still run:\n{stdout}\n{stderr}"
+    );
+    assert!(
+        stdout.contains("(presenter at normal priority: no CAP_SYS_NICE)"),
+        "{stdout}"
+    );
+    assert_eq!(
+        stderr.matches("no real-time priority").count(),
+        1,
+        "said once:\n{stderr}"
+    );
+    assert!(
+        stdout.contains("late-commit median wake-to-scanout is"),
+        "{stdout}"
+    );
+    assert!(
+        std::path::Path::new(&out_dir)
+            .join("frame-timing.csv")
+            .exists()
+    );
+}
