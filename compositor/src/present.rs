@@ -14,7 +14,7 @@
 
 use crate::kms::fence::{VgemFence, wait_sync_file};
 use crate::kms::scanout::RingError;
-use crate::kms::{FlipEvent, KmsError, Output, ScanoutRing, Vgem};
+use crate::kms::{FenceGate, FlipEvent, KmsError, Output, ScanoutRing, Vgem};
 use crate::pacing::{FlipFeedback, Pacer, PacerConfig};
 use std::collections::VecDeque;
 use std::os::fd::{AsFd, OwnedFd};
@@ -514,8 +514,12 @@ fn late_commit(
         let mut retargeted = late_wake;
         let commit = loop {
             let commit = now_ns();
-            match output.flip_fenced(fb, Some(fence.as_fd()), false) {
-                Ok(_) => break commit,
+            // A render that has not completed a period after its deadline is stalled.
+            let max_wait = Duration::from_nanos(pacer.borrow().period_ns().max(1_000_000));
+            match output.flip_gated(fb, fence.as_fd(), max_wait) {
+                // With CPU waits the commit itself happened after the render completed.
+                Ok(()) if output.fence_gate() == FenceGate::CpuWait => break now_ns(),
+                Ok(()) => break commit,
                 // The previous frame slipped and still occupies this frame's vblank: its
                 // flip is pending. Take its event, then aim this frame one vblank later
                 // (committing at that vblank's deadline) instead of missing it too.

@@ -2,7 +2,7 @@
 
 use crate::common::{headset_card, light_up, now_ns, period_ns, sleep_until};
 use leasehold_compositor::kms::fence::wait_sync_file;
-use leasehold_compositor::kms::{FlipEvent, KmsError, Lease, Vgem};
+use leasehold_compositor::kms::{FenceGate, FlipEvent, KmsError, Lease, Vgem};
 use leasehold_compositor::pacing::{FlipFeedback, Pacer, PacerConfig};
 use leasehold_tests::init_tracing;
 use std::os::fd::AsFd;
@@ -159,4 +159,56 @@ fn a_late_fence_moves_the_frame_and_the_pacer_reports_the_miss() {
         "no clean on-time/late pair in 3 attempts:\n{}",
         failures.join("\n")
     );
+}
+
+#[test]
+fn the_cpu_wait_fallback_never_flips_before_the_fence() {
+    init_tracing();
+    let (card, headset, _) = headset_card();
+    let lease = Lease::create(card, &headset).expect("lease");
+    let lessee = lease.card();
+    let (out, fbs, _) = light_up(&lease, &headset, [0x101010, 0x202020]);
+    assert_eq!(
+        out.fence_gate(),
+        FenceGate::InFence,
+        "virtio-gpu takes IN_FENCE_FD"
+    );
+    // As if the driver had refused IN_FENCE_FD.
+    out.use_cpu_fence_wait();
+    let vgem = Vgem::open().expect("vgem");
+    let mut fence = vgem.fence().expect("fence");
+    let sync = fence
+        .sync_file()
+        .try_clone_to_owned()
+        .expect("dup sync_file");
+    let signal_at = now_ns() + 30_000_000;
+    std::thread::scope(|s| {
+        s.spawn(|| {
+            sleep_until(signal_at);
+            fence.signal().expect("signal");
+        });
+        out.flip_gated(fbs[1].fb, sync.as_fd(), Duration::from_secs(2))
+            .expect("gated flip");
+        assert!(
+            now_ns() >= signal_at,
+            "the CPU wait returned before the fence signalled"
+        );
+    });
+    let ev = one_event(lessee, Duration::from_secs(2));
+    assert!(
+        ev.timestamp_ns + 1_000 >= signal_at,
+        "flip at {} before the fence at {signal_at}",
+        ev.timestamp_ns
+    );
+
+    // A fence that never signals: a clear timeout, and nothing is committed.
+    let stuck = vgem.fence().expect("fence");
+    let err = out
+        .flip_gated(fbs[0].fb, stuck.sync_file(), Duration::from_millis(50))
+        .expect_err("stalled render");
+    assert!(matches!(err, KmsError::FenceTimeout { ms: 50 }), "{err}");
+    match lessee.wait_flip_events(Duration::from_millis(100)) {
+        Err(KmsError::FlipTimeout { .. }) => {}
+        other => panic!("nothing may flip after a fence timeout: {other:?}"),
+    }
 }

@@ -25,7 +25,7 @@ pub use discovery::{HeadsetOutput, ModeDecision, ModeRequest};
 pub use fence::{Vgem, VgemFence};
 pub use lease::Lease;
 pub use lease_source::{DirectLease, FdLease, LeaseSource};
-pub use output::{DumbFramebuffer, FlipEvent, Output};
+pub use output::{DumbFramebuffer, FenceGate, FlipEvent, Output};
 pub use scanout::{ScanoutBuffer, ScanoutRing};
 pub use wayland_lease::WaylandLease;
 pub use x11_lease::X11Lease;
@@ -77,6 +77,8 @@ pub enum KmsError {
     },
     #[error("scanout ring: {0}")]
     Ring(#[from] scanout::RingError),
+    #[error("the render fence did not signal within {ms} ms")]
+    FenceTimeout { ms: u64 },
     #[error("timed out after {ms} ms waiting for a page-flip event")]
     FlipTimeout { ms: u64 },
 }

@@ -45,6 +45,18 @@ pub struct Output<'c> {
     props: PathProps,
     /// Size of the mode set by [`Output::modeset`], for plane coordinates.
     size: Option<(u16, u16)>,
+    /// How renders gate flips on this path (see [`FenceGate`]).
+    gate: std::cell::Cell<FenceGate>,
+}
+
+/// How a flip waits for its render.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum FenceGate {
+    /// The render's sync_file goes to the plane's IN_FENCE_FD: the kernel holds the flip.
+    InFence,
+    /// The driver has no IN_FENCE_FD or refuses it (EPERM): wait for the fence on the CPU,
+    /// then commit. Costs the presenter's time; chosen once, logged once.
+    CpuWait,
 }
 
 impl<'c> Output<'c> {
@@ -88,6 +100,17 @@ impl<'c> Output<'c> {
             in_fence_fd: pp.get("IN_FENCE_FD").copied(),
             out_fence_ptr: rp.get("OUT_FENCE_PTR").copied(),
         };
+        let gate = if props.in_fence_fd.is_some() {
+            FenceGate::InFence
+        } else {
+            FenceGate::CpuWait
+        };
+        if gate == FenceGate::CpuWait {
+            tracing::warn!(
+                plane = u32::from(plane),
+                "plane has no IN_FENCE_FD: flips wait for renders on the CPU"
+            );
+        }
         Ok(Self {
             card,
             connector,
@@ -95,6 +118,7 @@ impl<'c> Output<'c> {
             plane,
             props,
             size: None,
+            gate: std::cell::Cell::new(gate),
         })
     }
 
@@ -166,6 +190,42 @@ impl<'c> Output<'c> {
     /// The card this path is on.
     pub fn card(&self) -> &'c Card {
         self.card
+    }
+
+    pub fn fence_gate(&self) -> FenceGate {
+        self.gate.get()
+    }
+
+    /// Gate flips on the CPU from now on (a driver known to mishandle in-fences).
+    pub fn use_cpu_fence_wait(&self) {
+        self.gate.set(FenceGate::CpuWait);
+    }
+
+    /// A flip of `fb` gated on `fence`: through IN_FENCE_FD where the driver takes it,
+    /// else by waiting up to `max_wait` for the fence on the CPU first. A driver that
+    /// refuses an in-fence with EPERM switches this path to CPU waits (logged once).
+    pub fn flip_gated(
+        &self,
+        fb: framebuffer::Handle,
+        fence: BorrowedFd<'_>,
+        max_wait: std::time::Duration,
+    ) -> Result<(), KmsError> {
+        if self.gate.get() == FenceGate::InFence {
+            match self.flip_fenced(fb, Some(fence), false) {
+                Ok(_) => return Ok(()),
+                Err(e) if e.errno() == Some(rustix::io::Errno::PERM.raw_os_error()) => {
+                    tracing::warn!(crtc = u32::from(self.crtc), error = %e, "the driver refuses IN_FENCE_FD: flips wait for renders on the CPU from now on");
+                    self.gate.set(FenceGate::CpuWait);
+                }
+                Err(e) => return Err(e),
+            }
+        }
+        if !super::fence::wait_sync_file(fence, max_wait)? {
+            return Err(KmsError::FenceTimeout {
+                ms: max_wait.as_millis() as u64,
+            });
+        }
+        self.flip(fb)
     }
 
     /// Whether the plane takes an `IN_FENCE_FD` (explicit fencing).
