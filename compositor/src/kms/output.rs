@@ -47,6 +47,8 @@ pub struct Output<'c> {
     size: Option<(u16, u16)>,
     /// How renders gate flips on this path (see [`FenceGate`]).
     gate: std::cell::Cell<FenceGate>,
+    /// Flip configurations (framebuffer, in-fence, out-fence) a TEST_ONLY commit accepted.
+    tested: std::cell::RefCell<Vec<(framebuffer::Handle, bool, bool)>>,
 }
 
 /// How a flip waits for its render.
@@ -119,6 +121,7 @@ impl<'c> Output<'c> {
             props,
             size: None,
             gate: std::cell::Cell::new(gate),
+            tested: Default::default(),
         })
     }
 
@@ -275,6 +278,24 @@ impl<'c> Output<'c> {
             })?;
             let ptr = std::ptr::addr_of_mut!(out_fd) as u64;
             req.add_property(self.crtc, prop, property::Value::UnsignedRange(ptr));
+        }
+        // The first commit of each configuration is checked with TEST_ONLY (without the
+        // out-fence pointer and event, which TEST_ONLY does not take).
+        let key = (fb, in_fence.is_some(), out_fence);
+        if !self.tested.borrow().contains(&key) {
+            let mut test = AtomicModeReq::new();
+            self.plane_request(&mut test, fb, size);
+            if let (Some(fence), Some(prop)) = (in_fence, self.props.in_fence_fd) {
+                test.add_property(
+                    self.plane,
+                    prop,
+                    property::Value::SignedRange(i64::from(fence.as_raw_fd())),
+                );
+            }
+            self.card
+                .atomic_commit(AtomicCommitFlags::TEST_ONLY, test)
+                .map_err(|source| KmsError::TestRejected { source })?;
+            self.tested.borrow_mut().push(key);
         }
         self.card
             .atomic_commit(
