@@ -456,19 +456,14 @@ fn late_commit(
         anchor.timestamp_ns,
     ));
     let out = std::cell::RefCell::new(records);
-    // Committed frames awaiting their flip, in commit order (flips complete in order).
-    let inflight: std::cell::RefCell<VecDeque<FrameRecord>> = Default::default();
-    // (pacer frame id, ring slot) of each in-flight record.
-    let frame_ids: std::cell::RefCell<VecDeque<(u64, usize)>> = Default::default();
+    // Committed frames awaiting their flip, in commit order (flips complete in order):
+    // the record so far, the pacer's frame id and the ring slot.
+    let inflight: std::cell::RefCell<VecDeque<(FrameRecord, u64, usize)>> = Default::default();
     let ring = std::cell::RefCell::new(ring);
     let mut on_flip = |ev: FlipEvent| -> Result<(), KmsError> {
-        let Some(mut rec) = inflight.borrow_mut().pop_front() else {
+        let Some((mut rec, id, slot)) = inflight.borrow_mut().pop_front() else {
             return Ok(()); // a stray event
         };
-        let (id, slot) = frame_ids
-            .borrow_mut()
-            .pop_front()
-            .expect("ids follow records");
         // This frame is on screen now; the buffer it replaced is free again.
         ring.borrow_mut().flipped(slot)?;
         let signalled = gpu.completed(rec.frame)?;
@@ -537,7 +532,7 @@ fn late_commit(
             }
         };
         ring.borrow_mut().queue(slot)?;
-        inflight.borrow_mut().push_back(FrameRecord {
+        let rec = FrameRecord {
             frame: i,
             target_sequence: plan.target_sequence,
             target_vblank_ns: plan.target_vblank_ns,
@@ -549,8 +544,8 @@ fn late_commit(
             margin_ns: 0,
             hit: false,
             retargeted,
-        });
-        frame_ids.borrow_mut().push_back((plan.frame_id, slot));
+        };
+        inflight.borrow_mut().push_back((rec, plan.frame_id, slot));
     }
     while !inflight.borrow().is_empty() {
         let ev = next_flip(output, Duration::from_secs(2))?;

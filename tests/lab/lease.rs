@@ -1,6 +1,6 @@
 //! Leases on the real kernel: lease a headset output, flip on the lessee, revoke.
 
-use crate::common::{headset_card, now_ns, period_ns};
+use crate::common::{headset_card, light_up, now_ns, period_ns};
 use leasehold_compositor::kms::{DumbFramebuffer, Lease, Output};
 use leasehold_tests::init_tracing;
 use std::time::Duration;
@@ -67,7 +67,7 @@ fn lease_flip_isolate_revoke() {
     );
 
     // Modeset to the EDID's preferred mode and flip 100 times, one vblank each.
-    let mode = headset.preferred_mode().expect("a mode");
+    let (out, fbs, mode) = light_up(&lease, &headset, [0x202020, 0xE0E0E0]);
     let timing = edid.preferred().expect("EDID preferred timing");
     assert_eq!(
         mode.size(),
@@ -80,13 +80,6 @@ fn lease_flip_isolate_revoke() {
         timing.period_ns(),
         "kernel mode and EDID timing agree on the period"
     );
-    let mut out = Output::new(lessee, lease.connector, lease.crtc, lease.plane).expect("output");
-    let fbs = [
-        DumbFramebuffer::solid(lessee, mode.size(), 0x202020).expect("fb 0"),
-        DumbFramebuffer::solid(lessee, mode.size(), 0xE0E0E0).expect("fb 1"),
-    ];
-    out.modeset(&mode, fbs[0].fb)
-        .expect("modeset on the lessee");
 
     const FLIPS: usize = 100;
     const LATCH_NS: u64 = 4_000_000;
@@ -181,16 +174,7 @@ fn the_lessor_drives_the_desktop_output_while_the_headset_is_leased() {
         .expect("lessor modeset on its own output");
 
     let lessee = lease.card();
-    let hmode = headset.preferred_mode().expect("headset mode");
-    let mut lessee_out =
-        Output::new(lessee, lease.connector, lease.crtc, lease.plane).expect("lessee output");
-    let hfbs = [
-        DumbFramebuffer::solid(lessee, hmode.size(), 0xFF0000).unwrap(),
-        DumbFramebuffer::solid(lessee, hmode.size(), 0xFFFF00).unwrap(),
-    ];
-    lessee_out
-        .modeset(&hmode, hfbs[0].fb)
-        .expect("lessee modeset");
+    let (lessee_out, hfbs, _) = light_up(&lease, &headset, [0xFF0000, 0xFFFF00]);
 
     let (mut desk_seqs, mut hmd_seqs) = (Vec::new(), Vec::new());
     for i in 0..30 {

@@ -1,11 +1,9 @@
 //! Lease sources on the real kernel: direct leasing and adopting a lease fd.
 
-use crate::common::headset_card;
+use crate::common::{headset_card, light_up};
 use drm::control::Device as _;
 use leasehold_compositor::kms::discovery::{DiscoveryError, HeadsetReason};
-use leasehold_compositor::kms::{
-    Card, DirectLease, DumbFramebuffer, FdLease, KmsError, LeaseSource, Output, cards,
-};
+use leasehold_compositor::kms::{Card, DirectLease, FdLease, KmsError, LeaseSource, cards};
 use leasehold_tests::init_tracing;
 use std::os::fd::OwnedFd;
 use std::time::Duration;
@@ -39,14 +37,7 @@ fn a_lease_fd_from_elsewhere_is_adopted_and_drives_the_output() {
     let out = out.expect("connector visible to the lessee");
     assert_eq!(out.connector.name, headset.name);
     let lessee = lease.card();
-    let mode = out.connector.preferred_mode().expect("mode");
-    let mut o = Output::new(lessee, lease.connector, lease.crtc, lease.plane).expect("output");
-    let fbs = [
-        DumbFramebuffer::solid(lessee, mode.size(), 0x101010).unwrap(),
-        DumbFramebuffer::solid(lessee, mode.size(), 0x808080).unwrap(),
-    ];
-    o.modeset(&mode, fbs[0].fb)
-        .expect("modeset through an adopted lease");
+    let (o, fbs, _) = light_up(&lease, &out.connector, [0x101010, 0x808080]);
     o.flip(fbs[1].fb).expect("flip");
     assert_eq!(
         lessee

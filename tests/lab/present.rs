@@ -1,7 +1,7 @@
 //! The presenter on the real kernel: lease loss while flipping.
 
-use crate::common::{headset_card, period_ns};
-use leasehold_compositor::kms::{DumbFramebuffer, Lease, Output, ScanoutRing};
+use crate::common::{headset_card, light_up, period_ns};
+use leasehold_compositor::kms::{Lease, Output, ScanoutRing};
 use leasehold_compositor::pacing::PacerConfig;
 use leasehold_compositor::present::{self, Presenter, RenderModel, Stop};
 use leasehold_tests::init_tracing;
@@ -65,13 +65,7 @@ fn revoking_the_lease_mid_run_stops_the_presenter_and_the_process_goes_on() {
     drop(lease);
     let again = Lease::create(card, &headset).expect("lease again after loss");
     let lessee = again.card();
-    let mut out = Output::new(lessee, again.connector, again.crtc, again.plane).expect("output");
-    let fbs = [
-        DumbFramebuffer::solid(lessee, mode.size(), 0x000000).unwrap(),
-        DumbFramebuffer::solid(lessee, mode.size(), 0xFFFFFF).unwrap(),
-    ];
-    out.modeset(&mode, fbs[0].fb)
-        .expect("modeset after re-lease");
+    let (out, fbs, _) = light_up(&again, &headset, [0x000000, 0xFFFFFF]);
     out.flip(fbs[1].fb).expect("flip after re-lease");
     assert_eq!(
         lessee
