@@ -83,54 +83,77 @@ fn lease_flip_isolate_revoke() {
 
     const FLIPS: usize = 100;
     const LATCH_NS: u64 = 4_000_000;
-    let mut flips = Vec::with_capacity(FLIPS);
-    for i in 0..FLIPS {
-        let committed = now_ns();
-        out.flip(fbs[(i + 1) % 2].fb).expect("page flip");
-        let ev = lessee
-            .wait_flip_events(Duration::from_secs(2))
-            .expect("flip event");
-        assert_eq!(ev.len(), 1, "one flip event per flip");
-        assert_eq!(ev[0].crtc, lease.crtc);
-        flips.push((committed, ev[0]));
-    }
-    // Each flip lands on the vblank after its commit: exactly one vblank after the
-    // previous flip when committed in time. Under TCG the whole VM stalls now and then;
-    // a flip committed after the next vblank had passed may only skip to the one after.
-    let mut worst_ns = 0u64;
-    let mut late_commits = 0;
-    for w in flips.windows(2) {
-        let ((_, prev), (committed, ev)) = (w[0], w[1]);
-        // Under TCG a nonblocking commit has been measured to need up to ~3 ms before
-        // the vblank to latch (LAB.md: fences 0.35–2 ms); 4 ms is "in time" here.
-        let in_time = committed + LATCH_NS < prev.timestamp_ns + period;
-        let dseq = u64::from(ev.sequence - prev.sequence);
-        if in_time {
-            assert_eq!(
-                dseq, 1,
-                "a flip committed in time advances exactly one vblank: {w:?}"
-            );
-        } else {
-            late_commits += 1;
-            assert!(dseq >= 1, "flips never go backwards: {w:?}");
+    // One run of FLIPS flips. Each flip lands on the vblank after its commit: exactly one
+    // vblank after the previous flip when committed in time; a flip committed after the
+    // next vblank had passed may skip to the one after. Structural checks assert; the
+    // timing checks that a whole-VM stall under TCG can break return Err.
+    let run = || -> Result<(u64, usize), String> {
+        let mut flips = Vec::with_capacity(FLIPS);
+        for i in 0..FLIPS {
+            let committed = now_ns();
+            out.flip(fbs[(i + 1) % 2].fb).expect("page flip");
+            let ev = lessee
+                .wait_flip_events(Duration::from_secs(2))
+                .expect("flip event");
+            assert_eq!(ev.len(), 1, "one flip event per flip");
+            assert_eq!(ev[0].crtc, lease.crtc);
+            flips.push((committed, ev[0]));
         }
-        let dt = ev.timestamp_ns - prev.timestamp_ns;
-        let dev = dt.abs_diff(dseq * period);
-        worst_ns = worst_ns.max(dev);
-        assert!(
-            dev <= 500_000,
-            "flip interval {dt} ns is not {dseq} x the mode's period {period} ns (±0.5 ms)"
-        );
-    }
-    assert!(
-        late_commits <= 5,
-        "{late_commits} of {FLIPS} commits were late: the lab is too loaded to judge"
-    );
+        let mut worst_ns = 0u64;
+        let mut late_commits = 0;
+        let mut stalled = None;
+        for w in flips.windows(2) {
+            let ((_, prev), (committed, ev)) = (w[0], w[1]);
+            // Under TCG a nonblocking commit has been measured to need up to ~3 ms before
+            // the vblank to latch (LAB.md: fences 0.35–2 ms); 4 ms is "in time" here.
+            let in_time = committed + LATCH_NS < prev.timestamp_ns + period;
+            let dseq = u64::from(ev.sequence - prev.sequence);
+            assert!(dseq >= 1, "flips never go backwards: {w:?}");
+            if !in_time {
+                late_commits += 1;
+            } else if dseq != 1 && stalled.is_none() {
+                stalled = Some(format!(
+                    "a flip committed in time advanced {dseq} vblanks: {w:?}"
+                ));
+            }
+            let dt = ev.timestamp_ns - prev.timestamp_ns;
+            let dev = dt.abs_diff(dseq * period);
+            worst_ns = worst_ns.max(dev);
+            assert!(
+                dev <= 500_000,
+                "flip interval {dt} ns is not {dseq} x the mode's period {period} ns (±0.5 ms)"
+            );
+        }
+        match stalled {
+            Some(why) => Err(why),
+            None if late_commits > 5 => Err(format!(
+                "{late_commits} of {FLIPS} commits were late: the lab is too loaded to judge"
+            )),
+            None => Ok((worst_ns, late_commits)),
+        }
+    };
+    // A stall of the whole VM can make one in-time flip skip a vblank for no fault of the
+    // display path; require one clean run in three. A broken path fails every run.
+    let mut failures = Vec::new();
+    let (worst_ns, late_commits) = loop {
+        match run() {
+            Ok(r) => break r,
+            Err(why) if failures.len() < 2 => failures.push(why),
+            Err(why) => {
+                failures.push(why);
+                panic!(
+                    "no clean run of {FLIPS} flips in 3:\n{}",
+                    failures.join("\n")
+                );
+            }
+        }
+    };
     tracing::info!(
         flips = FLIPS,
         period_ns = period,
         worst_deviation_ns = worst_ns,
         late_commits,
+        stalled_runs = failures.len(),
         hz = mode.vrefresh(),
         "flip cadence"
     );
