@@ -1,13 +1,22 @@
 //! Headset and controller drivers.
 //!
-//! - [`edid`]: display identification data: who made a connected panel, its modes, and
-//!   whether it is a known head-mounted display.
-//! - [`hid`]: the only room that talks to hidapi; finds headsets on the HID bus.
-//! - [`profile`]: headset profiles (display, EDID ids) from `manifests/headsets/`.
-//!
-//! Device traits (`Hmd`, `TrackedDevice`), the simulated headset, the Vive family and IMU
-//! fusion arrive with the drivers issue and live beside these.
+//! - [`api`]: the device traits ([`api::Hmd`], [`api::TrackedDevice`]) and types every
+//!   other part of Leasehold sees.
+//! - [`simulated`]: a deterministic headset and controllers (the default without hardware).
+//! - [`hid`]: the only room that talks to hidapi: transports, discovery, hotplug.
+//! - [`vive`]: HTC Vive / Vive Pro / Valve Index over their HID sensor interface.
+//! - [`fusion`]: IMU orientation filter and prediction; [`motion`]: scripted motion with
+//!   ground truth and synthetic IMU streams.
+//! - [`calibration`]: the user's IMU and display calibration files.
+//! - [`edid`]: display identification data; [`profile`]: headset profiles from
+//!   `manifests/headsets/`.
 
+pub mod api;
+pub mod calibration;
 pub mod edid;
+pub mod fusion;
 pub mod hid;
+pub mod motion;
 pub mod profile;
+pub mod simulated;
+pub mod vive;
