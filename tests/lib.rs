@@ -1,5 +1,7 @@
 //! Shared helpers for Leasehold's integration tests.
 
+pub mod uhid;
+
 use std::sync::Once;
 
 /// Routes `tracing` output to the test harness (captured per test, shown on failure).

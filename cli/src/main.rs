@@ -3,6 +3,7 @@
 #![allow(clippy::disallowed_macros)]
 
 mod bench;
+mod calibrate;
 mod plot;
 mod probe;
 
@@ -28,6 +29,18 @@ enum Command {
     /// Benchmarks.
     #[command(subcommand)]
     Bench(BenchCommand),
+    /// Headset calibration, saved per headset and applied by the driver on its next start.
+    #[command(subcommand)]
+    Calibrate(CalibrateCommand),
+}
+
+#[derive(Subcommand, Debug)]
+enum CalibrateCommand {
+    /// Measure the IMU's gyro bias (and, over all six sides, the accelerometer's bias and
+    /// scale) with the headset at rest.
+    Imu(calibrate::ImuArgs),
+    /// Show or set display overrides: IPD and per-eye lens centre offsets.
+    Display(calibrate::DisplayArgs),
 }
 
 #[derive(Subcommand, Debug)]
@@ -48,6 +61,8 @@ fn main() -> ExitCode {
     let result = match cli.command {
         Command::Probe => probe::run(),
         Command::Bench(BenchCommand::FrameTiming(a)) => bench::frame_timing(a),
+        Command::Calibrate(CalibrateCommand::Imu(a)) => calibrate::imu(a),
+        Command::Calibrate(CalibrateCommand::Display(a)) => calibrate::display(a),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,

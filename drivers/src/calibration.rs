@@ -304,7 +304,7 @@ mod tests {
             accel_scale: DVec3::new(1.02, 0.985, 1.01),
             accel_noise: 0.04,
         };
-        let m = Motion::six_faces(2.0);
+        let m = Motion::six_faces(2.0, 2.0);
         let samples: Vec<_> = synthesize(&m, 1000.0, m.duration_s() + 0.5, errors, 9).collect();
         let rests = rest_periods(&samples, 1_000_000_000, 0.05);
         assert_eq!(rests.len(), 6);

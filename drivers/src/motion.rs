@@ -202,9 +202,9 @@ impl Motion {
         Motion::new(DQuat::IDENTITY, &segs)
     }
 
-    /// The IMU calibration routine: still on each of the six faces for `hold_s`, with
-    /// turns between them.
-    pub fn six_faces(hold_s: f64) -> Motion {
+    /// The IMU calibration routine: still on each of the six faces for `hold_s` (the
+    /// first for `first_hold_s`), with turns between them.
+    pub fn six_faces(first_hold_s: f64, hold_s: f64) -> Motion {
         use std::f64::consts::FRAC_PI_2;
         let turn = |axis: DVec3, angle: f64| Segment::Turn {
             axis,
@@ -215,7 +215,7 @@ impl Motion {
         Motion::new(
             DQuat::IDENTITY,
             &[
-                hold,
+                Segment::Still { secs: first_hold_s },
                 turn(DVec3::X, FRAC_PI_2),
                 hold,
                 turn(DVec3::X, FRAC_PI_2),
@@ -337,7 +337,7 @@ mod tests {
 
     #[test]
     fn six_faces_visit_every_face() {
-        let m = Motion::six_faces(1.0);
+        let m = Motion::six_faces(1.0, 1.0);
         let mut faces = std::collections::BTreeSet::new();
         let mut t = 0.5;
         while t < m.duration_s() {

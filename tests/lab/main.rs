@@ -6,6 +6,7 @@
 mod cli;
 mod common;
 mod fence;
+mod hid;
 mod lease;
 mod lease_source;
 mod lessors;
