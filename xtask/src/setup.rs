@@ -71,6 +71,10 @@ const PACKAGES: &[Package] = &[
     ),
 ];
 
+/// cargo-fuzz, pinned: builds and runs the parsers' fuzz targets (stable toolchain,
+/// `--sanitizer none`).
+pub const CARGO_FUZZ_VERSION: &str = "0.13.2";
+
 /// virtme-ng, pinned: the lab runner depends on its command line.
 const VIRTME_NG: &str = "virtme-ng==1.42";
 
@@ -85,6 +89,7 @@ pub fn run(args: &[String]) -> Result {
     let t0 = Instant::now();
     ensure_packages()?;
     ensure_virtme_ng()?;
+    ensure_cargo_fuzz()?;
     ensure_lab_user()?;
     lab_kernel(refresh_kernel)?;
     step(&format!(
@@ -394,6 +399,26 @@ fn ensure_virtme_ng() -> Result {
         VIRTME_NG,
     ]))?;
     let have = output(Command::new(vng_path()).arg("--version"))?;
+    ok(&format!("installed {}", have.trim()));
+    Ok(())
+}
+
+fn ensure_cargo_fuzz() -> Result {
+    step("cargo-fuzz");
+    let have = output(Command::new("cargo").args(["fuzz", "--version"])).unwrap_or_default();
+    if have.contains(CARGO_FUZZ_VERSION) {
+        ok(have.trim());
+        return Ok(());
+    }
+    util::run(Command::new("cargo").args([
+        "install",
+        "--quiet",
+        "--locked",
+        "cargo-fuzz",
+        "--version",
+        CARGO_FUZZ_VERSION,
+    ]))?;
+    let have = output(Command::new("cargo").args(["fuzz", "--version"]))?;
     ok(&format!("installed {}", have.trim()));
     Ok(())
 }

@@ -28,10 +28,12 @@ impl std::ops::AddAssign for Tally {
 pub fn run(args: &[String]) -> Result {
     let mut lab = true;
     let mut lint = true;
+    let mut fuzz_secs = 10u64;
     for a in args {
         match a.as_str() {
             "--no-lab" => lab = false,
             "--no-lint" => lint = false,
+            "--no-fuzz" => fuzz_secs = 0,
             other => return Err(format!("test: unknown argument `{other}`")),
         }
     }
@@ -53,6 +55,10 @@ pub fn run(args: &[String]) -> Result {
             "-D",
             "warnings",
         ]))?;
+    }
+    if fuzz_secs > 0 {
+        step(&format!("fuzz: every parser target, {fuzz_secs} s each"));
+        fuzz(&root, fuzz_secs)?;
     }
     let mut total = Tally::default();
     step("unit and host integration tests");
@@ -79,6 +85,47 @@ pub fn run(args: &[String]) -> Result {
     } else {
         Ok(())
     }
+}
+
+/// Builds every fuzz target and runs each for `secs` (seeded from `fuzz/seeds/<target>`
+/// where there is one). A crash fails the suite; its input is left in fuzz/artifacts.
+fn fuzz(root: &std::path::Path, secs: u64) -> Result {
+    util::run(cargo(root).args(["fuzz", "build", "--sanitizer", "none"]))?;
+    let list = util::output(cargo(root).args(["fuzz", "list"]))?;
+    for target in list.lines().map(str::trim).filter(|t| !t.is_empty()) {
+        let corpus = root.join("fuzz/corpus").join(target);
+        std::fs::create_dir_all(&corpus).map_err(|e| format!("{}: {e}", corpus.display()))?;
+        let mut cmd = cargo(root);
+        cmd.args(["fuzz", "run", "--sanitizer", "none", target])
+            .arg(&corpus);
+        let seeds = root.join("fuzz/seeds").join(target);
+        if seeds.is_dir() {
+            cmd.arg(&seeds);
+        }
+        cmd.args([
+            "--",
+            &format!("-max_total_time={secs}"),
+            "-print_final_stats=0",
+        ]);
+        let out = cmd
+            .output()
+            .map_err(|e| format!("cannot run cargo fuzz: {e}"))?;
+        let text = String::from_utf8_lossy(&out.stderr);
+        let runs = text
+            .lines()
+            .rev()
+            .find(|l| l.starts_with("Done "))
+            .unwrap_or("(no summary)")
+            .to_string();
+        if !out.status.success() {
+            println!("{text}");
+            return Err(format!(
+                "fuzz target {target} failed (input saved under fuzz/artifacts)"
+            ));
+        }
+        println!("  {target}: {runs}");
+    }
+    Ok(())
 }
 
 fn cargo(root: &std::path::Path) -> Command {
