@@ -120,6 +120,18 @@ pub struct SimulatedController {
 }
 
 impl SimulatedController {
+    /// A controller following its own motion script, held at `offset` from the head's
+    /// start position.
+    pub fn with_motion(role: DeviceRole, epoch_ns: u64, offset: Vec3, motion: Motion) -> Self {
+        assert!(role != DeviceRole::Hmd, "a controller is left or right");
+        Self {
+            role,
+            epoch_ns,
+            offset,
+            sway: motion,
+        }
+    }
+
     pub fn new(role: DeviceRole, epoch_ns: u64) -> Self {
         assert!(role != DeviceRole::Hmd, "a controller is left or right");
         let side: f64 = if role == DeviceRole::LeftController {

@@ -122,7 +122,17 @@ struct Shared {
     stop: AtomicBool,
     connected: AtomicBool,
     tap: Mutex<Option<mpsc::SyncSender<ImuSample>>>,
+    /// The user's IMU correction, swapped when the calibration is reloaded.
+    user_imu: Mutex<Option<ImuCalibration>>,
     last_receive_ns: AtomicU64,
+}
+
+/// What the user's calibration currently makes of the display.
+#[derive(Debug, Clone)]
+struct Applied {
+    calibration: Option<Calibration>,
+    display: DisplayInfo,
+    lens: LensModel,
 }
 
 /// An open Vive-family headset.
@@ -132,10 +142,9 @@ pub struct ViveHmd {
     path: String,
     pub config: ViveConfig,
     pub range: ImuRange,
-    pub calibration: Option<Calibration>,
-    display: DisplayInfo,
-    lens: LensModel,
+    applied: Mutex<Applied>,
     events: Mutex<Option<mpsc::Receiver<DeviceEvent>>>,
+    events_tx: mpsc::Sender<DeviceEvent>,
 }
 
 impl std::fmt::Debug for ViveHmd {
@@ -264,6 +273,7 @@ impl ViveHmd {
             stop: AtomicBool::new(false),
             connected: AtomicBool::new(true),
             tap: Mutex::new(None),
+            user_imu: Mutex::new(imu_cal),
             last_receive_ns: AtomicU64::new(0),
         });
         let (tx, rx) = mpsc::channel();
@@ -276,7 +286,10 @@ impl ViveHmd {
             let factory = config.imu;
             std::thread::Builder::new()
                 .name("vive-imu".into())
-                .spawn(move || reader(transport, shared, range, factory, imu_cal, tx))
+                .spawn({
+                    let tx = tx.clone();
+                    move || reader(transport, shared, range, factory, tx)
+                })
                 .map_err(|e| {
                     ViveError::Config(format!("cannot start the IMU reader thread: {e}"))
                 })?
@@ -287,15 +300,56 @@ impl ViveHmd {
             path,
             config,
             range,
-            calibration,
-            display,
-            lens,
+            applied: Mutex::new(Applied {
+                calibration,
+                display,
+                lens,
+            }),
             events: Mutex::new(Some(rx)),
+            events_tx: tx,
         })
     }
 
     pub fn path(&self) -> &str {
         &self.path
+    }
+
+    /// The user calibration in force.
+    pub fn calibration(&self) -> Option<Calibration> {
+        self.applied.lock().ok()?.calibration.clone()
+    }
+
+    /// Applies a new user calibration at once (IMU correction, display overrides) and
+    /// reports `CalibrationChanged`; `None` goes back to the factory calibration.
+    pub fn apply_calibration(&self, calibration: Option<Calibration>) {
+        if let Ok(mut u) = self.shared.user_imu.lock() {
+            *u = calibration.as_ref().and_then(|c| c.imu);
+        }
+        let (display, lens) = display_for(&self.config, calibration.as_ref());
+        if let Ok(mut a) = self.applied.lock() {
+            *a = Applied {
+                calibration,
+                display,
+                lens,
+            };
+        }
+        let _ = self.events_tx.send(DeviceEvent::CalibrationChanged {
+            role: DeviceRole::Hmd,
+        });
+    }
+
+    /// Re-reads the user's calibration file (after `leasehold calibrate` changed it). A
+    /// file that fails to load leaves the calibration in force untouched.
+    pub fn reload_calibration(&self, source: &CalibrationSource) -> Result<(), ViveError> {
+        let cal = match source {
+            CalibrationSource::Ignore => None,
+            CalibrationSource::File(p) => Calibration::load(p)?,
+            CalibrationSource::UserFile => {
+                Calibration::load(&crate::calibration::path_for(&self.config.serial)?)?
+            }
+        };
+        self.apply_calibration(cal);
+        Ok(())
     }
 
     pub fn is_connected(&self) -> bool {
@@ -350,7 +404,6 @@ fn reader(
     shared: Arc<Shared>,
     range: ImuRange,
     factory: protocol::FactoryImu,
-    user: Option<ImuCalibration>,
     events: mpsc::Sender<DeviceEvent>,
 ) {
     let mut decoder = ImuDecoder::default();
@@ -408,6 +461,7 @@ fn reader(
         track.stats.repeats = decoder.repeats;
         track.stats.lost_samples = decoder.lost;
         let tap = shared.tap.lock().ok().and_then(|g| g.clone());
+        let user = shared.user_imu.lock().ok().and_then(|g| *g);
         for raw in &samples {
             let s = to_sample(raw, &range, &factory);
             if let Some(tap) = &tap {
@@ -466,11 +520,17 @@ impl TrackedDevice for ViveHmd {
 
 impl Hmd for ViveHmd {
     fn display(&self) -> DisplayInfo {
-        self.display.clone()
+        self.applied
+            .lock()
+            .map(|a| a.display.clone())
+            .unwrap_or_else(|p| p.into_inner().display.clone())
     }
 
     fn lens(&self) -> LensModel {
-        self.lens
+        self.applied
+            .lock()
+            .map(|a| a.lens)
+            .unwrap_or_else(|p| p.into_inner().lens)
     }
 }
 
@@ -654,6 +714,56 @@ mod tests {
         assert_eq!((d.panel_width, d.panel_height), (2160, 1200));
         assert!((d.ipd_m() - 0.0623).abs() < 1e-4);
         assert!(matches!(hmd.lens(), LensModel::Polynomial(_)));
+    }
+
+    #[test]
+    fn calibration_changes_apply_at_once_and_are_events() {
+        let m = Motion::new(DQuat::IDENTITY, &[]);
+        let hmd = ViveHmd::open(
+            Box::new(capture(&m, 0.1, false)),
+            ViveOptions {
+                calibration: CalibrationSource::Ignore,
+                fusion: None,
+            },
+        )
+        .unwrap();
+        let events = hmd.take_events().unwrap();
+        assert!(matches!(
+            events.recv().unwrap(),
+            DeviceEvent::Connected { .. }
+        ));
+        let before = hmd.display().ipd_m();
+        hmd.apply_calibration(Some(Calibration {
+            imu: None,
+            display: Some(crate::calibration::DisplayOverrides {
+                ipd_mm: Some(70.0),
+                lens_center_offset: Some([[0.01, 0.0], [-0.01, 0.0]]),
+            }),
+        }));
+        assert!(matches!(
+            events.recv().unwrap(),
+            DeviceEvent::CalibrationChanged { .. }
+        ));
+        assert!((hmd.display().ipd_m() - 0.070).abs() < 1e-6);
+        let (LensModel::Polynomial(a), LensModel::Polynomial(b)) =
+            (hmd.lens(), ViveConfig::parse(FIXTURE).unwrap().lens)
+        else {
+            panic!("polynomial lenses")
+        };
+        assert!((a[0].channels[1].center.x - b[0].channels[1].center.x - 0.01).abs() < 1e-6);
+        // A broken file is an error and changes nothing.
+        let dir = std::env::temp_dir().join(format!("leasehold-reload-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let bad = dir.join("bad.toml");
+        std::fs::write(&bad, "[display]\nipd_mm = 3\n").unwrap();
+        assert!(
+            hmd.reload_calibration(&CalibrationSource::File(bad))
+                .is_err()
+        );
+        assert!((hmd.display().ipd_m() - 0.070).abs() < 1e-6);
+        hmd.reload_calibration(&CalibrationSource::Ignore).unwrap();
+        assert!((hmd.display().ipd_m() - before).abs() < 1e-6);
+        std::fs::remove_dir_all(dir).unwrap();
     }
 
     #[test]
