@@ -10,4 +10,5 @@
 pub mod kms;
 pub mod pacing;
 pub mod present;
+pub mod render;
 pub mod vk;

@@ -166,6 +166,17 @@ pub struct EyeLens {
     pub aspect_x_over_y: f32,
 }
 
+impl EyeLens {
+    /// The channel's lens-centred position of panel point (u, v): linear in (u, v).
+    pub fn offset(&self, ch: &ChannelDistortion, u: f32, v: f32) -> Vec2 {
+        Vec2::new(2.0 * u - 1.0, (2.0 * v - 1.0) / self.aspect_x_over_y) - ch.center
+    }
+
+    fn factor(&self) -> Vec2 {
+        Vec2::new(0.5, 0.5 * self.aspect_x_over_y) / (1.0 + self.grow_for_undistort)
+    }
+}
+
 /// A lens model the compositor turns into a distortion mesh.
 #[derive(Debug, Clone, Copy, PartialEq)]
 pub enum LensModel {
@@ -179,24 +190,28 @@ impl LensModel {
     /// Where to sample the eye's image for panel point (u, v), per channel (r, g, b).
     /// `None` outside the model's valid radius.
     pub fn sample_uv(&self, eye: usize, u: f32, v: f32) -> Option<[Vec2; 3]> {
+        let (uv, inside) = self.sample(eye, u, v);
+        inside.then_some(uv)
+    }
+
+    /// Like [`sample_uv`](Self::sample_uv), but always computes the positions and says
+    /// separately whether the point is inside the valid radius (the green channel's
+    /// r² against the cutoff).
+    pub fn sample(&self, eye: usize, u: f32, v: f32) -> ([Vec2; 3], bool) {
         let LensModel::Polynomial(eyes) = self else {
-            return Some([Vec2::new(u, v); 3]);
+            return ([Vec2::new(u, v); 3], true);
         };
         let lens = &eyes[eye.min(1)];
-        let aspect = lens.aspect_x_over_y;
-        let factor = Vec2::new(0.5, 0.5 * aspect) / (1.0 + lens.grow_for_undistort);
         let mut out = [Vec2::ZERO; 3];
         for (o, ch) in out.iter_mut().zip(&lens.channels) {
-            let p = Vec2::new(2.0 * u - 1.0, (2.0 * v - 1.0) / aspect) - ch.center;
+            let p = lens.offset(ch, u, v);
             let r2 = p.length_squared();
-            if r2 > lens.undistort_r2_cutoff {
-                return None;
-            }
             let [k1, k2, k3, k4] = ch.coeffs;
             let d = 1.0 / (1.0 + r2 * (k1 + r2 * (k2 + r2 * k3))) + k4;
-            *o = Vec2::splat(0.5) + (p * d + ch.center) * factor;
+            *o = Vec2::splat(0.5) + (p * d + ch.center) * lens.factor();
         }
-        Some(out)
+        let inside = lens.offset(&lens.channels[1], u, v).length_squared() <= lens.undistort_r2_cutoff;
+        (out, inside)
     }
 }
 

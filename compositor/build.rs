@@ -1,0 +1,39 @@
+//! Compiles the compositor's WGSL shaders to SPIR-V with naga (a Rust library: no
+//! network, no external tool, no prebuilt binaries). Each `shaders/NAME.wgsl` becomes
+//! `$OUT_DIR/NAME.spv`, validated on the way.
+
+use std::path::Path;
+
+fn main() {
+    let out = std::env::var("OUT_DIR").expect("cargo sets OUT_DIR");
+    println!("cargo::rerun-if-changed=shaders");
+    let mut names: Vec<_> = std::fs::read_dir("shaders")
+        .expect("compositor/shaders exists")
+        .filter_map(|e| e.ok().map(|e| e.path()))
+        .filter(|p| p.extension().is_some_and(|e| e == "wgsl"))
+        .collect();
+    names.sort();
+    for path in names {
+        let src = std::fs::read_to_string(&path).expect("readable shader");
+        let module = naga::front::wgsl::parse_str(&src).unwrap_or_else(|e| {
+            panic!("{}:\n{}", path.display(), e.emit_to_string(&src));
+        });
+        let info = naga::valid::Validator::new(
+            naga::valid::ValidationFlags::all(),
+            naga::valid::Capabilities::PUSH_CONSTANT,
+        )
+        .validate(&module)
+        .unwrap_or_else(|e| panic!("{}: {e:?}", path.display()));
+        let options = naga::back::spv::Options {
+            lang_version: (1, 0),
+            flags: naga::back::spv::WriterFlags::empty(),
+            ..Default::default()
+        };
+        let words = naga::back::spv::write_vec(&module, &info, &options, None)
+            .unwrap_or_else(|e| panic!("{}: {e}", path.display()));
+        let bytes: Vec<u8> = words.iter().flat_map(|w| w.to_le_bytes()).collect();
+        let stem = path.file_stem().expect("file name").to_string_lossy().into_owned();
+        std::fs::write(Path::new(&out).join(format!("{stem}.spv")), bytes)
+            .expect("OUT_DIR is writable");
+    }
+}

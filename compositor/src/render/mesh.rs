@@ -1,0 +1,108 @@
+//! The distortion mesh: a grid over each eye's half of the panel whose vertices carry
+//! where red, green and blue sample the eye buffer, and the lens-centred position used
+//! for the valid-radius test (linear in panel position, so exact per fragment).
+
+use leasehold_drivers::api::LensModel;
+
+/// One vertex, as `shaders/distort.wgsl` reads it (11 floats).
+#[derive(Debug, Clone, Copy, PartialEq, Default)]
+#[repr(C)]
+pub struct MeshVertex {
+    /// Position in the eye's viewport, Vulkan NDC (−1..1, y down).
+    pub pos: [f32; 2],
+    pub uv_r: [f32; 2],
+    pub uv_g: [f32; 2],
+    pub uv_b: [f32; 2],
+    /// Green channel's lens-centred offset (r² = |p|² is tested against the cutoff).
+    pub p: [f32; 2],
+    pub _pad: f32,
+}
+
+impl MeshVertex {
+    pub const FLOATS: usize = 11;
+
+    pub fn to_floats(&self) -> [f32; Self::FLOATS] {
+        let mut f = [0.0; Self::FLOATS];
+        f[0..2].copy_from_slice(&self.pos);
+        f[2..4].copy_from_slice(&self.uv_r);
+        f[4..6].copy_from_slice(&self.uv_g);
+        f[6..8].copy_from_slice(&self.uv_b);
+        f[8..10].copy_from_slice(&self.p);
+        f
+    }
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub struct Mesh {
+    pub vertices: Vec<MeshVertex>,
+    pub indices: Vec<u32>,
+    /// r² cutoff per eye (infinite without a lens model).
+    pub cutoff: [f32; 2],
+    /// Index range of each eye: (first index, count); vertices are shared by offset.
+    pub eye_indices: [(u32, u32); 2],
+}
+
+/// Builds the mesh with `cols` × `rows` cells per eye.
+pub fn build(lens: &LensModel, cols: u32, rows: u32) -> Mesh {
+    let (cols, rows) = (cols.max(1), rows.max(1));
+    let mut vertices = Vec::with_capacity(2 * ((cols + 1) * (rows + 1)) as usize);
+    let mut indices = Vec::with_capacity(2 * (cols * rows * 6) as usize);
+    let mut eye_indices = [(0, 0); 2];
+    let mut cutoff = [f32::INFINITY; 2];
+    for eye in 0..2usize {
+        let base = vertices.len() as u32;
+        if let LensModel::Polynomial(l) = lens {
+            cutoff[eye] = l[eye].undistort_r2_cutoff;
+        }
+        for j in 0..=rows {
+            for i in 0..=cols {
+                let (u, v) = (i as f32 / cols as f32, j as f32 / rows as f32);
+                let (uv, _) = lens.sample(eye, u, v);
+                let p = match lens {
+                    LensModel::Polynomial(l) => l[eye].offset(&l[eye].channels[1], u, v),
+                    LensModel::None => glam::Vec2::ZERO,
+                };
+                vertices.push(MeshVertex {
+                    pos: [2.0 * u - 1.0, 2.0 * v - 1.0],
+                    uv_r: uv[0].to_array(),
+                    uv_g: uv[1].to_array(),
+                    uv_b: uv[2].to_array(),
+                    p: p.to_array(),
+                    _pad: 0.0,
+                });
+            }
+        }
+        let first = indices.len() as u32;
+        let at = |i: u32, j: u32| base + j * (cols + 1) + i;
+        for j in 0..rows {
+            for i in 0..cols {
+                indices.extend([at(i, j), at(i + 1, j), at(i, j + 1)]);
+                indices.extend([at(i + 1, j), at(i + 1, j + 1), at(i, j + 1)]);
+            }
+        }
+        eye_indices[eye] = (first, indices.len() as u32 - first);
+    }
+    Mesh {
+        vertices,
+        indices,
+        cutoff,
+        eye_indices,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn grid_covers_each_eye_and_identity_lens_is_identity() {
+        let m = build(&LensModel::None, 4, 2);
+        assert_eq!(m.vertices.len(), 2 * 5 * 3);
+        assert_eq!(m.indices.len(), 2 * 4 * 2 * 6);
+        assert_eq!(m.eye_indices[1], (48, 48));
+        let v = m.vertices[5 * 3 - 1]; // left eye, bottom-right corner
+        assert_eq!(v.pos, [1.0, 1.0]);
+        assert_eq!(v.uv_g, [1.0, 1.0]);
+        assert!(m.indices.iter().all(|&i| (i as usize) < m.vertices.len()));
+    }
+}

@@ -1,0 +1,455 @@
+//! What the compositor draws, decided on the CPU: layer validation, rotational timewarp,
+//! the per-layer draw parameters, and the lens-distortion mesh. The GPU side
+//! (`vk::renderer`) executes the plan; the CPU reference (`reference`) renders the same
+//! model without a GPU for tests.
+//!
+//! A frame is two passes per eye:
+//! 1. Layers → eye buffer. The eye buffer is what the eye sees at the *predicted display
+//!    pose*, over the eye's field of view. Each layer is a full-screen draw: every eye
+//!    buffer pixel is a view direction, rotated into the space the layer was rendered in
+//!    (projection layers: the app's render pose; that rotation is the timewarp) or
+//!    intersected with the layer's plane (quad layers), then sampled from the layer's
+//!    sub-image. Layers blend back to front, premultiplied.
+//! 2. Eye buffer → panel through the distortion mesh, sampling red, green and blue at
+//!    their own lens-corrected positions (chromatic aberration correction).
+
+pub mod mesh;
+pub mod pattern;
+pub mod reference;
+
+use glam::{Quat, Vec2, Vec3};
+use leasehold_drivers::api::{DisplayInfo, Fov, Pose};
+
+/// Image formats layers may use (what the compositor can sample; the runtime offers
+/// exactly these as swapchain formats).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum ColorFormat {
+    Rgba8Srgb,
+    Bgra8Srgb,
+    Rgba8Unorm,
+    Bgra8Unorm,
+    Rgba16Float,
+}
+
+/// A layer image the compositor can sample, as the plan sees it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct ImageDesc {
+    pub id: u64,
+    pub width: u32,
+    pub height: u32,
+    pub array_layers: u32,
+    /// `None`: a format the compositor cannot sample (the layer is rejected).
+    pub format: Option<ColorFormat>,
+}
+
+/// A rectangle of an image, in pixels.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct SubImage {
+    pub image: u64,
+    pub x: i32,
+    pub y: i32,
+    pub width: i32,
+    pub height: i32,
+    pub array_index: u32,
+}
+
+/// Layer flags (OpenXR's XrCompositionLayerFlags meanings).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct LayerFlags {
+    /// Use the texture's alpha; without it the layer is opaque.
+    pub blend_texture_source_alpha: bool,
+    /// The texture's colour is not premultiplied by its alpha.
+    pub unpremultiplied_alpha: bool,
+}
+
+impl LayerFlags {
+    fn bits(&self) -> u32 {
+        u32::from(self.blend_texture_source_alpha) | (u32::from(self.unpremultiplied_alpha) << 1)
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct ProjectionView {
+    /// The pose the app rendered this view from (in the layer's space = world here).
+    pub pose: Pose,
+    pub fov: Fov,
+    pub sub_image: SubImage,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub enum Layer {
+    Projection {
+        views: [ProjectionView; 2],
+        flags: LayerFlags,
+    },
+    Quad {
+        /// Which eyes see it: [left, right].
+        eyes: [bool; 2],
+        sub_image: SubImage,
+        /// Centre and orientation of the quad; it faces +Z of its pose.
+        pose: Pose,
+        /// Width and height, metres.
+        size: Vec2,
+        flags: LayerFlags,
+    },
+}
+
+/// One full-screen layer draw into an eye buffer: the image to sample and the push
+/// constants of `shaders/layer.wgsl`.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct LayerDraw {
+    pub image: u64,
+    pub push: [f32; 28],
+}
+
+/// Why a layer (or part of one) was not drawn as given.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Rejection {
+    pub layer: usize,
+    pub reason: String,
+    /// Clamped and drawn anyway (`true`), or dropped.
+    pub clamped: bool,
+}
+
+/// Everything the GPU needs for one frame.
+#[derive(Debug, Clone, PartialEq)]
+pub struct FramePlan {
+    /// Per eye, back to front.
+    pub draws: [Vec<LayerDraw>; 2],
+    pub rejections: Vec<Rejection>,
+    /// The eye poses the frame is composed for.
+    pub eye_poses: [Pose; 2],
+}
+
+fn fov_tangents(f: &Fov) -> [f32; 4] {
+    [
+        f.angle_left.tan(),
+        f.angle_right.tan(),
+        f.angle_up.tan(),
+        f.angle_down.tan(),
+    ]
+}
+
+fn rows(m: glam::Mat3) -> [Vec3; 3] {
+    let t = m.transpose();
+    [t.x_axis, t.y_axis, t.z_axis]
+}
+
+fn sane_pose(p: &Pose) -> bool {
+    p.is_finite() && (p.orientation.length() - 1.0).abs() < 1e-2
+}
+
+/// The sub-image clamped to its image; `Err` if nothing sensible remains.
+fn clamp_sub_image(s: &SubImage, d: &ImageDesc) -> Result<(SubImage, bool), String> {
+    if s.array_index >= d.array_layers {
+        return Err(format!(
+            "array index {} but the image has {} layers",
+            s.array_index, d.array_layers
+        ));
+    }
+    let x0 = s.x.clamp(0, d.width as i32);
+    let y0 = s.y.clamp(0, d.height as i32);
+    let x1 = s.x.saturating_add(s.width).clamp(0, d.width as i32);
+    let y1 = s.y.saturating_add(s.height).clamp(0, d.height as i32);
+    if x1 - x0 < 1 || y1 - y0 < 1 {
+        return Err(format!(
+            "sub-image {}x{}+{}+{} lies outside the {}x{} image",
+            s.width, s.height, s.x, s.y, d.width, d.height
+        ));
+    }
+    let c = SubImage {
+        x: x0,
+        y: y0,
+        width: x1 - x0,
+        height: y1 - y0,
+        ..*s
+    };
+    Ok((c, c != *s))
+}
+
+fn rect(s: &SubImage, d: &ImageDesc) -> [f32; 4] {
+    [
+        s.x as f32 / d.width as f32,
+        s.y as f32 / d.height as f32,
+        (s.x + s.width) as f32 / d.width as f32,
+        (s.y + s.height) as f32 / d.height as f32,
+    ]
+}
+
+/// Plans a frame: `head` is the predicted head pose at the frame's display time.
+/// Invalid input never fails the frame: a layer is clamped (and drawn) or dropped, and
+/// each case is reported in `rejections` (and logged).
+pub fn plan(
+    display: &DisplayInfo,
+    head: Pose,
+    layers: &[Layer],
+    images: &dyn Fn(u64) -> Option<ImageDesc>,
+) -> FramePlan {
+    let mut rejections = Vec::new();
+    let head = if sane_pose(&head) {
+        head
+    } else {
+        rejections.push(Rejection {
+            layer: usize::MAX,
+            reason: "display pose is not finite: composing without timewarp".into(),
+            clamped: true,
+        });
+        Pose::IDENTITY
+    };
+    let eye_poses = [0, 1].map(|e| head.compose(&display.eyes[e].eye_to_head));
+    let mut draws: [Vec<LayerDraw>; 2] = Default::default();
+    for (li, layer) in layers.iter().enumerate() {
+        let mut reject = |reason: String, clamped: bool| {
+            rejections.push(Rejection {
+                layer: li,
+                reason,
+                clamped,
+            })
+        };
+        for eye in 0..2 {
+            let eye_pose = eye_poses[eye];
+            let (sub, flags) = match layer {
+                Layer::Projection { views, flags } => (views[eye].sub_image, *flags),
+                Layer::Quad {
+                    eyes,
+                    sub_image,
+                    flags,
+                    ..
+                } => {
+                    if !eyes[eye] {
+                        continue;
+                    }
+                    (*sub_image, *flags)
+                }
+            };
+            let Some(desc) = images(sub.image) else {
+                reject(format!("image {} does not exist", sub.image), false);
+                continue;
+            };
+            if desc.format.is_none() {
+                reject(
+                    format!("image {} has a format the compositor cannot sample", sub.image),
+                    false,
+                );
+                continue;
+            }
+            let sub = match clamp_sub_image(&sub, &desc) {
+                Ok((s, changed)) => {
+                    if changed {
+                        reject(format!("sub-image clamped to the {}x{} image", desc.width, desc.height), true);
+                    }
+                    s
+                }
+                Err(why) => {
+                    reject(why, false);
+                    continue;
+                }
+            };
+            let mut push = [0f32; 28];
+            push[0..4].copy_from_slice(&fov_tangents(&display.eyes[eye].fov));
+            let kind;
+            match layer {
+                Layer::Projection { views, .. } => {
+                    kind = 0.0;
+                    let v = &views[eye];
+                    let (pose, fov) = if sane_pose(&v.pose) && v.fov.is_valid() {
+                        (v.pose, v.fov)
+                    } else {
+                        reject(
+                            "view pose or field of view is not valid: drawn without timewarp"
+                                .into(),
+                            true,
+                        );
+                        (
+                            eye_pose,
+                            if v.fov.is_valid() {
+                                v.fov
+                            } else {
+                                display.eyes[eye].fov
+                            },
+                        )
+                    };
+                    let m = glam::Mat3::from_quat(pose.orientation.inverse() * eye_pose.orientation);
+                    let r = rows(m);
+                    for (k, row) in r.iter().enumerate() {
+                        push[4 + 4 * k..7 + 4 * k].copy_from_slice(&row.to_array());
+                    }
+                    push[16..20].copy_from_slice(&fov_tangents(&fov));
+                }
+                Layer::Quad { pose, size, .. } => {
+                    kind = 1.0;
+                    if !sane_pose(pose) || !size.is_finite() || size.min_element() <= 0.0 {
+                        reject("quad pose or size is not valid: dropped".into(), false);
+                        continue;
+                    }
+                    let inv = pose.orientation.inverse();
+                    let m = glam::Mat3::from_quat(inv * eye_pose.orientation);
+                    for (k, row) in rows(m).iter().enumerate() {
+                        push[4 + 4 * k..7 + 4 * k].copy_from_slice(&row.to_array());
+                    }
+                    let eye_in_quad = inv * (eye_pose.position - pose.position);
+                    push[16..19].copy_from_slice(&eye_in_quad.to_array());
+                    push[24] = size.x / 2.0;
+                    push[25] = size.y / 2.0;
+                }
+            }
+            push[7] = kind;
+            push[11] = flags.bits() as f32;
+            push[15] = sub.array_index as f32;
+            push[20..24].copy_from_slice(&rect(&sub, &desc));
+            draws[eye].push(LayerDraw {
+                image: sub.image,
+                push,
+            });
+        }
+    }
+    for r in &rejections {
+        tracing::warn!(layer = r.layer, clamped = r.clamped, reason = %r.reason, "layer input corrected");
+    }
+    FramePlan {
+        draws,
+        rejections,
+        eye_poses,
+    }
+}
+
+/// Pixels a rotation by `angle` about the view's up axis moves content across an image
+/// of `width` pixels spanning `fov` (at the image centre).
+pub fn yaw_shift_pixels(fov: &Fov, width: u32, angle: f32) -> f32 {
+    let span = fov.angle_right.tan() - fov.angle_left.tan();
+    angle.tan() / span * width as f32
+}
+
+/// A rotation about +Y (yaw), for tests and simulated motion.
+pub fn yaw(angle: f32) -> Quat {
+    Quat::from_rotation_y(angle)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use leasehold_drivers::api::{EyeInfo, Fov};
+
+    fn display() -> DisplayInfo {
+        let eye = |x: f32| EyeInfo {
+            eye_to_head: Pose {
+                orientation: Quat::IDENTITY,
+                position: Vec3::new(x, 0.0, 0.0),
+            },
+            fov: Fov::symmetric(1.6, 1.6),
+        };
+        DisplayInfo {
+            panel_width: 200,
+            panel_height: 100,
+            eye_render_width: 100,
+            eye_render_height: 100,
+            refresh_hz: vec![90.0],
+            scanout_to_photon_ns: 0,
+            eyes: [eye(-0.032), eye(0.032)],
+        }
+    }
+
+    fn images(id: u64) -> Option<ImageDesc> {
+        match id {
+            1 => Some(ImageDesc {
+                id,
+                width: 200,
+                height: 100,
+                array_layers: 1,
+                format: Some(ColorFormat::Rgba8Srgb),
+            }),
+            2 => Some(ImageDesc {
+                id,
+                width: 64,
+                height: 64,
+                array_layers: 1,
+                format: None,
+            }),
+            _ => None,
+        }
+    }
+
+    fn proj(pose: Pose, x: i32, w: i32) -> Layer {
+        let v = |x| ProjectionView {
+            pose,
+            fov: Fov::symmetric(1.6, 1.6),
+            sub_image: SubImage {
+                image: 1,
+                x,
+                y: 0,
+                width: w,
+                height: 100,
+                array_index: 0,
+            },
+        };
+        Layer::Projection {
+            views: [v(x), v(x + w)],
+            flags: LayerFlags::default(),
+        }
+    }
+
+    #[test]
+    fn identity_pose_gives_identity_rotation_and_side_by_side_rects() {
+        let p = plan(&display(), Pose::IDENTITY, &[proj(Pose::IDENTITY, 0, 100)], &images);
+        assert!(p.rejections.is_empty(), "{:?}", p.rejections);
+        let d = &p.draws[0][0].push;
+        assert_eq!(&d[4..7], &[1.0, 0.0, 0.0]);
+        assert_eq!(&d[8..11], &[0.0, 1.0, 0.0]);
+        assert_eq!(&d[12..15], &[0.0, 0.0, 1.0]);
+        assert_eq!(&d[20..24], &[0.0, 0.0, 0.5, 1.0]);
+        assert_eq!(&p.draws[1][0].push[20..24], &[0.5, 0.0, 1.0, 1.0]);
+    }
+
+    #[test]
+    fn bad_input_is_clamped_or_dropped_never_fatal() {
+        let nan = Pose {
+            orientation: Quat::from_xyzw(f32::NAN, 0.0, 0.0, 1.0),
+            position: Vec3::ZERO,
+        };
+        let layers = [
+            proj(nan, 150, 100), // NaN pose, right view beyond the image
+            Layer::Quad {
+                eyes: [true, true],
+                sub_image: SubImage {
+                    image: 2,
+                    x: 0,
+                    y: 0,
+                    width: 64,
+                    height: 64,
+                    array_index: 0,
+                },
+                pose: Pose::IDENTITY,
+                size: Vec2::ONE,
+                flags: LayerFlags::default(),
+            },
+            proj(Pose::IDENTITY, 500, 10), // entirely outside
+        ];
+        let p = plan(&display(), nan, &layers, &images);
+        // The NaN display pose falls back to identity; layer 0 is drawn (clamped) for
+        // the left eye, layer 1 (unsampleable format) and layer 2 (outside) are dropped.
+        assert!(p.rejections.iter().any(|r| r.layer == usize::MAX));
+        assert!(p.rejections.iter().any(|r| r.layer == 0 && r.clamped));
+        assert!(p.rejections.iter().any(|r| r.layer == 1 && !r.clamped));
+        assert!(p.rejections.iter().any(|r| r.layer == 2 && !r.clamped));
+        assert_eq!(p.draws[0].len(), 1);
+        assert!(p.draws[0][0].push.iter().all(|v| v.is_finite()));
+        assert_eq!(&p.draws[0][0].push[20..24], &[0.75, 0.0, 1.0, 1.0]);
+        assert!(p.draws[1].is_empty(), "right view starts at x=250: outside");
+    }
+
+    #[test]
+    fn timewarp_rotation_is_layer_from_display() {
+        // Rendered at yaw 0, displayed at yaw 0.1: content moves the other way.
+        let p = plan(&display(), Pose { orientation: yaw(0.1), position: Vec3::ZERO }, &[proj(Pose::IDENTITY, 0, 100)], &images);
+        let d = &p.draws[0][0].push;
+        let m = glam::Mat3::from_cols(
+            Vec3::new(d[4], d[8], d[12]),
+            Vec3::new(d[5], d[9], d[13]),
+            Vec3::new(d[6], d[10], d[14]),
+        );
+        let fwd = m * Vec3::NEG_Z;
+        // The display's forward is rotated left (+yaw) of the layer's.
+        assert!((fwd.x - (-(0.1f32).sin())).abs() < 1e-5, "{fwd}");
+        assert!(yaw_shift_pixels(&Fov::symmetric(1.6, 1.6), 100, 0.1) > 4.0);
+    }
+}
