@@ -2,6 +2,9 @@
 //! network, no external tool, no prebuilt binaries). Each `shaders/NAME.wgsl` becomes
 //! `$OUT_DIR/NAME.spv`, validated on the way.
 
+// Build scripts talk to cargo through stdout.
+#![allow(clippy::disallowed_macros)]
+
 use std::path::Path;
 
 fn main() {
@@ -32,7 +35,11 @@ fn main() {
         let words = naga::back::spv::write_vec(&module, &info, &options, None)
             .unwrap_or_else(|e| panic!("{}: {e}", path.display()));
         let bytes: Vec<u8> = words.iter().flat_map(|w| w.to_le_bytes()).collect();
-        let stem = path.file_stem().expect("file name").to_string_lossy().into_owned();
+        let stem = path
+            .file_stem()
+            .expect("file name")
+            .to_string_lossy()
+            .into_owned();
         std::fs::write(Path::new(&out).join(format!("{stem}.spv")), bytes)
             .expect("OUT_DIR is writable");
     }

@@ -210,7 +210,8 @@ impl LensModel {
             let d = 1.0 / (1.0 + r2 * (k1 + r2 * (k2 + r2 * k3))) + k4;
             *o = Vec2::splat(0.5) + (p * d + ch.center) * lens.factor();
         }
-        let inside = lens.offset(&lens.channels[1], u, v).length_squared() <= lens.undistort_r2_cutoff;
+        let inside =
+            lens.offset(&lens.channels[1], u, v).length_squared() <= lens.undistort_r2_cutoff;
         (out, inside)
     }
 }

@@ -110,7 +110,7 @@ fn emulated_headset_is_found_configured_and_tracked() {
     let LensModel::Polynomial(l) = hmd.lens() else {
         panic!("lens data from the config")
     };
-    assert_eq!(l[0].channels[2].coeffs[0], 0.2304);
+    assert_eq!(l[0].channels[2].coeffs[0], -0.2381);
     assert_eq!(hmd.display().panel_width, 2160);
     // Uncalibrated: the filter learns the hidden bias in the script's rest periods.
     // Measured: 1.90° worst, 1.82° final.

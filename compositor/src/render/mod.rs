@@ -228,7 +228,10 @@ pub fn plan(
             };
             if desc.format.is_none() {
                 reject(
-                    format!("image {} has a format the compositor cannot sample", sub.image),
+                    format!(
+                        "image {} has a format the compositor cannot sample",
+                        sub.image
+                    ),
                     false,
                 );
                 continue;
@@ -236,7 +239,13 @@ pub fn plan(
             let sub = match clamp_sub_image(&sub, &desc) {
                 Ok((s, changed)) => {
                     if changed {
-                        reject(format!("sub-image clamped to the {}x{} image", desc.width, desc.height), true);
+                        reject(
+                            format!(
+                                "sub-image clamped to the {}x{} image",
+                                desc.width, desc.height
+                            ),
+                            true,
+                        );
                     }
                     s
                 }
@@ -269,7 +278,8 @@ pub fn plan(
                             },
                         )
                     };
-                    let m = glam::Mat3::from_quat(pose.orientation.inverse() * eye_pose.orientation);
+                    let m =
+                        glam::Mat3::from_quat(pose.orientation.inverse() * eye_pose.orientation);
                     let r = rows(m);
                     for (k, row) in r.iter().enumerate() {
                         push[4 + 4 * k..7 + 4 * k].copy_from_slice(&row.to_array());
@@ -390,7 +400,12 @@ mod tests {
 
     #[test]
     fn identity_pose_gives_identity_rotation_and_side_by_side_rects() {
-        let p = plan(&display(), Pose::IDENTITY, &[proj(Pose::IDENTITY, 0, 100)], &images);
+        let p = plan(
+            &display(),
+            Pose::IDENTITY,
+            &[proj(Pose::IDENTITY, 0, 100)],
+            &images,
+        );
         assert!(p.rejections.is_empty(), "{:?}", p.rejections);
         let d = &p.draws[0][0].push;
         assert_eq!(&d[4..7], &[1.0, 0.0, 0.0]);
@@ -440,7 +455,15 @@ mod tests {
     #[test]
     fn timewarp_rotation_is_layer_from_display() {
         // Rendered at yaw 0, displayed at yaw 0.1: content moves the other way.
-        let p = plan(&display(), Pose { orientation: yaw(0.1), position: Vec3::ZERO }, &[proj(Pose::IDENTITY, 0, 100)], &images);
+        let p = plan(
+            &display(),
+            Pose {
+                orientation: yaw(0.1),
+                position: Vec3::ZERO,
+            },
+            &[proj(Pose::IDENTITY, 0, 100)],
+            &images,
+        );
         let d = &p.draws[0][0].push;
         let m = glam::Mat3::from_cols(
             Vec3::new(d[4], d[8], d[12]),

@@ -21,7 +21,12 @@ impl RgbaImage {
 
     pub fn pixel(&self, x: u32, y: u32) -> [u8; 4] {
         let i = ((y * self.width + x) * 4) as usize;
-        [self.data[i], self.data[i + 1], self.data[i + 2], self.data[i + 3]]
+        [
+            self.data[i],
+            self.data[i + 1],
+            self.data[i + 2],
+            self.data[i + 3],
+        ]
     }
 
     pub fn put(&mut self, x: u32, y: u32, c: [u8; 4]) {
@@ -37,7 +42,8 @@ impl RgbaImage {
         enc.set_depth(png::BitDepth::Eight);
         enc.set_source_srgb(png::SrgbRenderingIntent::Perceptual);
         let mut w = enc.write_header().map_err(std::io::Error::other)?;
-        w.write_image_data(&self.data).map_err(std::io::Error::other)?;
+        w.write_image_data(&self.data)
+            .map_err(std::io::Error::other)?;
         w.finish().map_err(std::io::Error::other)
     }
 }

@@ -5,6 +5,9 @@
 //! format modifiers, export a render's completion as a sync_file, run a high-priority
 //! queue, and which DRM node it is (so we render on the GPU that scans out the headset).
 
+pub mod context;
+pub mod renderer;
+
 use ash::vk;
 use std::ffi::CStr;
 
@@ -18,6 +21,10 @@ pub enum VkError {
         op: &'static str,
         result: vk::Result,
     },
+    #[error("no usable Vulkan device: {0}")]
+    NoDevice(String),
+    #[error("{0}")]
+    Unsupported(String),
 }
 
 fn call(op: &'static str) -> impl FnOnce(vk::Result) -> VkError {
@@ -93,7 +100,10 @@ fn describe_all(instance: &ash::Instance) -> Result<Vec<GpuInfo>, VkError> {
         .collect()
 }
 
-fn describe(instance: &ash::Instance, pd: vk::PhysicalDevice) -> Result<GpuInfo, VkError> {
+pub(crate) fn describe(
+    instance: &ash::Instance,
+    pd: vk::PhysicalDevice,
+) -> Result<GpuInfo, VkError> {
     // SAFETY: `pd` came from this instance's enumeration.
     let exts = unsafe { instance.enumerate_device_extension_properties(pd) }
         .map_err(call("vkEnumerateDeviceExtensionProperties"))?;

@@ -332,9 +332,9 @@ mod tests {
             panic!("polynomial lens expected")
         };
         // red, green, blue of the left eye, and the right eye's green centre.
-        assert_eq!(l[0].channels[0].coeffs, [0.1612, 0.2298, 0.0, 0.0]);
-        assert_eq!(l[0].channels[1].coeffs, [0.1885, 0.2651, 0.0, 0.0]);
-        assert_eq!(l[0].channels[2].coeffs, [0.2304, 0.3142, 0.0, 0.0]);
+        assert_eq!(l[0].channels[0].coeffs, [-0.2052, 0.0478, 0.0, 0.0]);
+        assert_eq!(l[0].channels[1].coeffs, [-0.2203, 0.0501, 0.0, 0.0]);
+        assert_eq!(l[0].channels[2].coeffs, [-0.2381, 0.0533, 0.0, 0.0]);
         assert_eq!(l[1].channels[1].center, Vec2::new(-0.0198, 0.0027));
         assert!((l[0].grow_for_undistort - 0.6).abs() < 1e-6);
         assert!((l[0].aspect_x_over_y - 0.9).abs() < 1e-6);

@@ -1,0 +1,1295 @@
+//! Executes a [`FramePlan`] on the GPU: layer images, the two eye buffers, the layer and
+//! distortion pipelines (dynamic rendering), the distortion mesh, timestamps, the render
+//! fence (exported as a sync_file where the driver can), and read-back of targets.
+
+use super::context::VkContext;
+use super::{VkError, call};
+use crate::render::mesh::{self, Mesh, MeshVertex};
+use crate::render::pattern::RgbaImage;
+use crate::render::{ColorFormat, FramePlan, ImageDesc};
+use ash::vk;
+use leasehold_drivers::api::{DisplayInfo, LensModel};
+use std::collections::HashMap;
+use std::os::fd::{FromRawFd, OwnedFd};
+use std::sync::Arc;
+
+const LAYER_SPV: &[u8] = include_bytes!(concat!(env!("OUT_DIR"), "/layer.spv"));
+const DISTORT_SPV: &[u8] = include_bytes!(concat!(env!("OUT_DIR"), "/distort.spv"));
+
+/// Mesh density per eye (cells); fine enough that interpolating the lens model between
+/// vertices is far below a pixel.
+pub const MESH_COLS: u32 = 96;
+pub const MESH_ROWS: u32 = 96;
+
+pub fn vk_format(f: ColorFormat) -> vk::Format {
+    match f {
+        ColorFormat::Rgba8Srgb => vk::Format::R8G8B8A8_SRGB,
+        ColorFormat::Bgra8Srgb => vk::Format::B8G8R8A8_SRGB,
+        ColorFormat::Rgba8Unorm => vk::Format::R8G8B8A8_UNORM,
+        ColorFormat::Bgra8Unorm => vk::Format::B8G8R8A8_UNORM,
+        ColorFormat::Rgba16Float => vk::Format::R16G16B16A16_SFLOAT,
+    }
+}
+
+/// The format of eye buffers and of targets the compositor allocates itself.
+pub const EYE_FORMAT: vk::Format = vk::Format::R8G8B8A8_SRGB;
+/// Scanout buffers are XRGB8888 = B8G8R8A8 in memory, sRGB-encoded.
+pub const TARGET_FORMAT: vk::Format = vk::Format::B8G8R8A8_SRGB;
+
+struct Buffer {
+    buffer: vk::Buffer,
+    memory: vk::DeviceMemory,
+    mapped: *mut u8,
+}
+
+struct Image {
+    image: vk::Image,
+    memory: vk::DeviceMemory,
+    view: vk::ImageView,
+    width: u32,
+    height: u32,
+}
+
+struct LayerImage {
+    img: Image,
+    set: vk::DescriptorSet,
+    desc: ImageDesc,
+}
+
+/// A render target: an image the distortion pass writes, the size of the panel.
+pub struct TargetImage {
+    img: Image,
+    pub width: u32,
+    pub height: u32,
+    pub format: vk::Format,
+}
+
+impl std::fmt::Debug for TargetImage {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(
+            f,
+            "TargetImage({}x{} {:?})",
+            self.width, self.height, self.format
+        )
+    }
+}
+
+/// How the finished frame's completion reaches the display.
+#[derive(Debug)]
+pub enum RenderFence {
+    /// A sync_file exported from the render's semaphore (give it to KMS as IN_FENCE_FD).
+    SyncFile(OwnedFd),
+    /// The driver exported "already signalled" (-1): the render is complete.
+    Signalled,
+    /// No sync_file export on this driver: wait for the render on the CPU
+    /// ([`GpuRenderer::wait`]) before committing.
+    CpuWait,
+}
+
+/// What one frame cost.
+#[derive(Debug, Clone, Copy, Default, PartialEq)]
+pub struct FrameTiming {
+    /// CPU time to record and submit the frame.
+    pub cpu_submit_ns: u64,
+    /// GPU time for the layer passes and for the whole frame (timestamp queries).
+    pub gpu_layers_ns: Option<u64>,
+    pub gpu_total_ns: Option<u64>,
+}
+
+pub struct GpuRenderer {
+    ctx: Arc<VkContext>,
+    layer_set_layout: vk::DescriptorSetLayout,
+    distort_set_layout: vk::DescriptorSetLayout,
+    layer_layout: vk::PipelineLayout,
+    distort_layout: vk::PipelineLayout,
+    layer_pipeline: vk::Pipeline,
+    distort_pipelines: HashMap<vk::Format, vk::Pipeline>,
+    sampler: vk::Sampler,
+    pool: vk::DescriptorPool,
+    eyes: [Image; 2],
+    eye_sets: [vk::DescriptorSet; 2],
+    mesh: Mesh,
+    vertices: Buffer,
+    indices: Buffer,
+    layers: HashMap<u64, LayerImage>,
+    next_id: u64,
+    cmd_pool: vk::CommandPool,
+    cmd: vk::CommandBuffer,
+    fence: vk::Fence,
+    in_flight: bool,
+    queries: Option<vk::QueryPool>,
+    sync_fd_export: bool,
+    frame_semaphore: Option<vk::Semaphore>,
+}
+
+impl std::fmt::Debug for GpuRenderer {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("GpuRenderer")
+            .field("gpu", &self.ctx.gpu.name)
+            .field("layers", &self.layers.len())
+            .finish()
+    }
+}
+
+fn shader(d: &ash::Device, spv: &[u8]) -> Result<vk::ShaderModule, VkError> {
+    let words: Vec<u32> = spv
+        .chunks_exact(4)
+        .map(|c| u32::from_le_bytes([c[0], c[1], c[2], c[3]]))
+        .collect();
+    let info = vk::ShaderModuleCreateInfo::default().code(&words);
+    // SAFETY: `words` is SPIR-V produced and validated by naga at build time.
+    unsafe { d.create_shader_module(&info, None) }.map_err(call("vkCreateShaderModule"))
+}
+
+impl GpuRenderer {
+    pub fn new(
+        ctx: Arc<VkContext>,
+        lens: &LensModel,
+        display: &DisplayInfo,
+    ) -> Result<Self, VkError> {
+        let d = &ctx.device;
+        let bindings = |first: vk::DescriptorType| {
+            [
+                vk::DescriptorSetLayoutBinding::default()
+                    .binding(0)
+                    .descriptor_type(first)
+                    .descriptor_count(1)
+                    .stage_flags(vk::ShaderStageFlags::FRAGMENT),
+                vk::DescriptorSetLayoutBinding::default()
+                    .binding(1)
+                    .descriptor_type(vk::DescriptorType::SAMPLER)
+                    .descriptor_count(1)
+                    .stage_flags(vk::ShaderStageFlags::FRAGMENT),
+            ]
+        };
+        let b = bindings(vk::DescriptorType::SAMPLED_IMAGE);
+        let set_info = vk::DescriptorSetLayoutCreateInfo::default().bindings(&b);
+        // SAFETY: plain object creation on a valid device with create-infos whose
+        // pointers refer to live locals (so for the blocks below in `new`, "as above");
+        // every object is destroyed in `Drop` before the context goes.
+        let layer_set_layout = unsafe { d.create_descriptor_set_layout(&set_info, None) }
+            .map_err(call("vkCreateDescriptorSetLayout"))?;
+        // SAFETY: as above.
+        let distort_set_layout = unsafe { d.create_descriptor_set_layout(&set_info, None) }
+            .map_err(call("vkCreateDescriptorSetLayout"))?;
+        let layer_push = [vk::PushConstantRange::default()
+            .stage_flags(vk::ShaderStageFlags::FRAGMENT)
+            .size(112)];
+        let sl = [layer_set_layout];
+        // SAFETY: as above.
+        let layer_layout = unsafe {
+            d.create_pipeline_layout(
+                &vk::PipelineLayoutCreateInfo::default()
+                    .set_layouts(&sl)
+                    .push_constant_ranges(&layer_push),
+                None,
+            )
+        }
+        .map_err(call("vkCreatePipelineLayout"))?;
+        let distort_push = [vk::PushConstantRange::default()
+            .stage_flags(vk::ShaderStageFlags::FRAGMENT)
+            .size(16)];
+        let sl = [distort_set_layout];
+        // SAFETY: as above.
+        let distort_layout = unsafe {
+            d.create_pipeline_layout(
+                &vk::PipelineLayoutCreateInfo::default()
+                    .set_layouts(&sl)
+                    .push_constant_ranges(&distort_push),
+                None,
+            )
+        }
+        .map_err(call("vkCreatePipelineLayout"))?;
+        let sampler_info = vk::SamplerCreateInfo::default()
+            .mag_filter(vk::Filter::LINEAR)
+            .min_filter(vk::Filter::LINEAR)
+            .mipmap_mode(vk::SamplerMipmapMode::NEAREST)
+            .address_mode_u(vk::SamplerAddressMode::CLAMP_TO_EDGE)
+            .address_mode_v(vk::SamplerAddressMode::CLAMP_TO_EDGE)
+            .address_mode_w(vk::SamplerAddressMode::CLAMP_TO_EDGE)
+            .max_lod(0.0);
+        // SAFETY: as above.
+        let sampler =
+            unsafe { d.create_sampler(&sampler_info, None) }.map_err(call("vkCreateSampler"))?;
+        let sizes = [
+            vk::DescriptorPoolSize::default()
+                .ty(vk::DescriptorType::SAMPLED_IMAGE)
+                .descriptor_count(1024),
+            vk::DescriptorPoolSize::default()
+                .ty(vk::DescriptorType::SAMPLER)
+                .descriptor_count(1024),
+        ];
+        // SAFETY: as above.
+        let pool = unsafe {
+            d.create_descriptor_pool(
+                &vk::DescriptorPoolCreateInfo::default()
+                    .flags(vk::DescriptorPoolCreateFlags::FREE_DESCRIPTOR_SET)
+                    .max_sets(1024)
+                    .pool_sizes(&sizes),
+                None,
+            )
+        }
+        .map_err(call("vkCreateDescriptorPool"))?;
+        // SAFETY: as above.
+        let cmd_pool = unsafe {
+            d.create_command_pool(
+                &vk::CommandPoolCreateInfo::default()
+                    .queue_family_index(ctx.queue_family)
+                    .flags(vk::CommandPoolCreateFlags::RESET_COMMAND_BUFFER),
+                None,
+            )
+        }
+        .map_err(call("vkCreateCommandPool"))?;
+        // SAFETY: as above.
+        let cmd = unsafe {
+            d.allocate_command_buffers(
+                &vk::CommandBufferAllocateInfo::default()
+                    .command_pool(cmd_pool)
+                    .command_buffer_count(1),
+            )
+        }
+        .map_err(call("vkAllocateCommandBuffers"))?[0];
+        // SAFETY: as above.
+        let fence = unsafe { d.create_fence(&vk::FenceCreateInfo::default(), None) }
+            .map_err(call("vkCreateFence"))?;
+        let queries = match ctx.timestamp_period_ns {
+            // SAFETY: as above.
+            Some(_) => unsafe {
+                d.create_query_pool(
+                    &vk::QueryPoolCreateInfo::default()
+                        .query_type(vk::QueryType::TIMESTAMP)
+                        .query_count(3),
+                    None,
+                )
+            }
+            .ok(),
+            None => None,
+        };
+        let sync_fd_export = ctx.semaphore_fd.is_some() && {
+            let info = vk::PhysicalDeviceExternalSemaphoreInfo::default()
+                .handle_type(vk::ExternalSemaphoreHandleTypeFlags::SYNC_FD);
+            let mut props = vk::ExternalSemaphoreProperties::default();
+            // SAFETY: core 1.1 query on a valid physical device.
+            unsafe {
+                ctx.instance
+                    .get_physical_device_external_semaphore_properties(
+                        ctx.physical,
+                        &info,
+                        &mut props,
+                    )
+            };
+            props
+                .external_semaphore_features
+                .contains(vk::ExternalSemaphoreFeatureFlags::EXPORTABLE)
+        };
+        tracing::info!(
+            path = if sync_fd_export {
+                "sync_file from the render semaphore"
+            } else {
+                "CPU wait"
+            },
+            "render fence path"
+        );
+        let mesh = mesh::build(lens, MESH_COLS, MESH_ROWS);
+        let mut r = Self {
+            ctx: ctx.clone(),
+            layer_set_layout,
+            distort_set_layout,
+            layer_layout,
+            distort_layout,
+            layer_pipeline: vk::Pipeline::null(),
+            distort_pipelines: HashMap::new(),
+            sampler,
+            pool,
+            eyes: [Self::null_image(), Self::null_image()],
+            eye_sets: [vk::DescriptorSet::null(); 2],
+            mesh,
+            vertices: Self::null_buffer(),
+            indices: Self::null_buffer(),
+            layers: HashMap::new(),
+            next_id: 1,
+            cmd_pool,
+            cmd,
+            fence,
+            in_flight: false,
+            queries,
+            sync_fd_export,
+            frame_semaphore: None,
+        };
+        r.layer_pipeline = r.pipeline(false, EYE_FORMAT)?;
+        let p = r.pipeline(true, TARGET_FORMAT)?;
+        r.distort_pipelines.insert(TARGET_FORMAT, p);
+        for e in 0..2 {
+            r.eyes[e] = r.image(
+                display.eye_render_width.max(1),
+                display.eye_render_height.max(1),
+                1,
+                EYE_FORMAT,
+                vk::ImageUsageFlags::COLOR_ATTACHMENT | vk::ImageUsageFlags::SAMPLED,
+            )?;
+            r.eye_sets[e] = r.descriptor_set(r.distort_set_layout, r.eyes[e].view)?;
+        }
+        let vdata: Vec<f32> = r
+            .mesh
+            .vertices
+            .iter()
+            .flat_map(MeshVertex::to_floats)
+            .collect();
+        r.vertices = r.host_buffer(
+            (vdata.len() * 4) as u64,
+            vk::BufferUsageFlags::VERTEX_BUFFER,
+        )?;
+        r.indices = r.host_buffer(
+            (r.mesh.indices.len() * 4) as u64,
+            vk::BufferUsageFlags::INDEX_BUFFER,
+        )?;
+        let vbytes: Vec<u8> = vdata.iter().flat_map(|f| f.to_le_bytes()).collect();
+        let ibytes: Vec<u8> = r
+            .mesh
+            .indices
+            .iter()
+            .flat_map(|i| i.to_le_bytes())
+            .collect();
+        // SAFETY: both buffers are host-visible, coherent, mapped for their whole size,
+        // and exactly as large as the data.
+        unsafe {
+            std::ptr::copy_nonoverlapping(vbytes.as_ptr(), r.vertices.mapped, vbytes.len());
+            std::ptr::copy_nonoverlapping(ibytes.as_ptr(), r.indices.mapped, ibytes.len());
+        }
+        Ok(r)
+    }
+
+    pub fn context(&self) -> &Arc<VkContext> {
+        &self.ctx
+    }
+
+    /// Whether frames come with a sync_file ([`RenderFence::SyncFile`]).
+    pub fn exports_sync_file(&self) -> bool {
+        self.sync_fd_export
+    }
+
+    fn null_image() -> Image {
+        Image {
+            image: vk::Image::null(),
+            memory: vk::DeviceMemory::null(),
+            view: vk::ImageView::null(),
+            width: 0,
+            height: 0,
+        }
+    }
+
+    fn null_buffer() -> Buffer {
+        Buffer {
+            buffer: vk::Buffer::null(),
+            memory: vk::DeviceMemory::null(),
+            mapped: std::ptr::null_mut(),
+        }
+    }
+
+    fn pipeline(&self, distort: bool, format: vk::Format) -> Result<vk::Pipeline, VkError> {
+        let d = &self.ctx.device;
+        let module = shader(d, if distort { DISTORT_SPV } else { LAYER_SPV })?;
+        let stages = [
+            vk::PipelineShaderStageCreateInfo::default()
+                .stage(vk::ShaderStageFlags::VERTEX)
+                .module(module)
+                .name(c"vs_main"),
+            vk::PipelineShaderStageCreateInfo::default()
+                .stage(vk::ShaderStageFlags::FRAGMENT)
+                .module(module)
+                .name(c"fs_main"),
+        ];
+        let vb = [vk::VertexInputBindingDescription::default()
+            .binding(0)
+            .stride((MeshVertex::FLOATS * 4) as u32)
+            .input_rate(vk::VertexInputRate::VERTEX)];
+        let va: Vec<_> = (0..5)
+            .map(|i| {
+                vk::VertexInputAttributeDescription::default()
+                    .location(i)
+                    .binding(0)
+                    .format(vk::Format::R32G32_SFLOAT)
+                    .offset(i * 8)
+            })
+            .collect();
+        let vertex_input = if distort {
+            vk::PipelineVertexInputStateCreateInfo::default()
+                .vertex_binding_descriptions(&vb)
+                .vertex_attribute_descriptions(&va)
+        } else {
+            vk::PipelineVertexInputStateCreateInfo::default()
+        };
+        let ia = vk::PipelineInputAssemblyStateCreateInfo::default()
+            .topology(vk::PrimitiveTopology::TRIANGLE_LIST);
+        let vp = vk::PipelineViewportStateCreateInfo::default()
+            .viewport_count(1)
+            .scissor_count(1);
+        let rs = vk::PipelineRasterizationStateCreateInfo::default()
+            .polygon_mode(vk::PolygonMode::FILL)
+            .cull_mode(vk::CullModeFlags::NONE)
+            .line_width(1.0);
+        let ms = vk::PipelineMultisampleStateCreateInfo::default()
+            .rasterization_samples(vk::SampleCountFlags::TYPE_1);
+        let blend = [if distort {
+            vk::PipelineColorBlendAttachmentState::default()
+                .color_write_mask(vk::ColorComponentFlags::RGBA)
+        } else {
+            vk::PipelineColorBlendAttachmentState::default()
+                .blend_enable(true)
+                .src_color_blend_factor(vk::BlendFactor::ONE)
+                .dst_color_blend_factor(vk::BlendFactor::ONE_MINUS_SRC_ALPHA)
+                .color_blend_op(vk::BlendOp::ADD)
+                .src_alpha_blend_factor(vk::BlendFactor::ONE)
+                .dst_alpha_blend_factor(vk::BlendFactor::ONE_MINUS_SRC_ALPHA)
+                .alpha_blend_op(vk::BlendOp::ADD)
+                .color_write_mask(vk::ColorComponentFlags::RGBA)
+        }];
+        let cb = vk::PipelineColorBlendStateCreateInfo::default().attachments(&blend);
+        let dynamic = [vk::DynamicState::VIEWPORT, vk::DynamicState::SCISSOR];
+        let ds = vk::PipelineDynamicStateCreateInfo::default().dynamic_states(&dynamic);
+        let formats = [format];
+        let mut rendering =
+            vk::PipelineRenderingCreateInfo::default().color_attachment_formats(&formats);
+        let info = vk::GraphicsPipelineCreateInfo::default()
+            .stages(&stages)
+            .vertex_input_state(&vertex_input)
+            .input_assembly_state(&ia)
+            .viewport_state(&vp)
+            .rasterization_state(&rs)
+            .multisample_state(&ms)
+            .color_blend_state(&cb)
+            .dynamic_state(&ds)
+            .layout(if distort {
+                self.distort_layout
+            } else {
+                self.layer_layout
+            })
+            .push_next(&mut rendering);
+        // SAFETY: every state struct is alive across the call; dynamic rendering is
+        // enabled on the device; the module is destroyed after pipeline creation.
+        let r = unsafe {
+            let p = d.create_graphics_pipelines(vk::PipelineCache::null(), &[info], None);
+            d.destroy_shader_module(module, None);
+            p
+        };
+        r.map(|v| v[0]).map_err(|(_, e)| VkError::Call {
+            op: "vkCreateGraphicsPipelines",
+            result: e,
+        })
+    }
+
+    fn allocate(
+        &self,
+        req: vk::MemoryRequirements,
+        flags: vk::MemoryPropertyFlags,
+    ) -> Result<vk::DeviceMemory, VkError> {
+        let ty = self
+            .ctx
+            .memory_type(req.memory_type_bits, flags)
+            .ok_or_else(|| VkError::Unsupported(format!("no memory type with {flags:?}")))?;
+        // SAFETY: a valid allocation request for a type index the device reported.
+        unsafe {
+            self.ctx.device.allocate_memory(
+                &vk::MemoryAllocateInfo::default()
+                    .allocation_size(req.size)
+                    .memory_type_index(ty),
+                None,
+            )
+        }
+        .map_err(call("vkAllocateMemory"))
+    }
+
+    fn host_buffer(&self, size: u64, usage: vk::BufferUsageFlags) -> Result<Buffer, VkError> {
+        let d = &self.ctx.device;
+        // SAFETY: creation, allocation, binding and mapping of a new buffer; on failure
+        // the partially created objects are released before returning.
+        unsafe {
+            let buffer = d
+                .create_buffer(
+                    &vk::BufferCreateInfo::default()
+                        .size(size.max(4))
+                        .usage(usage),
+                    None,
+                )
+                .map_err(call("vkCreateBuffer"))?;
+            let req = d.get_buffer_memory_requirements(buffer);
+            let memory = match self.allocate(
+                req,
+                vk::MemoryPropertyFlags::HOST_VISIBLE | vk::MemoryPropertyFlags::HOST_COHERENT,
+            ) {
+                Ok(m) => m,
+                Err(e) => {
+                    d.destroy_buffer(buffer, None);
+                    return Err(e);
+                }
+            };
+            let mapped = d
+                .bind_buffer_memory(buffer, memory, 0)
+                .and_then(|_| d.map_memory(memory, 0, vk::WHOLE_SIZE, vk::MemoryMapFlags::empty()));
+            match mapped {
+                Ok(p) => Ok(Buffer {
+                    buffer,
+                    memory,
+                    mapped: p.cast(),
+                }),
+                Err(e) => {
+                    d.destroy_buffer(buffer, None);
+                    d.free_memory(memory, None);
+                    Err(VkError::Call {
+                        op: "vkMapMemory",
+                        result: e,
+                    })
+                }
+            }
+        }
+    }
+
+    fn free_buffer(&self, b: &Buffer) {
+        if b.buffer == vk::Buffer::null() {
+            return;
+        }
+        // SAFETY: the buffer is not in use (callers wait for the GPU first).
+        unsafe {
+            self.ctx.device.destroy_buffer(b.buffer, None);
+            self.ctx.device.free_memory(b.memory, None);
+        }
+    }
+
+    fn image(
+        &self,
+        width: u32,
+        height: u32,
+        layers: u32,
+        format: vk::Format,
+        usage: vk::ImageUsageFlags,
+    ) -> Result<Image, VkError> {
+        let d = &self.ctx.device;
+        let info = vk::ImageCreateInfo::default()
+            .image_type(vk::ImageType::TYPE_2D)
+            .format(format)
+            .extent(vk::Extent3D {
+                width,
+                height,
+                depth: 1,
+            })
+            .mip_levels(1)
+            .array_layers(layers)
+            .samples(vk::SampleCountFlags::TYPE_1)
+            .tiling(vk::ImageTiling::OPTIMAL)
+            .usage(usage)
+            .initial_layout(vk::ImageLayout::UNDEFINED);
+        // SAFETY: creation of a new image, its memory and view; partial objects are
+        // released on failure.
+        unsafe {
+            let image = d.create_image(&info, None).map_err(call("vkCreateImage"))?;
+            let req = d.get_image_memory_requirements(image);
+            let memory = match self.allocate(req, vk::MemoryPropertyFlags::DEVICE_LOCAL) {
+                Ok(m) => m,
+                Err(e) => {
+                    d.destroy_image(image, None);
+                    return Err(e);
+                }
+            };
+            if let Err(e) = d.bind_image_memory(image, memory, 0) {
+                d.destroy_image(image, None);
+                d.free_memory(memory, None);
+                return Err(VkError::Call {
+                    op: "vkBindImageMemory",
+                    result: e,
+                });
+            }
+            let view_type = if layers > 1 || usage.contains(vk::ImageUsageFlags::TRANSFER_DST) {
+                vk::ImageViewType::TYPE_2D_ARRAY
+            } else {
+                vk::ImageViewType::TYPE_2D
+            };
+            let view = d
+                .create_image_view(
+                    &vk::ImageViewCreateInfo::default()
+                        .image(image)
+                        .view_type(view_type)
+                        .format(format)
+                        .subresource_range(color_range(layers)),
+                    None,
+                )
+                .map_err(call("vkCreateImageView"));
+            match view {
+                Ok(view) => Ok(Image {
+                    image,
+                    memory,
+                    view,
+                    width,
+                    height,
+                }),
+                Err(e) => {
+                    d.destroy_image(image, None);
+                    d.free_memory(memory, None);
+                    Err(e)
+                }
+            }
+        }
+    }
+
+    fn free_image(&self, i: &Image) {
+        if i.image == vk::Image::null() {
+            return;
+        }
+        // SAFETY: the image is not in use (callers wait for the GPU first).
+        unsafe {
+            self.ctx.device.destroy_image_view(i.view, None);
+            self.ctx.device.destroy_image(i.image, None);
+            self.ctx.device.free_memory(i.memory, None);
+        }
+    }
+
+    fn descriptor_set(
+        &self,
+        layout: vk::DescriptorSetLayout,
+        view: vk::ImageView,
+    ) -> Result<vk::DescriptorSet, VkError> {
+        let d = &self.ctx.device;
+        let layouts = [layout];
+        // SAFETY: allocation from our pool and a write of live handles.
+        unsafe {
+            let set = d
+                .allocate_descriptor_sets(
+                    &vk::DescriptorSetAllocateInfo::default()
+                        .descriptor_pool(self.pool)
+                        .set_layouts(&layouts),
+                )
+                .map_err(call("vkAllocateDescriptorSets"))?[0];
+            let img = [vk::DescriptorImageInfo::default()
+                .image_view(view)
+                .image_layout(vk::ImageLayout::SHADER_READ_ONLY_OPTIMAL)];
+            let smp = [vk::DescriptorImageInfo::default().sampler(self.sampler)];
+            let writes = [
+                vk::WriteDescriptorSet::default()
+                    .dst_set(set)
+                    .dst_binding(0)
+                    .descriptor_type(vk::DescriptorType::SAMPLED_IMAGE)
+                    .image_info(&img),
+                vk::WriteDescriptorSet::default()
+                    .dst_set(set)
+                    .dst_binding(1)
+                    .descriptor_type(vk::DescriptorType::SAMPLER)
+                    .image_info(&smp),
+            ];
+            d.update_descriptor_sets(&writes, &[]);
+            Ok(set)
+        }
+    }
+
+    /// Records and runs `f` on the queue, waiting for it.
+    fn one_shot(&mut self, f: impl FnOnce(&ash::Device, vk::CommandBuffer)) -> Result<(), VkError> {
+        self.wait()?;
+        let d = &self.ctx.device;
+        // SAFETY: the command buffer is idle (waited above); it is recorded, submitted
+        // and waited for before returning.
+        unsafe {
+            d.reset_command_buffer(self.cmd, vk::CommandBufferResetFlags::empty())
+                .map_err(call("vkResetCommandBuffer"))?;
+            d.begin_command_buffer(
+                self.cmd,
+                &vk::CommandBufferBeginInfo::default()
+                    .flags(vk::CommandBufferUsageFlags::ONE_TIME_SUBMIT),
+            )
+            .map_err(call("vkBeginCommandBuffer"))?;
+            f(d, self.cmd);
+            d.end_command_buffer(self.cmd)
+                .map_err(call("vkEndCommandBuffer"))?;
+            let cbs = [vk::CommandBufferSubmitInfo::default().command_buffer(self.cmd)];
+            let submit = [vk::SubmitInfo2::default().command_buffer_infos(&cbs)];
+            d.reset_fences(&[self.fence])
+                .map_err(call("vkResetFences"))?;
+            d.queue_submit2(self.ctx.queue, &submit, self.fence)
+                .map_err(call("vkQueueSubmit2"))?;
+        }
+        self.in_flight = true;
+        self.wait()
+    }
+
+    /// Waits for the last submitted work.
+    pub fn wait(&mut self) -> Result<(), VkError> {
+        if !self.in_flight {
+            return Ok(());
+        }
+        // SAFETY: the fence belongs to this device and was submitted.
+        unsafe {
+            self.ctx
+                .device
+                .wait_for_fences(&[self.fence], true, 10_000_000_000)
+        }
+        .map_err(call("vkWaitForFences"))?;
+        self.in_flight = false;
+        if let Some(s) = self.frame_semaphore.take() {
+            // SAFETY: the submit that signalled it has completed.
+            unsafe { self.ctx.device.destroy_semaphore(s, None) };
+        }
+        Ok(())
+    }
+
+    /// A new layer image (e.g. a swapchain image) the compositor can sample.
+    pub fn create_layer_image(
+        &mut self,
+        width: u32,
+        height: u32,
+        layers: u32,
+        format: ColorFormat,
+    ) -> Result<u64, VkError> {
+        if width == 0 || height == 0 || layers == 0 || width > 16384 || height > 16384 {
+            return Err(VkError::Unsupported(format!(
+                "layer image {width}x{height}x{layers} is out of range"
+            )));
+        }
+        let img = self.image(
+            width,
+            height,
+            layers,
+            vk_format(format),
+            vk::ImageUsageFlags::SAMPLED
+                | vk::ImageUsageFlags::TRANSFER_DST
+                | vk::ImageUsageFlags::COLOR_ATTACHMENT,
+        )?;
+        let set = match self.descriptor_set(self.layer_set_layout, img.view) {
+            Ok(s) => s,
+            Err(e) => {
+                self.free_image(&img);
+                return Err(e);
+            }
+        };
+        let image = img.image;
+        self.one_shot(|d, cb| {
+            barrier(
+                d,
+                cb,
+                image,
+                layers,
+                vk::ImageLayout::UNDEFINED,
+                vk::ImageLayout::SHADER_READ_ONLY_OPTIMAL,
+            )
+        })?;
+        let id = self.next_id;
+        self.next_id += 1;
+        self.layers.insert(
+            id,
+            LayerImage {
+                img,
+                set,
+                desc: ImageDesc {
+                    id,
+                    width,
+                    height,
+                    array_layers: layers,
+                    format: Some(format),
+                },
+            },
+        );
+        Ok(id)
+    }
+
+    pub fn layer_desc(&self, id: u64) -> Option<ImageDesc> {
+        self.layers.get(&id).map(|l| l.desc)
+    }
+
+    pub fn destroy_layer_image(&mut self, id: u64) -> Result<(), VkError> {
+        self.wait()?;
+        if let Some(l) = self.layers.remove(&id) {
+            // SAFETY: the GPU is idle; the set came from our pool.
+            unsafe {
+                let _ = self.ctx.device.free_descriptor_sets(self.pool, &[l.set]);
+            }
+            self.free_image(&l.img);
+        }
+        Ok(())
+    }
+
+    /// Uploads RGBA8 pixels into one array layer of an 8-bit RGBA layer image.
+    pub fn upload(&mut self, id: u64, layer: u32, pixels: &RgbaImage) -> Result<(), VkError> {
+        let l = self
+            .layers
+            .get(&id)
+            .ok_or_else(|| VkError::Unsupported(format!("no layer image {id}")))?;
+        if (pixels.width, pixels.height) != (l.desc.width, l.desc.height)
+            || layer >= l.desc.array_layers
+            || !matches!(
+                l.desc.format,
+                Some(ColorFormat::Rgba8Srgb | ColorFormat::Rgba8Unorm)
+            )
+        {
+            return Err(VkError::Unsupported(
+                "upload needs an RGBA8 image of the same size".into(),
+            ));
+        }
+        let (image, w, h, layers) = (
+            l.img.image,
+            l.desc.width,
+            l.desc.height,
+            l.desc.array_layers,
+        );
+        let staging =
+            self.host_buffer(pixels.data.len() as u64, vk::BufferUsageFlags::TRANSFER_SRC)?;
+        // SAFETY: the staging buffer is mapped, coherent and exactly this large.
+        unsafe {
+            std::ptr::copy_nonoverlapping(pixels.data.as_ptr(), staging.mapped, pixels.data.len())
+        };
+        let buf = staging.buffer;
+        let r = self.one_shot(|d, cb| {
+            barrier(
+                d,
+                cb,
+                image,
+                layers,
+                vk::ImageLayout::SHADER_READ_ONLY_OPTIMAL,
+                vk::ImageLayout::TRANSFER_DST_OPTIMAL,
+            );
+            let region = vk::BufferImageCopy::default()
+                .image_subresource(
+                    vk::ImageSubresourceLayers::default()
+                        .aspect_mask(vk::ImageAspectFlags::COLOR)
+                        .base_array_layer(layer)
+                        .layer_count(1),
+                )
+                .image_extent(vk::Extent3D {
+                    width: w,
+                    height: h,
+                    depth: 1,
+                });
+            // SAFETY: recording into a command buffer in the recording state.
+            unsafe {
+                d.cmd_copy_buffer_to_image(
+                    cb,
+                    buf,
+                    image,
+                    vk::ImageLayout::TRANSFER_DST_OPTIMAL,
+                    &[region],
+                )
+            };
+            barrier(
+                d,
+                cb,
+                image,
+                layers,
+                vk::ImageLayout::TRANSFER_DST_OPTIMAL,
+                vk::ImageLayout::SHADER_READ_ONLY_OPTIMAL,
+            );
+        });
+        self.free_buffer(&staging);
+        r
+    }
+
+    /// A target the compositor owns (headless), `TARGET_FORMAT`, readable back.
+    pub fn create_target(&mut self, width: u32, height: u32) -> Result<TargetImage, VkError> {
+        let img = self.image(
+            width,
+            height,
+            1,
+            TARGET_FORMAT,
+            vk::ImageUsageFlags::COLOR_ATTACHMENT | vk::ImageUsageFlags::TRANSFER_SRC,
+        )?;
+        Ok(TargetImage {
+            img,
+            width,
+            height,
+            format: TARGET_FORMAT,
+        })
+    }
+
+    pub fn destroy_target(&mut self, t: TargetImage) -> Result<(), VkError> {
+        self.wait()?;
+        self.free_image(&t.img);
+        Ok(())
+    }
+
+    /// Records and submits one frame into `target`. Returns at once (the GPU works on);
+    /// the fence says how completion reaches the display.
+    pub fn render(
+        &mut self,
+        plan: &FramePlan,
+        target: &TargetImage,
+        want_sync_file: bool,
+    ) -> Result<(RenderFence, FrameTiming), VkError> {
+        self.wait()?;
+        let t0 = std::time::Instant::now();
+        let d = self.ctx.device.clone();
+        let cb = self.cmd;
+        // SAFETY: the command buffer is idle (waited above). Everything recorded refers
+        // to objects owned by this renderer or the target, alive until the fence signals
+        // (`wait` runs before any of them is destroyed).
+        unsafe {
+            d.reset_command_buffer(cb, vk::CommandBufferResetFlags::empty())
+                .map_err(call("vkResetCommandBuffer"))?;
+            d.begin_command_buffer(
+                cb,
+                &vk::CommandBufferBeginInfo::default()
+                    .flags(vk::CommandBufferUsageFlags::ONE_TIME_SUBMIT),
+            )
+            .map_err(call("vkBeginCommandBuffer"))?;
+            if let Some(q) = self.queries {
+                d.cmd_reset_query_pool(cb, q, 0, 3);
+                d.cmd_write_timestamp2(cb, vk::PipelineStageFlags2::TOP_OF_PIPE, q, 0);
+            }
+            for eye in 0..2 {
+                let e = &self.eyes[eye];
+                barrier(
+                    &d,
+                    cb,
+                    e.image,
+                    1,
+                    vk::ImageLayout::UNDEFINED,
+                    vk::ImageLayout::COLOR_ATTACHMENT_OPTIMAL,
+                );
+                begin_rendering(&d, cb, e.view, e.width, e.height, [0.0, 0.0, 0.0, 1.0]);
+                viewport(&d, cb, 0.0, e.width, e.height);
+                d.cmd_bind_pipeline(cb, vk::PipelineBindPoint::GRAPHICS, self.layer_pipeline);
+                for draw in &plan.draws[eye] {
+                    let Some(l) = self.layers.get(&draw.image) else {
+                        continue;
+                    };
+                    d.cmd_bind_descriptor_sets(
+                        cb,
+                        vk::PipelineBindPoint::GRAPHICS,
+                        self.layer_layout,
+                        0,
+                        &[l.set],
+                        &[],
+                    );
+                    let bytes: Vec<u8> = draw.push.iter().flat_map(|f| f.to_le_bytes()).collect();
+                    d.cmd_push_constants(
+                        cb,
+                        self.layer_layout,
+                        vk::ShaderStageFlags::FRAGMENT,
+                        0,
+                        &bytes,
+                    );
+                    d.cmd_draw(cb, 3, 1, 0, 0);
+                }
+                d.cmd_end_rendering(cb);
+                barrier(
+                    &d,
+                    cb,
+                    e.image,
+                    1,
+                    vk::ImageLayout::COLOR_ATTACHMENT_OPTIMAL,
+                    vk::ImageLayout::SHADER_READ_ONLY_OPTIMAL,
+                );
+            }
+            if let Some(q) = self.queries {
+                d.cmd_write_timestamp2(cb, vk::PipelineStageFlags2::ALL_COMMANDS, q, 1);
+            }
+            barrier(
+                &d,
+                cb,
+                target.img.image,
+                1,
+                vk::ImageLayout::UNDEFINED,
+                vk::ImageLayout::COLOR_ATTACHMENT_OPTIMAL,
+            );
+            begin_rendering(
+                &d,
+                cb,
+                target.img.view,
+                target.width,
+                target.height,
+                [0.0, 0.0, 0.0, 1.0],
+            );
+            let pipeline = *self.distort_pipelines.get(&target.format).ok_or_else(|| {
+                VkError::Unsupported(format!("target format {:?}", target.format))
+            })?;
+            d.cmd_bind_pipeline(cb, vk::PipelineBindPoint::GRAPHICS, pipeline);
+            d.cmd_bind_vertex_buffers(cb, 0, &[self.vertices.buffer], &[0]);
+            d.cmd_bind_index_buffer(cb, self.indices.buffer, 0, vk::IndexType::UINT32);
+            let half = target.width / 2;
+            for eye in 0..2 {
+                viewport(&d, cb, (eye as u32 * half) as f32, half, target.height);
+                d.cmd_bind_descriptor_sets(
+                    cb,
+                    vk::PipelineBindPoint::GRAPHICS,
+                    self.distort_layout,
+                    0,
+                    &[self.eye_sets[eye]],
+                    &[],
+                );
+                let c = self.mesh.cutoff[eye].min(f32::MAX);
+                let push: Vec<u8> = [c, 0.0, 0.0, 0.0]
+                    .iter()
+                    .flat_map(|f| f.to_le_bytes())
+                    .collect();
+                d.cmd_push_constants(
+                    cb,
+                    self.distort_layout,
+                    vk::ShaderStageFlags::FRAGMENT,
+                    0,
+                    &push,
+                );
+                let (first, count) = self.mesh.eye_indices[eye];
+                d.cmd_draw_indexed(cb, count, 1, first, 0, 0);
+            }
+            d.cmd_end_rendering(cb);
+            barrier(
+                &d,
+                cb,
+                target.img.image,
+                1,
+                vk::ImageLayout::COLOR_ATTACHMENT_OPTIMAL,
+                vk::ImageLayout::TRANSFER_SRC_OPTIMAL,
+            );
+            if let Some(q) = self.queries {
+                d.cmd_write_timestamp2(cb, vk::PipelineStageFlags2::ALL_COMMANDS, q, 2);
+            }
+            d.end_command_buffer(cb)
+                .map_err(call("vkEndCommandBuffer"))?;
+
+            let semaphore = if want_sync_file && self.sync_fd_export {
+                let mut export = vk::ExportSemaphoreCreateInfo::default()
+                    .handle_types(vk::ExternalSemaphoreHandleTypeFlags::SYNC_FD);
+                Some(
+                    d.create_semaphore(
+                        &vk::SemaphoreCreateInfo::default().push_next(&mut export),
+                        None,
+                    )
+                    .map_err(call("vkCreateSemaphore"))?,
+                )
+            } else {
+                None
+            };
+            let cbs = [vk::CommandBufferSubmitInfo::default().command_buffer(cb)];
+            let sig: Vec<_> = semaphore
+                .iter()
+                .map(|&s| {
+                    vk::SemaphoreSubmitInfo::default()
+                        .semaphore(s)
+                        .stage_mask(vk::PipelineStageFlags2::ALL_COMMANDS)
+                })
+                .collect();
+            let submit = [vk::SubmitInfo2::default()
+                .command_buffer_infos(&cbs)
+                .signal_semaphore_infos(&sig)];
+            d.reset_fences(&[self.fence])
+                .map_err(call("vkResetFences"))?;
+            d.queue_submit2(self.ctx.queue, &submit, self.fence)
+                .map_err(call("vkQueueSubmit2"))?;
+            self.in_flight = true;
+            self.frame_semaphore = semaphore;
+        }
+        let cpu_submit_ns = t0.elapsed().as_nanos() as u64;
+        let fence = match (self.frame_semaphore, &self.ctx.semaphore_fd) {
+            (Some(s), Some(ext)) => {
+                let info = vk::SemaphoreGetFdInfoKHR::default()
+                    .semaphore(s)
+                    .handle_type(vk::ExternalSemaphoreHandleTypeFlags::SYNC_FD);
+                // SAFETY: the semaphore was created exportable as SYNC_FD and its signal
+                // operation is submitted.
+                match unsafe { ext.get_semaphore_fd(&info) } {
+                    Ok(-1) => RenderFence::Signalled,
+                    // SAFETY: a successful export returns a new fd that we now own.
+                    Ok(fd) => RenderFence::SyncFile(unsafe { OwnedFd::from_raw_fd(fd) }),
+                    Err(e) => {
+                        tracing::warn!(?e, "sync_file export failed; CPU wait for this frame");
+                        RenderFence::CpuWait
+                    }
+                }
+            }
+            _ => RenderFence::CpuWait,
+        };
+        Ok((
+            fence,
+            FrameTiming {
+                cpu_submit_ns,
+                gpu_layers_ns: None,
+                gpu_total_ns: None,
+            },
+        ))
+    }
+
+    /// Waits for the frame and reads its GPU timestamps.
+    pub fn finish(&mut self, timing: &mut FrameTiming) -> Result<(), VkError> {
+        self.wait()?;
+        if let (Some(q), Some(period)) = (self.queries, self.ctx.timestamp_period_ns) {
+            let mut ts = [0u64; 3];
+            // SAFETY: the three queries were written by the completed submission.
+            let ok = unsafe {
+                self.ctx
+                    .device
+                    .get_query_pool_results(q, 0, &mut ts, vk::QueryResultFlags::TYPE_64)
+            };
+            if ok.is_ok() {
+                timing.gpu_layers_ns = Some((ts[1].wrapping_sub(ts[0]) as f64 * period) as u64);
+                timing.gpu_total_ns = Some((ts[2].wrapping_sub(ts[0]) as f64 * period) as u64);
+            }
+        }
+        Ok(())
+    }
+
+    /// Reads a target back as RGBA8 (sRGB-encoded), after the frame completes.
+    pub fn read_target(&mut self, target: &TargetImage) -> Result<RgbaImage, VkError> {
+        let size = (target.width * target.height * 4) as u64;
+        let staging = self.host_buffer(size, vk::BufferUsageFlags::TRANSFER_DST)?;
+        let (image, w, h, buf) = (
+            target.img.image,
+            target.width,
+            target.height,
+            staging.buffer,
+        );
+        let r = self.one_shot(|d, cb| {
+            let region = vk::BufferImageCopy::default()
+                .image_subresource(
+                    vk::ImageSubresourceLayers::default()
+                        .aspect_mask(vk::ImageAspectFlags::COLOR)
+                        .layer_count(1),
+                )
+                .image_extent(vk::Extent3D {
+                    width: w,
+                    height: h,
+                    depth: 1,
+                });
+            // SAFETY: recording a copy from an image in TRANSFER_SRC_OPTIMAL (where
+            // every frame leaves its target) into our staging buffer.
+            unsafe {
+                d.cmd_copy_image_to_buffer(
+                    cb,
+                    image,
+                    vk::ImageLayout::TRANSFER_SRC_OPTIMAL,
+                    buf,
+                    &[region],
+                )
+            };
+        });
+        let mut out = RgbaImage::new(w, h);
+        if r.is_ok() {
+            // SAFETY: the copy completed; the buffer is mapped and `size` bytes long.
+            let src = unsafe { std::slice::from_raw_parts(staging.mapped, size as usize) };
+            let bgra = target.format == vk::Format::B8G8R8A8_SRGB
+                || target.format == vk::Format::B8G8R8A8_UNORM;
+            for (o, i) in out.data.chunks_exact_mut(4).zip(src.chunks_exact(4)) {
+                if bgra {
+                    o.copy_from_slice(&[i[2], i[1], i[0], i[3]]);
+                } else {
+                    o.copy_from_slice(i);
+                }
+            }
+        }
+        self.free_buffer(&staging);
+        r.map(|_| out)
+    }
+}
+
+fn color_range(layers: u32) -> vk::ImageSubresourceRange {
+    vk::ImageSubresourceRange::default()
+        .aspect_mask(vk::ImageAspectFlags::COLOR)
+        .level_count(1)
+        .layer_count(layers)
+}
+
+/// A full-pipeline layout transition (the compositor's passes are short; precision in
+/// stage masks buys little here).
+fn barrier(
+    d: &ash::Device,
+    cb: vk::CommandBuffer,
+    image: vk::Image,
+    layers: u32,
+    from: vk::ImageLayout,
+    to: vk::ImageLayout,
+) {
+    let b = [vk::ImageMemoryBarrier2::default()
+        .src_stage_mask(vk::PipelineStageFlags2::ALL_COMMANDS)
+        .src_access_mask(vk::AccessFlags2::MEMORY_WRITE)
+        .dst_stage_mask(vk::PipelineStageFlags2::ALL_COMMANDS)
+        .dst_access_mask(vk::AccessFlags2::MEMORY_READ | vk::AccessFlags2::MEMORY_WRITE)
+        .old_layout(from)
+        .new_layout(to)
+        .src_queue_family_index(vk::QUEUE_FAMILY_IGNORED)
+        .dst_queue_family_index(vk::QUEUE_FAMILY_IGNORED)
+        .image(image)
+        .subresource_range(color_range(layers))];
+    // SAFETY: recording into a command buffer in the recording state; the image is live.
+    unsafe {
+        d.cmd_pipeline_barrier2(cb, &vk::DependencyInfo::default().image_memory_barriers(&b))
+    };
+}
+
+fn begin_rendering(
+    d: &ash::Device,
+    cb: vk::CommandBuffer,
+    view: vk::ImageView,
+    width: u32,
+    height: u32,
+    clear: [f32; 4],
+) {
+    let att = [vk::RenderingAttachmentInfo::default()
+        .image_view(view)
+        .image_layout(vk::ImageLayout::COLOR_ATTACHMENT_OPTIMAL)
+        .load_op(vk::AttachmentLoadOp::CLEAR)
+        .store_op(vk::AttachmentStoreOp::STORE)
+        .clear_value(vk::ClearValue {
+            color: vk::ClearColorValue { float32: clear },
+        })];
+    let info = vk::RenderingInfo::default()
+        .render_area(vk::Rect2D {
+            offset: vk::Offset2D { x: 0, y: 0 },
+            extent: vk::Extent2D { width, height },
+        })
+        .layer_count(1)
+        .color_attachments(&att);
+    // SAFETY: recording state; the view is a live colour attachment in the right layout.
+    unsafe { d.cmd_begin_rendering(cb, &info) };
+}
+
+fn viewport(d: &ash::Device, cb: vk::CommandBuffer, x: f32, width: u32, height: u32) {
+    // SAFETY: recording state; viewport and scissor are dynamic in both pipelines.
+    unsafe {
+        d.cmd_set_viewport(
+            cb,
+            0,
+            &[vk::Viewport {
+                x,
+                y: 0.0,
+                width: width as f32,
+                height: height as f32,
+                min_depth: 0.0,
+                max_depth: 1.0,
+            }],
+        );
+        d.cmd_set_scissor(
+            cb,
+            0,
+            &[vk::Rect2D {
+                offset: vk::Offset2D { x: x as i32, y: 0 },
+                extent: vk::Extent2D { width, height },
+            }],
+        );
+    }
+}
+
+impl Drop for GpuRenderer {
+    fn drop(&mut self) {
+        let _ = self.wait();
+        let ids: Vec<u64> = self.layers.keys().copied().collect();
+        for id in ids {
+            let _ = self.destroy_layer_image(id);
+        }
+        for e in &self.eyes {
+            self.free_image(e);
+        }
+        self.free_buffer(&self.vertices);
+        self.free_buffer(&self.indices);
+        let d = &self.ctx.device;
+        // SAFETY: the GPU is idle (waited above) and these objects are ours.
+        unsafe {
+            if let Some(q) = self.queries {
+                d.destroy_query_pool(q, None);
+            }
+            d.destroy_fence(self.fence, None);
+            d.destroy_command_pool(self.cmd_pool, None);
+            d.destroy_descriptor_pool(self.pool, None);
+            d.destroy_sampler(self.sampler, None);
+            d.destroy_pipeline(self.layer_pipeline, None);
+            for p in self.distort_pipelines.values() {
+                d.destroy_pipeline(*p, None);
+            }
+            d.destroy_pipeline_layout(self.layer_layout, None);
+            d.destroy_pipeline_layout(self.distort_layout, None);
+            d.destroy_descriptor_set_layout(self.layer_set_layout, None);
+            d.destroy_descriptor_set_layout(self.distort_set_layout, None);
+        }
+    }
+}

@@ -1,0 +1,4 @@
+//! Host integration tests: real components on the build machine (Vulkan through
+//! lavapipe, the Khronos OpenXR loader), no VM.
+
+mod compositor;
