@@ -3,6 +3,7 @@
 #![allow(clippy::disallowed_macros)]
 
 mod bench;
+mod bench_compositor;
 mod calibrate;
 mod plot;
 mod probe;
@@ -48,6 +49,9 @@ enum BenchCommand {
     /// Drive the real display path with synthetic render work (vgem fences) and compare
     /// the late-commit presenter with a FIFO-swapchain baseline; writes a per-frame CSV.
     FrameTiming(bench::FrameTimingArgs),
+    /// Time the compositor: two eye layers through timewarp, lens distortion and
+    /// chromatic aberration into a panel-sized target, CPU and GPU (timestamps).
+    Compositor(bench_compositor::CompositorArgs),
 }
 
 fn main() -> ExitCode {
@@ -61,6 +65,7 @@ fn main() -> ExitCode {
     let result = match cli.command {
         Command::Probe => probe::run(),
         Command::Bench(BenchCommand::FrameTiming(a)) => bench::frame_timing(a),
+        Command::Bench(BenchCommand::Compositor(a)) => bench_compositor::compositor(a),
         Command::Calibrate(CalibrateCommand::Imu(a)) => calibrate::imu(a),
         Command::Calibrate(CalibrateCommand::Display(a)) => calibrate::display(a),
     };

@@ -11,4 +11,5 @@ pub mod kms;
 pub mod pacing;
 pub mod present;
 pub mod render;
+pub mod target;
 pub mod vk;

@@ -1,0 +1,213 @@
+//! `leasehold bench compositor`: what one composited frame costs — two eye layers through
+//! timewarp, lens distortion and chromatic aberration into a panel-sized target — on
+//! the CPU (recording and submitting) and on the GPU (timestamp queries).
+
+use anyhow::Context;
+use clap::Args;
+use glam::Vec3;
+use leasehold_compositor::render::{
+    self, ColorFormat, Layer, LayerFlags, ProjectionView, SubImage, pattern,
+};
+use leasehold_compositor::target::Target;
+use leasehold_compositor::target::headless::HeadlessTarget;
+use leasehold_compositor::vk::context::{DevicePreference, VkContext};
+use leasehold_compositor::vk::renderer::GpuRenderer;
+use leasehold_drivers::api::{Pose, TrackedDevice};
+use leasehold_drivers::simulated::{SIMULATED_CONFIG, SimulatedHmd};
+use leasehold_drivers::vive::config::ViveConfig;
+use std::io::Write;
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::Instant;
+
+#[derive(Args, Debug)]
+pub struct CompositorArgs {
+    /// Frames to time (after 5 warm-up frames).
+    #[arg(long, default_value_t = 60)]
+    frames: u32,
+    /// Eye layer size WxH (each eye); the panel is two of these side by side.
+    #[arg(long, default_value = "1440x1600")]
+    eye: String,
+    /// Present through the headless target's simulated vblank clock (else back to back).
+    #[arg(long)]
+    paced: bool,
+    /// Where the CSV and the last frame's PNG go.
+    #[arg(long, default_value = "leasehold-bench")]
+    out: PathBuf,
+}
+
+fn parse_size(s: &str) -> anyhow::Result<(u32, u32)> {
+    let (w, h) = s.split_once('x').context("--eye is WxH, e.g. 1440x1600")?;
+    let (w, h): (u32, u32) = (w.parse()?, h.parse()?);
+    anyhow::ensure!(
+        (16..=8192).contains(&w) && (16..=8192).contains(&h),
+        "--eye {w}x{h} is out of range"
+    );
+    Ok((w, h))
+}
+
+fn median(v: &mut [f64]) -> f64 {
+    v.sort_by(f64::total_cmp);
+    v[v.len() / 2]
+}
+
+fn p99(v: &mut [f64]) -> f64 {
+    v.sort_by(f64::total_cmp);
+    v[((v.len() - 1) as f64 * 0.99).round() as usize]
+}
+
+pub fn compositor(a: CompositorArgs) -> anyhow::Result<()> {
+    let (ew, eh) = parse_size(&a.eye)?;
+    let ctx = Arc::new(VkContext::new(DevicePreference::default()).context("Vulkan")?);
+    println!(
+        "leasehold compositor bench: {} ({}), queue priority {:?}, render fence: {}",
+        ctx.gpu.name,
+        ctx.gpu.driver.clone().unwrap_or_default(),
+        ctx.priority,
+        if ctx.semaphore_fd.is_some() {
+            "sync_file export"
+        } else {
+            "CPU wait"
+        }
+    );
+    // The simulated Vive's lens and projection, at the requested eye and panel size.
+    let cfg = ViveConfig::parse(SIMULATED_CONFIG)?;
+    let (mut display, lens) = leasehold_drivers::vive::display_for(&cfg, None);
+    display.eye_render_width = ew;
+    display.eye_render_height = eh;
+    display.panel_width = 2 * ew;
+    display.panel_height = eh;
+    println!(
+        "  two {ew}x{eh} eye layers -> {}x{} panel, {} frames",
+        display.panel_width, display.panel_height, a.frames
+    );
+    let mut r = GpuRenderer::new(ctx.clone(), &lens, &display)?;
+    let mut ids = [0u64; 2];
+    for (e, id) in ids.iter_mut().enumerate() {
+        *id = r.create_layer_image(ew, eh, 1, ColorFormat::Rgba8Srgb)?;
+        r.upload(*id, 0, &pattern::test_pattern(ew, eh, e))?;
+    }
+    let refresh = display.refresh_hz.first().copied().unwrap_or(90.0);
+    let mut target = HeadlessTarget::new(
+        &mut r,
+        display.panel_width,
+        display.panel_height,
+        refresh,
+        3,
+    )?;
+    target.set_paced(a.paced);
+    let hmd = SimulatedHmd::looking_around(leasehold_compositor::present::now_ns());
+    std::fs::create_dir_all(&a.out)?;
+    let mut csv = std::io::BufWriter::new(std::fs::File::create(a.out.join("compositor.csv"))?);
+    writeln!(
+        csv,
+        "frame,cpu_plan_us,cpu_submit_us,gpu_layers_us,gpu_total_us,wall_us"
+    )?;
+    let (mut cpu, mut gpu, mut gpu_layers, mut wall) = (vec![], vec![], vec![], vec![]);
+    let bar = indicatif::ProgressBar::new(u64::from(a.frames) + 5);
+    for f in 0..a.frames + 5 {
+        let t0 = Instant::now();
+        let now = leasehold_compositor::present::now_ns();
+        // The app rendered 15 ms ago; we compose for now: a real timewarp every frame.
+        let render_pose = hmd.pose_at(now.saturating_sub(15_000_000))?.pose;
+        let head = hmd.pose_at(now)?.pose;
+        let view = |e: usize| ProjectionView {
+            pose: Pose {
+                orientation: render_pose.orientation,
+                position: display.eyes[e].eye_to_head.position,
+            },
+            fov: display.eyes[e].fov,
+            sub_image: SubImage {
+                image: ids[e],
+                x: 0,
+                y: 0,
+                width: ew as i32,
+                height: eh as i32,
+                array_index: 0,
+            },
+        };
+        let layers = [Layer::Projection {
+            views: [view(0), view(1)],
+            flags: LayerFlags::default(),
+        }];
+        let plan = render::plan(
+            &display,
+            Pose {
+                orientation: head.orientation,
+                position: Vec3::ZERO,
+            },
+            &layers,
+            &|id| r.layer_desc(id),
+        );
+        let plan_ns = t0.elapsed().as_nanos() as u64;
+        let (fence, mut timing) = {
+            let img = target.acquire()?;
+            r.render(&plan, img, false)?
+        };
+        target.present(&mut r, fence, 0)?;
+        r.finish(&mut timing)?;
+        let wall_ns = t0.elapsed().as_nanos() as u64;
+        bar.inc(1);
+        if f < 5 {
+            continue;
+        }
+        let us = |ns: u64| ns as f64 / 1e3;
+        writeln!(
+            csv,
+            "{f},{:.1},{:.1},{},{},{:.1}",
+            us(plan_ns),
+            us(timing.cpu_submit_ns),
+            timing
+                .gpu_layers_ns
+                .map(|v| format!("{:.1}", us(v)))
+                .unwrap_or_default(),
+            timing
+                .gpu_total_ns
+                .map(|v| format!("{:.1}", us(v)))
+                .unwrap_or_default(),
+            us(wall_ns)
+        )?;
+        cpu.push((plan_ns + timing.cpu_submit_ns) as f64 / 1e6);
+        wall.push(wall_ns as f64 / 1e6);
+        if let (Some(t), Some(l)) = (timing.gpu_total_ns, timing.gpu_layers_ns) {
+            gpu.push(t as f64 / 1e6);
+            gpu_layers.push(l as f64 / 1e6);
+        }
+    }
+    bar.finish_and_clear();
+    println!();
+    println!("                                   median       p99");
+    println!(
+        "  CPU (plan + record + submit)  {:>8.3} ms {:>8.3} ms",
+        median(&mut cpu),
+        p99(&mut cpu)
+    );
+    if !gpu.is_empty() {
+        println!(
+            "  GPU layers (timewarp)         {:>8.3} ms {:>8.3} ms",
+            median(&mut gpu_layers),
+            p99(&mut gpu_layers)
+        );
+        println!(
+            "  GPU whole frame               {:>8.3} ms {:>8.3} ms",
+            median(&mut gpu),
+            p99(&mut gpu)
+        );
+    } else {
+        println!("  GPU: this queue has no timestamps");
+    }
+    println!(
+        "  submit to done (wall)         {:>8.3} ms {:>8.3} ms",
+        median(&mut wall),
+        p99(&mut wall)
+    );
+    let png = a.out.join("compositor-frame.png");
+    target.write_png(&mut r, &png)?;
+    println!(
+        "  per-frame CSV: {}",
+        a.out.join("compositor.csv").display()
+    );
+    println!("  last frame: {}", png.display());
+    target.destroy(&mut r)?;
+    Ok(())
+}

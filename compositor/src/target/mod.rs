@@ -1,0 +1,49 @@
+//! Where composited frames go. A [`Target`] hands out the image to render the next frame
+//! into, and presents it at a target vblank once its render fence allows, returning
+//! what the display did (vblank time, sequence, missed or not) for the pacer.
+//!
+//! - [`headless::HeadlessTarget`]: offscreen images at the panel's resolution, paced by
+//!   a simulated vblank clock; any frame can be written as PNG.
+//! - The KMS target (scanout buffers of a leased output) builds on `kms`.
+
+pub mod headless;
+
+use crate::vk::VkError;
+use crate::vk::renderer::{GpuRenderer, RenderFence, TargetImage};
+
+/// What the display did with a presented frame.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Feedback {
+    /// The vblank the frame was shown at.
+    pub sequence: u64,
+    pub vblank_ns: u64,
+    /// It was shown later than the vblank it was presented for.
+    pub missed: bool,
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum TargetError {
+    #[error(transparent)]
+    Vulkan(#[from] VkError),
+    #[error("the display is gone: {0}")]
+    Lost(String),
+}
+
+pub trait Target {
+    /// For logs and the CLI.
+    fn describe(&self) -> String;
+    /// Panel size in pixels.
+    fn size(&self) -> (u32, u32);
+    /// Refresh period, ns.
+    fn period_ns(&self) -> u64;
+    /// The image the next frame renders into (free: not on screen, not queued).
+    fn acquire(&mut self) -> Result<&TargetImage, TargetError>;
+    /// Shows the acquired image at `target_vblank_ns` (or the first vblank after, if
+    /// that has passed), once `fence` has signalled.
+    fn present(
+        &mut self,
+        renderer: &mut GpuRenderer,
+        fence: RenderFence,
+        target_vblank_ns: u64,
+    ) -> Result<Feedback, TargetError>;
+}
