@@ -194,3 +194,209 @@ fn timewarp_shifts_by_the_expected_pixels() {
         );
     }
 }
+
+fn small_display() -> DisplayInfo {
+    let fov = Fov::symmetric(1.4, 1.4);
+    let eye = |x: f32| EyeInfo {
+        eye_to_head: Pose {
+            orientation: Quat::IDENTITY,
+            position: Vec3::new(x, 0.0, 0.0),
+        },
+        fov,
+    };
+    DisplayInfo {
+        panel_width: 256,
+        panel_height: 128,
+        eye_render_width: 128,
+        eye_render_height: 128,
+        refresh_hz: vec![90.0],
+        scanout_to_photon_ns: 0,
+        eyes: [eye(-0.03), eye(0.03)],
+    }
+}
+
+fn solid(w: u32, h: u32, c: [u8; 4]) -> RgbaImage {
+    let mut img = RgbaImage::new(w, h);
+    for y in 0..h {
+        for x in 0..w {
+            img.put(x, y, c);
+        }
+    }
+    img
+}
+
+fn full(image: u64, w: u32, h: u32) -> SubImage {
+    SubImage {
+        image,
+        x: 0,
+        y: 0,
+        width: w as i32,
+        height: h as i32,
+        array_index: 0,
+    }
+}
+
+fn frame(r: &mut GpuRenderer, display: &DisplayInfo, layers: &[Layer]) -> (RgbaImage, usize) {
+    let plan = render::plan(display, Pose::IDENTITY, layers, &|id| r.layer_desc(id));
+    let target = r
+        .create_target(display.panel_width, display.panel_height)
+        .unwrap();
+    let (_, mut t) = r.render(&plan, &target, false).unwrap();
+    r.finish(&mut t).unwrap();
+    let out = r.read_target(&target).unwrap();
+    r.destroy_target(target).unwrap();
+    (out, plan.rejections.len())
+}
+
+fn background(id: u64, display: &DisplayInfo, flags: LayerFlags) -> Layer {
+    let v = |e: usize| ProjectionView {
+        pose: Pose::IDENTITY,
+        fov: display.eyes[e].fov,
+        sub_image: full(id, 128, 128),
+    };
+    Layer::Projection {
+        views: [v(0), v(1)],
+        flags,
+    }
+}
+
+#[test]
+fn quad_layers_blend_by_their_flags() {
+    leasehold_tests::init_tracing();
+    let display = small_display();
+    let mut r = GpuRenderer::new(context(), &LensModel::None, &display).unwrap();
+    let blue = r
+        .create_layer_image(128, 128, 1, ColorFormat::Rgba8Srgb)
+        .unwrap();
+    r.upload(blue, 0, &solid(128, 128, [0, 0, 255, 255]))
+        .unwrap();
+    let red = r
+        .create_layer_image(64, 64, 1, ColorFormat::Rgba8Srgb)
+        .unwrap();
+    r.upload(red, 0, &solid(64, 64, [255, 0, 0, 128])).unwrap();
+    let quad = |flags| Layer::Quad {
+        eyes: [true, true],
+        sub_image: full(red, 64, 64),
+        pose: Pose {
+            orientation: Quat::IDENTITY,
+            position: Vec3::new(0.0, 0.0, -1.0),
+        },
+        size: glam::Vec2::new(0.5, 0.5),
+        flags,
+    };
+    let bg = background(blue, &display, LayerFlags::default());
+    // Opaque: the quad's alpha is ignored without BLEND_TEXTURE_SOURCE_ALPHA.
+    let (out, rej) = frame(&mut r, &display, &[bg, quad(LayerFlags::default())]);
+    assert_eq!(rej, 0);
+    for eye in 0..2 {
+        let c = out.pixel(64 + eye * 128, 64);
+        assert!(c[0] > 250 && c[2] < 5, "eye {eye} centre {c:?}");
+        assert_eq!(
+            out.pixel(8 + eye * 128, 8)[..3],
+            [0, 0, 255],
+            "outside the quad"
+        );
+    }
+    // Unpremultiplied alpha 0.5 over blue: half of each, mixed in linear light.
+    let flags = LayerFlags {
+        blend_texture_source_alpha: true,
+        unpremultiplied_alpha: true,
+    };
+    let (out, _) = frame(&mut r, &display, &[bg, quad(flags)]);
+    let a = 128.0 / 255.0;
+    let expect_r = reference::linear_to_srgb(a);
+    let expect_b = reference::linear_to_srgb(1.0 - a);
+    let c = out.pixel(64, 64);
+    assert!(
+        c[0].abs_diff(expect_r) <= 2 && c[2].abs_diff(expect_b) <= 2,
+        "{c:?} vs {expect_r}/{expect_b}"
+    );
+    // The quad is 0.5 m wide at 1 m: tan = 0.25 each side of centre, seen from the
+    // left eye 3 cm to the left (so shifted right by tan = 0.03).
+    let px = |tan: f32| 64.0 + tan / (0.7f32).tan() * 64.0;
+    let inside = (px(0.25 + 0.03) - 1.5) as u32;
+    let outside = (px(0.25 + 0.03) + 1.5) as u32;
+    assert!(out.pixel(inside, 64)[0] > 100, "inside the quad's edge");
+    assert_eq!(
+        out.pixel(outside, 64)[..3],
+        [0, 0, 255],
+        "outside the quad's edge"
+    );
+}
+
+#[test]
+fn bad_layers_are_corrected_and_the_compositor_keeps_running() {
+    leasehold_tests::init_tracing();
+    let display = small_display();
+    let mut r = GpuRenderer::new(context(), &LensModel::None, &display).unwrap();
+    let green = r
+        .create_layer_image(128, 128, 1, ColorFormat::Rgba8Srgb)
+        .unwrap();
+    r.upload(green, 0, &solid(128, 128, [0, 255, 0, 255]))
+        .unwrap();
+    let gone = r
+        .create_layer_image(16, 16, 1, ColorFormat::Rgba8Srgb)
+        .unwrap();
+    r.destroy_layer_image(gone).unwrap();
+    let nan = Pose {
+        orientation: Quat::from_xyzw(f32::NAN, 0.0, 0.0, 1.0),
+        position: Vec3::ZERO,
+    };
+    let v = |e: usize, pose, sub| ProjectionView {
+        pose,
+        fov: display.eyes[e].fov,
+        sub_image: sub,
+    };
+    let layers = [
+        // NaN pose: drawn without timewarp.
+        Layer::Projection {
+            views: [
+                v(0, nan, full(green, 128, 128)),
+                v(1, nan, full(green, 128, 128)),
+            ],
+            flags: LayerFlags::default(),
+        },
+        // Sub-image far outside its image: dropped.
+        Layer::Quad {
+            eyes: [true, true],
+            sub_image: SubImage {
+                x: 1000,
+                ..full(green, 10, 10)
+            },
+            pose: Pose::IDENTITY,
+            size: glam::Vec2::ONE,
+            flags: LayerFlags::default(),
+        },
+        // An image that no longer exists: dropped.
+        Layer::Quad {
+            eyes: [true, false],
+            sub_image: full(gone, 16, 16),
+            pose: Pose::IDENTITY,
+            size: glam::Vec2::ONE,
+            flags: LayerFlags::default(),
+        },
+        // Array layer beyond the image's: dropped.
+        Layer::Quad {
+            eyes: [false, true],
+            sub_image: SubImage {
+                array_index: 3,
+                ..full(green, 128, 128)
+            },
+            pose: Pose::IDENTITY,
+            size: glam::Vec2::ONE,
+            flags: LayerFlags::default(),
+        },
+    ];
+    let (out, rejections) = frame(&mut r, &display, &layers);
+    assert!(rejections >= 5, "{rejections} corrections reported");
+    assert_eq!(out.pixel(64, 64)[..3], [0, 255, 0]);
+    assert_eq!(out.pixel(192, 64)[..3], [0, 255, 0]);
+    // Still running: a clean frame afterwards is right and reports nothing.
+    let (out, rejections) = frame(
+        &mut r,
+        &display,
+        &[background(green, &display, LayerFlags::default())],
+    );
+    assert_eq!(rejections, 0);
+    assert_eq!(out.pixel(10, 10)[..3], [0, 255, 0]);
+}
