@@ -82,6 +82,7 @@ pub fn compositor(a: CompositorArgs) -> anyhow::Result<()> {
         display.panel_width, display.panel_height, a.frames
     );
     let mut r = GpuRenderer::new(ctx.clone(), &lens, &display)?;
+    r.set_gpu_timeout(std::time::Duration::from_secs(300));
     let mut ids = [0u64; 2];
     for (e, id) in ids.iter_mut().enumerate() {
         *id = r.create_layer_image(ew, eh, 1, ColorFormat::Rgba8Srgb)?;

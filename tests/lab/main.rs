@@ -5,6 +5,7 @@
 
 mod cli;
 mod common;
+mod compositor;
 mod fence;
 mod hid;
 mod lease;

@@ -7,6 +7,7 @@
 //! - The KMS target (scanout buffers of a leased output) builds on `kms`.
 
 pub mod headless;
+pub mod kms;
 
 use crate::vk::VkError;
 use crate::vk::renderer::{GpuRenderer, RenderFence, TargetImage};

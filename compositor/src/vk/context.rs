@@ -36,6 +36,7 @@ struct DeviceParts {
     memory: vk::PhysicalDeviceMemoryProperties,
     semaphore_fd: Option<ash::khr::external_semaphore_fd::Device>,
     dma_buf: Option<ash::khr::external_memory_fd::Device>,
+    external_queue_family: u32,
 }
 
 pub struct VkContext {
@@ -55,6 +56,9 @@ pub struct VkContext {
     pub semaphore_fd: Option<ash::khr::external_semaphore_fd::Device>,
     /// dma-buf import with explicit DRM format modifiers.
     pub dma_buf: Option<ash::khr::external_memory_fd::Device>,
+    /// The queue family that stands for the display device in ownership transfers
+    /// (FOREIGN with VK_EXT_queue_family_foreign, else EXTERNAL).
+    pub external_queue_family: u32,
 }
 
 impl std::fmt::Debug for VkContext {
@@ -199,6 +203,7 @@ impl VkContext {
                 memory: p.memory,
                 semaphore_fd: p.semaphore_fd,
                 dma_buf: p.dma_buf,
+                external_queue_family: p.external_queue_family,
             }),
             Err(e) => {
                 // SAFETY: nothing else was created from the instance; destroy in order.
@@ -248,7 +253,7 @@ impl VkContext {
             ));
         };
         if pref.drm_node.is_some() && !matched {
-            tracing::warn!(gpu = %gpu.name, "no Vulkan device matches the display's DRM node; rendering on another device (copies through a shared buffer)");
+            tracing::warn!(gpu = %gpu.name, "no Vulkan device matches the display's DRM node; rendering on this one into imported scanout buffers");
         }
         // SAFETY: `physical` is from this instance.
         let exts = unsafe { instance.enumerate_device_extension_properties(physical) }
@@ -268,6 +273,10 @@ impl VkContext {
                 ash::ext::external_memory_dma_buf::NAME.as_ptr(),
                 ash::ext::image_drm_format_modifier::NAME.as_ptr(),
             ]);
+        }
+        let foreign = has(ash::ext::queue_family_foreign::NAME);
+        if dma_buf && foreign {
+            names.push(ash::ext::queue_family_foreign::NAME.as_ptr());
         }
         let global_priority = if has(ash::khr::global_priority::NAME) {
             names.push(ash::khr::global_priority::NAME.as_ptr());
@@ -342,6 +351,11 @@ impl VkContext {
             semaphore_fd.then(|| ash::khr::external_semaphore_fd::Device::new(instance, &device));
         let dma_buf = dma_buf.then(|| ash::khr::external_memory_fd::Device::new(instance, &device));
         Ok(DeviceParts {
+            external_queue_family: if foreign {
+                vk::QUEUE_FAMILY_FOREIGN_EXT
+            } else {
+                vk::QUEUE_FAMILY_EXTERNAL
+            },
             physical,
             device,
             queue,

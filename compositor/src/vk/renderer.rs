@@ -62,6 +62,9 @@ pub struct TargetImage {
     pub width: u32,
     pub height: u32,
     pub format: vk::Format,
+    /// Imported from a dma-buf another device (the display) reads: ownership goes to
+    /// the foreign queue family after each frame.
+    pub external: bool,
 }
 
 impl std::fmt::Debug for TargetImage {
@@ -120,6 +123,7 @@ pub struct GpuRenderer {
     queries: Option<vk::QueryPool>,
     sync_fd_export: bool,
     frame_semaphore: Option<vk::Semaphore>,
+    gpu_timeout: std::time::Duration,
 }
 
 impl std::fmt::Debug for GpuRenderer {
@@ -315,6 +319,7 @@ impl GpuRenderer {
             queries,
             sync_fd_export,
             frame_semaphore: None,
+            gpu_timeout: std::time::Duration::from_secs(10),
         };
         r.layer_pipeline = r.pipeline(false, EYE_FORMAT)?;
         let p = r.pipeline(true, TARGET_FORMAT)?;
@@ -708,6 +713,12 @@ impl GpuRenderer {
         self.wait()
     }
 
+    /// How long a frame may take before the GPU counts as hung (default 10 s; software
+    /// rendering under emulation, which compiles shaders on first use, needs more).
+    pub fn set_gpu_timeout(&mut self, t: std::time::Duration) {
+        self.gpu_timeout = t;
+    }
+
     /// Waits for the last submitted work.
     pub fn wait(&mut self) -> Result<(), VkError> {
         if !self.in_flight {
@@ -717,7 +728,7 @@ impl GpuRenderer {
         unsafe {
             self.ctx
                 .device
-                .wait_for_fences(&[self.fence], true, 10_000_000_000)
+                .wait_for_fences(&[self.fence], true, self.gpu_timeout.as_nanos() as u64)
         }
         .map_err(call("vkWaitForFences"))?;
         self.in_flight = false;
@@ -891,7 +902,150 @@ impl GpuRenderer {
             width,
             height,
             format: TARGET_FORMAT,
+            external: false,
         })
+    }
+
+    /// Imports a scanout buffer (a dma-buf, XRGB8888, one plane) as a render target:
+    /// rendering then writes straight into what the display scans out. `modifier`
+    /// `None` means linear (dumb buffers). Fails clearly where the driver cannot import
+    /// it (the caller then renders into its own image and copies).
+    pub fn import_target(
+        &mut self,
+        dmabuf: std::os::fd::BorrowedFd<'_>,
+        width: u32,
+        height: u32,
+        stride: u32,
+        modifier: Option<u64>,
+    ) -> Result<TargetImage, VkError> {
+        use std::os::fd::{AsRawFd, IntoRawFd};
+        let ext = self.ctx.dma_buf.as_ref().ok_or_else(|| {
+            VkError::Unsupported(
+                "this Vulkan device cannot import dma-bufs (VK_EXT_external_memory_dma_buf + \
+                 VK_EXT_image_drm_format_modifier)"
+                    .into(),
+            )
+        })?;
+        let d = &self.ctx.device;
+        let layouts = [vk::SubresourceLayout {
+            offset: 0,
+            size: 0,
+            row_pitch: u64::from(stride),
+            array_pitch: 0,
+            depth_pitch: 0,
+        }];
+        let mut explicit = vk::ImageDrmFormatModifierExplicitCreateInfoEXT::default()
+            .drm_format_modifier(modifier.unwrap_or(0))
+            .plane_layouts(&layouts);
+        let mut external = vk::ExternalMemoryImageCreateInfo::default()
+            .handle_types(vk::ExternalMemoryHandleTypeFlags::DMA_BUF_EXT);
+        let info = vk::ImageCreateInfo::default()
+            .image_type(vk::ImageType::TYPE_2D)
+            .format(TARGET_FORMAT)
+            .extent(vk::Extent3D {
+                width,
+                height,
+                depth: 1,
+            })
+            .mip_levels(1)
+            .array_layers(1)
+            .samples(vk::SampleCountFlags::TYPE_1)
+            .tiling(vk::ImageTiling::DRM_FORMAT_MODIFIER_EXT)
+            .usage(vk::ImageUsageFlags::COLOR_ATTACHMENT | vk::ImageUsageFlags::TRANSFER_SRC)
+            .initial_layout(vk::ImageLayout::UNDEFINED)
+            .push_next(&mut external)
+            .push_next(&mut explicit);
+        let owned = dmabuf.try_clone_to_owned().map_err(|e| {
+            VkError::Unsupported(format!("cannot duplicate the scanout dma-buf: {e}"))
+        })?;
+        // SAFETY: image creation with a chain of live structures; the memory import
+        // takes ownership of the descriptor only on success (on failure it is closed
+        // here); partial objects are released on every error path.
+        unsafe {
+            let image = d
+                .create_image(&info, None)
+                .map_err(call("vkCreateImage (dma-buf import)"))?;
+            let mut fd_props = vk::MemoryFdPropertiesKHR::default();
+            if let Err(e) = ext.get_memory_fd_properties(
+                vk::ExternalMemoryHandleTypeFlags::DMA_BUF_EXT,
+                owned.as_raw_fd(),
+                &mut fd_props,
+            ) {
+                d.destroy_image(image, None);
+                return Err(VkError::Call {
+                    op: "vkGetMemoryFdPropertiesKHR",
+                    result: e,
+                });
+            }
+            let req = d.get_image_memory_requirements(image);
+            let bits = req.memory_type_bits & fd_props.memory_type_bits;
+            let Some(ty) = (0..32).find(|i| bits & (1 << i) != 0) else {
+                d.destroy_image(image, None);
+                return Err(VkError::Unsupported(
+                    "no memory type can hold this dma-buf as an image".into(),
+                ));
+            };
+            let raw = owned.into_raw_fd();
+            let mut import = vk::ImportMemoryFdInfoKHR::default()
+                .handle_type(vk::ExternalMemoryHandleTypeFlags::DMA_BUF_EXT)
+                .fd(raw);
+            let mut dedicated = vk::MemoryDedicatedAllocateInfo::default().image(image);
+            let alloc = vk::MemoryAllocateInfo::default()
+                .allocation_size(req.size)
+                .memory_type_index(ty)
+                .push_next(&mut import)
+                .push_next(&mut dedicated);
+            let memory = match d.allocate_memory(&alloc, None) {
+                Ok(m) => m,
+                Err(e) => {
+                    drop(OwnedFd::from_raw_fd(raw));
+                    d.destroy_image(image, None);
+                    return Err(VkError::Call {
+                        op: "vkAllocateMemory (dma-buf import)",
+                        result: e,
+                    });
+                }
+            };
+            if let Err(e) = d.bind_image_memory(image, memory, 0) {
+                d.destroy_image(image, None);
+                d.free_memory(memory, None);
+                return Err(VkError::Call {
+                    op: "vkBindImageMemory (dma-buf)",
+                    result: e,
+                });
+            }
+            let view = match d.create_image_view(
+                &vk::ImageViewCreateInfo::default()
+                    .image(image)
+                    .view_type(vk::ImageViewType::TYPE_2D)
+                    .format(TARGET_FORMAT)
+                    .subresource_range(color_range(1)),
+                None,
+            ) {
+                Ok(v) => v,
+                Err(e) => {
+                    d.destroy_image(image, None);
+                    d.free_memory(memory, None);
+                    return Err(VkError::Call {
+                        op: "vkCreateImageView (dma-buf)",
+                        result: e,
+                    });
+                }
+            };
+            Ok(TargetImage {
+                img: Image {
+                    image,
+                    memory,
+                    view,
+                    width,
+                    height,
+                },
+                width,
+                height,
+                format: TARGET_FORMAT,
+                external: true,
+            })
+        }
     }
 
     pub fn destroy_target(&mut self, t: TargetImage) -> Result<(), VkError> {
@@ -976,13 +1130,14 @@ impl GpuRenderer {
             if let Some(q) = self.queries {
                 d.cmd_write_timestamp2(cb, vk::PipelineStageFlags2::ALL_COMMANDS, q, 1);
             }
-            barrier(
+            let foreign = target.external.then_some(self.ctx.queue_family);
+            barrier_qf(
                 &d,
                 cb,
                 target.img.image,
-                1,
                 vk::ImageLayout::UNDEFINED,
                 vk::ImageLayout::COLOR_ATTACHMENT_OPTIMAL,
+                foreign.map(|q| (self.ctx.external_queue_family, q)),
             );
             begin_rendering(
                 &d,
@@ -1025,13 +1180,19 @@ impl GpuRenderer {
                 d.cmd_draw_indexed(cb, count, 1, first, 0, 0);
             }
             d.cmd_end_rendering(cb);
-            barrier(
+            // Own targets stay readable (TRANSFER_SRC); scanout buffers go to the display
+            // (GENERAL, released to the foreign queue family).
+            barrier_qf(
                 &d,
                 cb,
                 target.img.image,
-                1,
                 vk::ImageLayout::COLOR_ATTACHMENT_OPTIMAL,
-                vk::ImageLayout::TRANSFER_SRC_OPTIMAL,
+                if target.external {
+                    vk::ImageLayout::GENERAL
+                } else {
+                    vk::ImageLayout::TRANSFER_SRC_OPTIMAL
+                },
+                foreign.map(|q| (q, self.ctx.external_queue_family)),
             );
             if let Some(q) = self.queries {
                 d.cmd_write_timestamp2(cb, vk::PipelineStageFlags2::ALL_COMMANDS, q, 2);
@@ -1130,6 +1291,11 @@ impl GpuRenderer {
             target.height,
             staging.buffer,
         );
+        let layout = if target.external {
+            vk::ImageLayout::GENERAL
+        } else {
+            vk::ImageLayout::TRANSFER_SRC_OPTIMAL
+        };
         let r = self.one_shot(|d, cb| {
             let region = vk::BufferImageCopy::default()
                 .image_subresource(
@@ -1144,15 +1310,7 @@ impl GpuRenderer {
                 });
             // SAFETY: recording a copy from an image in TRANSFER_SRC_OPTIMAL (where
             // every frame leaves its target) into our staging buffer.
-            unsafe {
-                d.cmd_copy_image_to_buffer(
-                    cb,
-                    image,
-                    vk::ImageLayout::TRANSFER_SRC_OPTIMAL,
-                    buf,
-                    &[region],
-                )
-            };
+            unsafe { d.cmd_copy_image_to_buffer(cb, image, layout, buf, &[region]) };
         });
         let mut out = RgbaImage::new(w, h);
         if r.is_ok() {
@@ -1201,6 +1359,34 @@ fn barrier(
         .dst_queue_family_index(vk::QUEUE_FAMILY_IGNORED)
         .image(image)
         .subresource_range(color_range(layers))];
+    // SAFETY: recording into a command buffer in the recording state; the image is live.
+    unsafe {
+        d.cmd_pipeline_barrier2(cb, &vk::DependencyInfo::default().image_memory_barriers(&b))
+    };
+}
+
+/// A transition of a single-layer image, optionally with a queue family ownership
+/// transfer (src, dst).
+fn barrier_qf(
+    d: &ash::Device,
+    cb: vk::CommandBuffer,
+    image: vk::Image,
+    from: vk::ImageLayout,
+    to: vk::ImageLayout,
+    transfer: Option<(u32, u32)>,
+) {
+    let (src, dst) = transfer.unwrap_or((vk::QUEUE_FAMILY_IGNORED, vk::QUEUE_FAMILY_IGNORED));
+    let b = [vk::ImageMemoryBarrier2::default()
+        .src_stage_mask(vk::PipelineStageFlags2::ALL_COMMANDS)
+        .src_access_mask(vk::AccessFlags2::MEMORY_WRITE)
+        .dst_stage_mask(vk::PipelineStageFlags2::ALL_COMMANDS)
+        .dst_access_mask(vk::AccessFlags2::MEMORY_READ | vk::AccessFlags2::MEMORY_WRITE)
+        .old_layout(from)
+        .new_layout(to)
+        .src_queue_family_index(src)
+        .dst_queue_family_index(dst)
+        .image(image)
+        .subresource_range(color_range(1))];
     // SAFETY: recording into a command buffer in the recording state; the image is live.
     unsafe {
         d.cmd_pipeline_barrier2(cb, &vk::DependencyInfo::default().image_memory_barriers(&b))

@@ -1,0 +1,189 @@
+//! The KMS target: the compositor renders straight into the leased output's scanout
+//! buffers (dma-bufs imported into Vulkan) and each frame reaches the display through a
+//! page flip gated on the render's fence: IN_FENCE_FD with the exported sync_file where
+//! the driver has one, else after a CPU wait.
+
+use super::{Feedback, Target, TargetError};
+use crate::kms::{FlipEvent, KmsError, Output, ScanoutRing};
+use crate::vk::renderer::{GpuRenderer, RenderFence, TargetImage};
+use std::os::fd::AsFd;
+use std::time::Duration;
+
+#[derive(Debug)]
+pub struct KmsTarget<'c> {
+    output: Output<'c>,
+    ring: ScanoutRing<'c>,
+    images: Vec<TargetImage>,
+    acquired: Option<usize>,
+    last_flip: Option<FlipEvent>,
+    period_ns: u64,
+    flips: u64,
+}
+
+fn lost(e: KmsError) -> TargetError {
+    if e.is_lease_lost() {
+        TargetError::Lost(format!("the lease is gone: {e}"))
+    } else {
+        TargetError::Lost(e.to_string())
+    }
+}
+
+impl<'c> KmsTarget<'c> {
+    /// Wraps a lit output (modeset done) and its scanout ring; every buffer of the ring
+    /// is imported into the renderer's device. Fails if the device cannot import them.
+    pub fn new(
+        output: Output<'c>,
+        ring: ScanoutRing<'c>,
+        renderer: &mut GpuRenderer,
+        period_ns: u64,
+    ) -> Result<Self, TargetError> {
+        let mut images = Vec::with_capacity(ring.len());
+        for i in 0..ring.len() {
+            let b = ring.buffer(i);
+            match renderer.import_target(
+                b.dmabuf(),
+                b.width,
+                b.height,
+                b.stride,
+                b.modifier.map(u64::from),
+            ) {
+                Ok(t) => images.push(t),
+                Err(e) => {
+                    for t in images {
+                        let _ = renderer.destroy_target(t);
+                    }
+                    return Err(e.into());
+                }
+            }
+        }
+        tracing::info!(
+            buffers = images.len(),
+            stride = ring.buffer(0).stride,
+            modifier = ?ring.buffer(0).modifier,
+            "scanout buffers imported as render targets"
+        );
+        Ok(Self {
+            output,
+            ring,
+            images,
+            acquired: None,
+            last_flip: None,
+            period_ns: period_ns.max(1),
+            flips: 0,
+        })
+    }
+
+    pub fn ring(&self) -> &ScanoutRing<'c> {
+        &self.ring
+    }
+
+    pub fn output(&self) -> &Output<'c> {
+        &self.output
+    }
+
+    /// Flips completed through this target.
+    pub fn flips(&self) -> u64 {
+        self.flips
+    }
+
+    pub fn destroy(self, renderer: &mut GpuRenderer) -> Result<(), TargetError> {
+        for t in self.images {
+            renderer.destroy_target(t)?;
+        }
+        Ok(())
+    }
+
+    fn next_flip(&self) -> Result<FlipEvent, TargetError> {
+        loop {
+            let events = self
+                .output
+                .card()
+                .wait_flip_events(Duration::from_secs(2))
+                .map_err(lost)?;
+            if let Some(e) = events.into_iter().find(|e| e.crtc == self.output.crtc) {
+                return Ok(e);
+            }
+        }
+    }
+}
+
+impl Target for KmsTarget<'_> {
+    fn describe(&self) -> String {
+        let b = self.ring.buffer(0);
+        format!(
+            "KMS {}x{} ({:?} buffers) at {:.2} Hz",
+            b.width,
+            b.height,
+            self.ring.allocator(),
+            1e9 / self.period_ns as f64
+        )
+    }
+
+    fn size(&self) -> (u32, u32) {
+        let b = self.ring.buffer(0);
+        (b.width, b.height)
+    }
+
+    fn period_ns(&self) -> u64 {
+        self.period_ns
+    }
+
+    fn acquire(&mut self) -> Result<&TargetImage, TargetError> {
+        let i = match self.acquired {
+            Some(i) => i,
+            None => {
+                let i = self
+                    .ring
+                    .acquire()
+                    .ok_or_else(|| TargetError::Lost("no scanout buffer is free".into()))?;
+                self.acquired = Some(i);
+                i
+            }
+        };
+        Ok(&self.images[i])
+    }
+
+    fn present(
+        &mut self,
+        renderer: &mut GpuRenderer,
+        fence: RenderFence,
+        target_vblank_ns: u64,
+    ) -> Result<Feedback, TargetError> {
+        let i = self
+            .acquired
+            .take()
+            .ok_or_else(|| TargetError::Lost("present without an acquired image".into()))?;
+        let fb = self.ring.buffer(i).fb;
+        let committed = match &fence {
+            RenderFence::SyncFile(fd) => {
+                self.output
+                    .flip_gated(fb, fd.as_fd(), Duration::from_secs(1))
+            }
+            RenderFence::Signalled => self.output.flip(fb),
+            RenderFence::CpuWait => {
+                renderer.wait()?;
+                self.output.flip(fb)
+            }
+        };
+        if let Err(e) = committed {
+            let _ = self.ring.cancel(i);
+            return Err(lost(e));
+        }
+        self.ring
+            .queue(i)
+            .map_err(|e| TargetError::Lost(e.to_string()))?;
+        let ev = self.next_flip()?;
+        self.ring
+            .flipped(i)
+            .map_err(|e| TargetError::Lost(e.to_string()))?;
+        self.flips += 1;
+        let missed =
+            target_vblank_ns > 0 && ev.timestamp_ns > target_vblank_ns + self.period_ns / 2;
+        self.last_flip = Some(ev);
+        Ok(Feedback {
+            sequence: u64::from(ev.sequence),
+            vblank_ns: ev.timestamp_ns,
+            missed,
+        })
+    }
+}
