@@ -105,6 +105,16 @@ pub fn cards() -> Vec<PathBuf> {
 }
 
 impl Card {
+    /// (major, minor) of the device node behind this fd (a lessee fd names its card's
+    /// primary node): what picks the Vulkan device that shares memory with the display.
+    pub fn device_node(&self) -> Option<(i64, i64)> {
+        let st = rustix::fs::fstat(&self.fd).ok()?;
+        Some((
+            i64::from(rustix::fs::major(st.st_rdev)),
+            i64::from(rustix::fs::minor(st.st_rdev)),
+        ))
+    }
+
     /// Opens a card node read-write and enables atomic modesetting (which implies
     /// universal planes). A card whose driver has no atomic support still opens; its
     /// commits fail later with a clear error.

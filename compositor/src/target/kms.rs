@@ -2,6 +2,11 @@
 //! buffers (dma-bufs imported into Vulkan) and each frame reaches the display through a
 //! page flip gated on the render's fence: IN_FENCE_FD with the exported sync_file where
 //! the driver has one, else after a CPU wait.
+//!
+//! Where the render device cannot import the display's buffers (another GPU, or a
+//! driver without dma-buf import), frames are rendered into the renderer's own images
+//! and copied through a linear, CPU-visible buffer into the scanout buffer (the
+//! multi-GPU path); the target says which path it uses.
 
 use super::{Feedback, Target, TargetError};
 use crate::kms::{FlipEvent, KmsError, Output, ScanoutRing};
@@ -9,8 +14,19 @@ use crate::vk::renderer::{GpuRenderer, RenderFence, TargetImage};
 use std::os::fd::AsFd;
 use std::time::Duration;
 
+/// How frames get into the scanout buffers.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum RenderPath {
+    /// Rendered in place: the scanout buffers are the render targets.
+    Import,
+    /// Rendered into the renderer's images, then copied (GPU → linear buffer → CPU →
+    /// scanout dma-buf, bracketed by DMA_BUF_IOCTL_SYNC).
+    Copy,
+}
+
 #[derive(Debug)]
 pub struct KmsTarget<'c> {
+    path: RenderPath,
     output: Output<'c>,
     ring: ScanoutRing<'c>,
     images: Vec<TargetImage>,
@@ -37,6 +53,96 @@ impl<'c> KmsTarget<'c> {
         renderer: &mut GpuRenderer,
         period_ns: u64,
     ) -> Result<Self, TargetError> {
+        match Self::import(&ring, renderer) {
+            Ok(images) => {
+                tracing::info!(
+                    buffers = images.len(),
+                    stride = ring.buffer(0).stride,
+                    modifier = ?ring.buffer(0).modifier,
+                    "render path: in place (scanout buffers imported as render targets)"
+                );
+                Ok(Self::with(
+                    RenderPath::Import,
+                    output,
+                    ring,
+                    images,
+                    period_ns,
+                ))
+            }
+            Err(e) => {
+                tracing::warn!(error = %e, "render path: copy through a CPU-visible buffer (the render device cannot import the display's buffers)");
+                Self::new_copying(output, ring, renderer, period_ns)
+            }
+        }
+    }
+
+    /// The copy path, chosen explicitly.
+    pub fn new_copying(
+        output: Output<'c>,
+        ring: ScanoutRing<'c>,
+        renderer: &mut GpuRenderer,
+        period_ns: u64,
+    ) -> Result<Self, TargetError> {
+        let (w, h) = (ring.buffer(0).width, ring.buffer(0).height);
+        let mut images = Vec::with_capacity(ring.len());
+        for _ in 0..ring.len() {
+            match renderer.create_target(w, h) {
+                Ok(t) => images.push(t),
+                Err(e) => {
+                    for t in images {
+                        let _ = renderer.destroy_target(t);
+                    }
+                    return Err(e.into());
+                }
+            }
+        }
+        Ok(Self::with(
+            RenderPath::Copy,
+            output,
+            ring,
+            images,
+            period_ns,
+        ))
+    }
+
+    fn with(
+        path: RenderPath,
+        output: Output<'c>,
+        ring: ScanoutRing<'c>,
+        images: Vec<TargetImage>,
+        period_ns: u64,
+    ) -> Self {
+        Self {
+            path,
+            output,
+            ring,
+            images,
+            acquired: None,
+            last_flip: None,
+            period_ns: period_ns.max(1),
+            flips: 0,
+        }
+    }
+
+    pub fn render_path(&self) -> RenderPath {
+        self.path
+    }
+
+    /// Gives the output and ring back (e.g. to switch render paths).
+    pub fn into_parts(
+        self,
+        renderer: &mut GpuRenderer,
+    ) -> Result<(Output<'c>, ScanoutRing<'c>), TargetError> {
+        for t in self.images {
+            renderer.destroy_target(t)?;
+        }
+        Ok((self.output, self.ring))
+    }
+
+    fn import(
+        ring: &ScanoutRing<'c>,
+        renderer: &mut GpuRenderer,
+    ) -> Result<Vec<TargetImage>, TargetError> {
         let mut images = Vec::with_capacity(ring.len());
         for i in 0..ring.len() {
             let b = ring.buffer(i);
@@ -56,21 +162,7 @@ impl<'c> KmsTarget<'c> {
                 }
             }
         }
-        tracing::info!(
-            buffers = images.len(),
-            stride = ring.buffer(0).stride,
-            modifier = ?ring.buffer(0).modifier,
-            "scanout buffers imported as render targets"
-        );
-        Ok(Self {
-            output,
-            ring,
-            images,
-            acquired: None,
-            last_flip: None,
-            period_ns: period_ns.max(1),
-            flips: 0,
-        })
+        Ok(images)
     }
 
     pub fn ring(&self) -> &ScanoutRing<'c> {
@@ -111,10 +203,11 @@ impl Target for KmsTarget<'_> {
     fn describe(&self) -> String {
         let b = self.ring.buffer(0);
         format!(
-            "KMS {}x{} ({:?} buffers) at {:.2} Hz",
+            "KMS {}x{} ({:?} buffers, render path {:?}) at {:.2} Hz",
             b.width,
             b.height,
             self.ring.allocator(),
+            self.path,
             1e9 / self.period_ns as f64
         )
     }
@@ -154,16 +247,38 @@ impl Target for KmsTarget<'_> {
             .take()
             .ok_or_else(|| TargetError::Lost("present without an acquired image".into()))?;
         let fb = self.ring.buffer(i).fb;
-        let committed = match &fence {
-            RenderFence::SyncFile(fd) => {
-                self.output
-                    .flip_gated(fb, fd.as_fd(), Duration::from_secs(1))
+        if self.path == RenderPath::Copy {
+            // The copy needs the finished frame on the CPU side anyway.
+            renderer.wait()?;
+            let frame = renderer.read_target(&self.images[i])?;
+            let b = self.ring.buffer(i);
+            let (w, stride) = (b.width as usize, b.stride as usize);
+            let copied = b.write_with(|bytes| {
+                for (y, row) in frame.data.chunks_exact(w * 4).enumerate() {
+                    let dst = &mut bytes[y * stride..y * stride + w * 4];
+                    for (d, s) in dst.chunks_exact_mut(4).zip(row.chunks_exact(4)) {
+                        d.copy_from_slice(&[s[2], s[1], s[0], 0xff]); // XRGB8888
+                    }
+                }
+            });
+            if let Err(e) = copied {
+                let _ = self.ring.cancel(i);
+                return Err(lost(e));
             }
-            RenderFence::Signalled => self.output.flip(fb),
-            RenderFence::CpuWait => {
-                renderer.wait()?;
-                self.output.flip(fb)
-            }
+        }
+        let committed = match (&fence, self.path) {
+            (_, RenderPath::Copy) => self.output.flip(fb),
+            (fence, RenderPath::Import) => match fence {
+                RenderFence::SyncFile(fd) => {
+                    self.output
+                        .flip_gated(fb, fd.as_fd(), Duration::from_secs(1))
+                }
+                RenderFence::Signalled => self.output.flip(fb),
+                RenderFence::CpuWait => {
+                    renderer.wait()?;
+                    self.output.flip(fb)
+                }
+            },
         };
         if let Err(e) = committed {
             let _ = self.ring.cancel(i);
