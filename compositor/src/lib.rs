@@ -7,6 +7,7 @@
 //! Layer composition (`render`), the clock-free frame `pacing` model and the frame
 //! `target`s (KMS, headless) build on these two rooms.
 
+pub mod frame_loop;
 pub mod kms;
 pub mod pacing;
 pub mod present;

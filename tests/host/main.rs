@@ -2,3 +2,4 @@
 //! lavapipe, the Khronos OpenXR loader), no VM.
 
 mod compositor;
+mod frame_loop;
