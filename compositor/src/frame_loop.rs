@@ -65,6 +65,8 @@ pub struct LoopRecord {
     pub predicted_display_ns: u64,
     pub shown_sequence: u64,
     pub vblank_ns: u64,
+    /// Render cost: CPU submit plus GPU time (timestamps), or wake to commit without.
+    pub render_ns: u64,
     pub hit: bool,
 }
 
@@ -135,6 +137,7 @@ pub fn run(
             predicted_display_ns: plan.predicted_display_ns,
             shown_sequence: fb.sequence,
             vblank_ns: fb.vblank_ns,
+            render_ns,
             hit: outcome.is_some_and(|o| o.missed_vblanks == 0) && !fb.missed,
         });
     }

@@ -6,7 +6,9 @@ use glam::{Quat, Vec3};
 use leasehold_compositor::frame_loop::{self, Submission, SubmissionSlot};
 use leasehold_compositor::pacing::PacerConfig;
 use leasehold_compositor::present::now_ns;
-use leasehold_compositor::render::{ColorFormat, Layer, LayerFlags, ProjectionView, SubImage, pattern};
+use leasehold_compositor::render::{
+    ColorFormat, Layer, LayerFlags, ProjectionView, SubImage, pattern,
+};
 use leasehold_compositor::target::Target;
 use leasehold_compositor::target::headless::HeadlessTarget;
 use leasehold_compositor::vk::context::{DevicePreference, VkContext};
@@ -39,8 +41,11 @@ fn the_loop_shows_the_newest_submission_at_each_wake() {
     };
     let ctx = Arc::new(VkContext::new(DevicePreference::default()).unwrap());
     let mut r = GpuRenderer::new(ctx, &LensModel::None, &display).unwrap();
-    let image = r.create_layer_image(128, 128, 1, ColorFormat::Rgba8Srgb).unwrap();
-    r.upload(image, 0, &pattern::test_pattern(128, 128, 0)).unwrap();
+    let image = r
+        .create_layer_image(128, 128, 1, ColorFormat::Rgba8Srgb)
+        .unwrap();
+    r.upload(image, 0, &pattern::test_pattern(128, 128, 0))
+        .unwrap();
     let mut target = HeadlessTarget::new(&mut r, 256, 128, 60.0, 3).unwrap();
     let hmd = SimulatedHmd::looking_around(now_ns());
     let period = target.period_ns();
@@ -102,7 +107,9 @@ fn the_loop_shows_the_newest_submission_at_each_wake() {
     let newest_before = |t: u64| log.iter().filter(|(_, s)| *s <= t).map(|(f, _)| *f).max();
     let mut hits = 0;
     for (i, rec) in records.iter().enumerate() {
-        let shown = rec.submission.expect("the app submitted before the loop started");
+        let shown = rec
+            .submission
+            .expect("the app submitted before the loop started");
         // Newest at wake: what was submitted by then, or one submitted in the instants
         // between our clock read and the slot read.
         let newest = newest_before(rec.wake_ns).unwrap();
@@ -113,15 +120,27 @@ fn the_loop_shows_the_newest_submission_at_each_wake() {
         if i > 0 {
             let prev = &records[i - 1];
             assert!(rec.shown_sequence > prev.shown_sequence);
-            assert!(shown >= prev.submission.unwrap(), "never an older app frame");
+            assert!(
+                shown >= prev.submission.unwrap(),
+                "never an older app frame"
+            );
             let d = rec.predicted_display_ns - prev.predicted_display_ns;
             assert_eq!(d % period, 0, "display times are whole periods apart");
         }
         hits += usize::from(rec.hit);
     }
     let rate = hits as f64 / records.len() as f64;
-    tracing::info!(frames = records.len(), hit_rate = rate, submitted = slot.submitted(), "frame loop");
+    tracing::info!(
+        frames = records.len(),
+        hit_rate = rate,
+        submitted = slot.submitted(),
+        "frame loop"
+    );
     assert!(rate >= 0.8, "hit rate {rate:.2} on the headless clock");
-    assert!(target.write_png(&mut r, &std::env::temp_dir().join("leasehold-loop.png")).unwrap());
+    assert!(
+        target
+            .write_png(&mut r, &std::env::temp_dir().join("leasehold-loop.png"))
+            .unwrap()
+    );
     target.destroy(&mut r).unwrap();
 }

@@ -16,10 +16,14 @@ use std::sync::Arc;
 const LAYER_SPV: &[u8] = include_bytes!(concat!(env!("OUT_DIR"), "/layer.spv"));
 const DISTORT_SPV: &[u8] = include_bytes!(concat!(env!("OUT_DIR"), "/distort.spv"));
 
-/// Mesh density per eye (cells); fine enough that interpolating the lens model between
-/// vertices is far below a pixel.
-pub const MESH_COLS: u32 = 96;
-pub const MESH_ROWS: u32 = 96;
+/// Panel pixels per distortion-mesh cell: fine enough that interpolating the lens model
+/// between vertices stays far below a pixel, coarse enough that a software rasteriser
+/// does not spend its time on triangle setup.
+pub const MESH_CELL_PX: u32 = 8;
+
+fn mesh_cells(px: u32) -> u32 {
+    px.div_ceil(MESH_CELL_PX).clamp(8, 128)
+}
 
 pub fn vk_format(f: ColorFormat) -> vk::Format {
     match f {
@@ -294,7 +298,11 @@ impl GpuRenderer {
             },
             "render fence path"
         );
-        let mesh = mesh::build(lens, MESH_COLS, MESH_ROWS);
+        let mesh = mesh::build(
+            lens,
+            mesh_cells(display.panel_width / 2),
+            mesh_cells(display.panel_height),
+        );
         let mut r = Self {
             ctx: ctx.clone(),
             layer_set_layout,
