@@ -22,7 +22,7 @@ const DISTORT_SPV: &[u8] = include_bytes!(concat!(env!("OUT_DIR"), "/distort.spv
 pub const MESH_CELL_PX: u32 = 8;
 
 fn mesh_cells(px: u32) -> u32 {
-    px.div_ceil(MESH_CELL_PX).clamp(8, 128)
+    px.div_ceil(MESH_CELL_PX).clamp(8, 96)
 }
 
 pub fn vk_format(f: ColorFormat) -> vk::Format {
