@@ -36,11 +36,11 @@ pub struct SubmissionSlot {
 impl SubmissionSlot {
     pub fn submit(&self, s: Submission) {
         self.submitted.fetch_add(1, Ordering::AcqRel);
-        if let Ok(mut n) = self.newest.lock() {
-            if n.replace(Arc::new(s)).is_some() {
-                // Counted as superseded now; un-counted when the loop takes it.
-                self.superseded.fetch_add(1, Ordering::AcqRel);
-            }
+        if let Ok(mut n) = self.newest.lock()
+            && n.replace(Arc::new(s)).is_some()
+        {
+            // Counted as superseded now; un-counted when the loop takes it.
+            self.superseded.fetch_add(1, Ordering::AcqRel);
         }
     }
 

@@ -598,19 +598,19 @@ fn fifo(
             next += 1;
         }
         // Present: commit the oldest ready frame as soon as no flip is pending.
-        if pending.is_none() {
-            if let Some(mut q) = queue.pop_front() {
-                let fb = ring.buffer(q.slot).fb;
-                let fence = q.fence.take().expect("queued frames carry their fence");
-                let _ = wait_sync_file(fence.as_fd(), Duration::ZERO);
-                q.commit = now_ns();
-                if let Err(e) = output.flip_fenced(fb, Some(fence.as_fd()), false) {
-                    ring.cancel(q.slot)?;
-                    return Err(e);
-                }
-                ring.queue(q.slot)?;
-                pending = Some(q);
+        if pending.is_none()
+            && let Some(mut q) = queue.pop_front()
+        {
+            let fb = ring.buffer(q.slot).fb;
+            let fence = q.fence.take().expect("queued frames carry their fence");
+            let _ = wait_sync_file(fence.as_fd(), Duration::ZERO);
+            q.commit = now_ns();
+            if let Err(e) = output.flip_fenced(fb, Some(fence.as_fd()), false) {
+                ring.cancel(q.slot)?;
+                return Err(e);
             }
+            ring.queue(q.slot)?;
+            pending = Some(q);
         }
         let ev = next_flip(output, Duration::from_secs(2))?;
         let q = pending.take().expect("a flip event follows a commit");

@@ -68,19 +68,19 @@ pub struct DisplayOverrides {
 
 impl DisplayOverrides {
     pub fn validate(&self) -> Result<(), CalibrationError> {
-        if let Some(ipd) = self.ipd_mm {
-            if !(ipd.is_finite() && (50.0..=80.0).contains(&ipd)) {
-                return Err(CalibrationError::Invalid(format!(
-                    "IPD {ipd} mm is outside 50–80 mm"
-                )));
-            }
+        if let Some(ipd) = self.ipd_mm
+            && !(ipd.is_finite() && (50.0..=80.0).contains(&ipd))
+        {
+            return Err(CalibrationError::Invalid(format!(
+                "IPD {ipd} mm is outside 50–80 mm"
+            )));
         }
-        if let Some(c) = self.lens_center_offset {
-            if c.iter().flatten().any(|v| !v.is_finite() || v.abs() > 0.2) {
-                return Err(CalibrationError::Invalid(
-                    "lens centre offsets must be within ±0.2".into(),
-                ));
-            }
+        if let Some(c) = self.lens_center_offset
+            && c.iter().flatten().any(|v| !v.is_finite() || v.abs() > 0.2)
+        {
+            return Err(CalibrationError::Invalid(
+                "lens centre offsets must be within ±0.2".into(),
+            ));
         }
         Ok(())
     }
@@ -148,13 +148,13 @@ impl Calibration {
             path: path.into(),
             why: e.to_string(),
         })?;
-        if let Some(imu) = &c.imu {
-            if !imu.is_sane() {
-                return Err(CalibrationError::Parse {
-                    path: path.into(),
-                    why: "IMU values are out of any plausible range".into(),
-                });
-            }
+        if let Some(imu) = &c.imu
+            && !imu.is_sane()
+        {
+            return Err(CalibrationError::Parse {
+                path: path.into(),
+                why: "IMU values are out of any plausible range".into(),
+            });
         }
         if let Some(d) = &c.display {
             d.validate().map_err(|e| CalibrationError::Parse {
@@ -206,10 +206,10 @@ pub fn rest_periods(samples: &[ImuSample], min_ns: u64, gyro_tol: f64) -> Vec<&[
             mean = s.gyro;
         }
     }
-    if let (Some(first), Some(last)) = (samples.get(start), samples.last()) {
-        if last.time_ns.saturating_sub(first.time_ns) >= min_ns {
-            out.push(&samples[start..]);
-        }
+    if let (Some(first), Some(last)) = (samples.get(start), samples.last())
+        && last.time_ns.saturating_sub(first.time_ns) >= min_ns
+    {
+        out.push(&samples[start..]);
     }
     // Trim the edges of each run (the device settling or starting to move).
     out.into_iter()

@@ -1,9 +1,27 @@
 //! Leasehold's OpenXR runtime, loaded by the Khronos loader as `libleasehold_openxr.so`.
 //!
-//! Its rooms, as they arrive with the runtime issue:
-//! - `abi`: the only `#[no_mangle]` code: loader negotiation, `xrGetInstanceProcAddr`,
+//! - [`abi`]: the only `#[no_mangle]` code: loader negotiation, `xrGetInstanceProcAddr`,
 //!   handle tables, the panic guard and `XrResult` mapping.
-//! - `state`: instance, system, session, swapchain, space and action objects and their
-//!   state machines; pure Rust that reaches the compositor and drivers through traits.
-//!
-//! Until then the library exports nothing, so the loader cannot mistake it for a runtime.
+//! - [`state`]: instance, system (and, as they arrive, session, swapchain, space and
+//!   action) objects and their rules; pure Rust that reaches the compositor and drivers
+//!   through traits.
+
+pub mod abi;
+pub mod state;
+
+/// The runtime's version (from Cargo).
+pub const VERSION: (u16, u16, u32) = (0, 1, 0);
+
+/// Routes the runtime's logs to stderr, filtered by `LEASEHOLD_LOG` (default: warnings),
+/// once per process. A host that installed its own subscriber keeps it.
+pub fn init_logging() {
+    static ONCE: std::sync::Once = std::sync::Once::new();
+    ONCE.call_once(|| {
+        let filter = tracing_subscriber::EnvFilter::try_from_env("LEASEHOLD_LOG")
+            .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("warn"));
+        let _ = tracing_subscriber::fmt()
+            .with_env_filter(filter)
+            .with_writer(std::io::stderr)
+            .try_init();
+    });
+}

@@ -3,3 +3,4 @@
 
 mod compositor;
 mod frame_loop;
+mod openxr;

@@ -317,10 +317,10 @@ pub fn run(cfg: &LabConfig, cmd: &[String]) -> Result<LabRun> {
         let spawned = std::time::SystemTime::now().checked_sub(total)?;
         s.duration_since(spawned).ok()
     });
-    if let Some(t) = vnc_thread {
-        if let Ok(Err(e)) = t.join() {
-            return Err(format!("lab: second output: {e}"));
-        }
+    if let Some(t) = vnc_thread
+        && let Ok(Err(e)) = t.join()
+    {
+        return Err(format!("lab: second output: {e}"));
     }
     if timed_out {
         return Err(format!(

@@ -451,11 +451,9 @@ fn kernel_installed(rel: &str) -> bool {
 /// Never installed as a package: the host system stays bookworm.
 fn lab_kernel(refresh: bool) -> Result {
     step("lab kernel");
-    if !refresh {
-        if let Ok(rel) = lab_kernel_release() {
-            ok(&format!("{rel} (/usr/lib/modules/{rel})"));
-            return Ok(());
-        }
+    if !refresh && let Ok(rel) = lab_kernel_release() {
+        ok(&format!("{rel} (/usr/lib/modules/{rel})"));
+        return Ok(());
     }
     let t0 = Instant::now();
     let cache = lab_cache();

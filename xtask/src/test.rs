@@ -206,6 +206,9 @@ fn tally(output: &str) -> Option<Tally> {
 }
 
 fn host_tests(root: &std::path::Path) -> Result<Tally> {
+    // The OpenXR tests load the runtime library through the real loader: build it (a
+    // cdylib is not built as a dependency of the test crates).
+    util::run(cargo(root).args(["build", "--quiet", "-p", "leasehold-runtime"]))?;
     let mut cmd = cargo(root);
     if has_nextest() {
         cmd.args(["nextest", "run", "--workspace", "--no-fail-fast"]);

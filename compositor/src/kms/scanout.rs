@@ -412,10 +412,10 @@ impl Drop for ScanoutRing<'_> {
     fn drop(&mut self) {
         for b in &mut self.buffers {
             let _ = self.card.destroy_framebuffer(b.fb);
-            if let Storage::Dumb(d) = &mut b.storage {
-                if let Some(d) = d.take() {
-                    let _ = self.card.destroy_dumb_buffer(d);
-                }
+            if let Storage::Dumb(d) = &mut b.storage
+                && let Some(d) = d.take()
+            {
+                let _ = self.card.destroy_dumb_buffer(d);
             }
         }
         // GBM buffer objects free themselves when `buffers` drops, before `gbm`.

@@ -66,16 +66,15 @@ impl Dispatch<wl_registry::WlRegistry, ()> for State {
         if let wl_registry::Event::Global {
             name, interface, ..
         } = event
+            && interface == WpDrmLeaseDeviceV1::interface().name
         {
-            if interface == WpDrmLeaseDeviceV1::interface().name {
-                let proxy = registry.bind::<WpDrmLeaseDeviceV1, _, _>(name, 1, qh, ());
-                state.devices.push(OfferingDevice {
-                    proxy,
-                    drm_fd: None,
-                    connectors: Vec::new(),
-                    done: false,
-                });
-            }
+            let proxy = registry.bind::<WpDrmLeaseDeviceV1, _, _>(name, 1, qh, ());
+            state.devices.push(OfferingDevice {
+                proxy,
+                drm_fd: None,
+                connectors: Vec::new(),
+                done: false,
+            });
         }
     }
 }
@@ -270,21 +269,22 @@ impl LeaseSource for WaylandLease {
                     Some(n) => &c.name == n,
                     None => profile.is_some(),
                 };
-                if wanted && choice.is_none() {
-                    if let Some(info) = info {
-                        let reason = if self.connector.is_some() {
-                            HeadsetReason::Named
-                        } else {
-                            HeadsetReason::Profile
-                        };
-                        let out = HeadsetOutput {
-                            card: PathBuf::from("wayland"),
-                            connector: info,
-                            profile,
-                            reason,
-                        };
-                        choice = Some((di, ci, out));
-                    }
+                if wanted
+                    && choice.is_none()
+                    && let Some(info) = info
+                {
+                    let reason = if self.connector.is_some() {
+                        HeadsetReason::Named
+                    } else {
+                        HeadsetReason::Profile
+                    };
+                    let out = HeadsetOutput {
+                        card: PathBuf::from("wayland"),
+                        connector: info,
+                        profile,
+                        reason,
+                    };
+                    choice = Some((di, ci, out));
                 }
             }
         }

@@ -161,11 +161,11 @@ impl Target for HeadlessTarget {
         // and never twice at one vblank.
         let ready = now_ns();
         let (mut seq, mut t) = self.clock.at_or_after(ready.max(target_vblank_ns));
-        if let Some(last) = self.last_sequence {
-            if seq <= last {
-                seq = last + 1;
-                t = self.clock.epoch_ns + seq * self.clock.period_ns;
-            }
+        if let Some(last) = self.last_sequence
+            && seq <= last
+        {
+            seq = last + 1;
+            t = self.clock.epoch_ns + seq * self.clock.period_ns;
         }
         let (target_seq, _) = self.clock.at_or_after(target_vblank_ns);
         if self.paced {

@@ -1,0 +1,113 @@
+//! Generational handle tables: a handle is (generation << 32 | slot + 1), so a destroyed
+//! object's handle, a handle of another type, or a made-up number is never mistaken for
+//! a live object.
+
+use std::sync::{Arc, Mutex};
+
+#[derive(Debug)]
+struct Slot<T> {
+    generation: u32,
+    value: Option<Arc<T>>,
+}
+
+#[derive(Debug)]
+pub struct HandleTable<T> {
+    /// Distinguishes tables, so one type's handle is invalid in another's table.
+    tag: u8,
+    slots: Mutex<Vec<Slot<T>>>,
+}
+
+impl<T> HandleTable<T> {
+    pub const fn new(tag: u8) -> Self {
+        Self {
+            tag,
+            slots: Mutex::new(Vec::new()),
+        }
+    }
+
+    fn lock(&self) -> std::sync::MutexGuard<'_, Vec<Slot<T>>> {
+        // A panic while holding the lock cannot leave the table half-updated (every
+        // update is a single assignment), so a poisoned lock is still consistent.
+        self.slots.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    pub fn insert(&self, value: T) -> u64 {
+        let mut slots = self.lock();
+        let value = Some(Arc::new(value));
+        let index = match slots.iter().position(|s| s.value.is_none()) {
+            Some(i) => {
+                slots[i].generation = slots[i].generation.wrapping_add(1) & 0x00ff_ffff;
+                slots[i].value = value;
+                i
+            }
+            None => {
+                slots.push(Slot {
+                    generation: 1,
+                    value,
+                });
+                slots.len() - 1
+            }
+        };
+        let generation = (u64::from(self.tag) << 24) | u64::from(slots[index].generation);
+        (generation << 32) | (index as u64 + 1)
+    }
+
+    fn locate(&self, handle: u64) -> Option<(usize, u32)> {
+        let index = (handle & 0xffff_ffff).checked_sub(1)? as usize;
+        let generation = handle >> 32;
+        if generation >> 24 != u64::from(self.tag) {
+            return None;
+        }
+        Some((index, (generation & 0x00ff_ffff) as u32))
+    }
+
+    pub fn get(&self, handle: u64) -> Option<Arc<T>> {
+        let (index, generation) = self.locate(handle)?;
+        let slots = self.lock();
+        let s = slots.get(index)?;
+        (s.generation == generation)
+            .then(|| s.value.clone())
+            .flatten()
+    }
+
+    pub fn remove(&self, handle: u64) -> Option<Arc<T>> {
+        let (index, generation) = self.locate(handle)?;
+        let mut slots = self.lock();
+        let s = slots.get_mut(index)?;
+        if s.generation != generation {
+            return None;
+        }
+        s.value.take()
+    }
+
+    pub fn len(&self) -> usize {
+        self.lock().iter().filter(|s| s.value.is_some()).count()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn stale_foreign_and_made_up_handles_are_rejected() {
+        let a: HandleTable<u32> = HandleTable::new(1);
+        let b: HandleTable<u32> = HandleTable::new(2);
+        let h = a.insert(7);
+        assert_eq!(*a.get(h).unwrap(), 7);
+        assert!(b.get(h).is_none(), "another table's handle");
+        assert!(a.get(0).is_none() && a.get(12345).is_none());
+        assert_eq!(*a.remove(h).unwrap(), 7);
+        assert!(a.get(h).is_none(), "destroyed");
+        let h2 = a.insert(8);
+        assert_ne!(h, h2, "the slot is reused under a new generation");
+        assert!(a.get(h).is_none());
+        assert_eq!(*a.get(h2).unwrap(), 8);
+        assert!(a.remove(h).is_none());
+        assert_eq!(a.len(), 1);
+    }
+}

@@ -1,0 +1,484 @@
+//! Core OpenXR functions whose objects (sessions, swapchains, spaces, actions, the frame
+//! loop) Leasehold does not provide yet. Applications and the loader resolve every core
+//! function up front, so each exists; calling one fails clearly with
+//! XR_ERROR_FUNCTION_UNSUPPORTED (logged once per function) instead of a crash.
+
+#![allow(clippy::too_many_arguments)]
+
+use super::guard;
+use openxr_sys as xr;
+use openxr_sys::pfn;
+use std::collections::HashSet;
+use std::sync::Mutex;
+
+fn not_yet(name: &'static str) -> xr::Result {
+    guard(|| {
+        static SAID: Mutex<Option<HashSet<&'static str>>> = Mutex::new(None);
+        let mut said = SAID.lock().unwrap_or_else(|p| p.into_inner());
+        if said.get_or_insert_with(HashSet::new).insert(name) {
+            tracing::error!(
+                function = name,
+                "Leasehold does not implement this OpenXR function yet"
+            );
+        }
+        xr::Result::ERROR_FUNCTION_UNSUPPORTED
+    })
+}
+
+/// The stub for a core function, by name.
+pub(super) fn function(name: &str) -> Option<(bool, xr::pfn::VoidFunction)> {
+    Some(match name {
+        "xrCreateSession" => (
+            false,
+            void_fn!(unsupported_create_session, pfn::CreateSession),
+        ),
+        "xrDestroySession" => (
+            false,
+            void_fn!(unsupported_destroy_session, pfn::DestroySession),
+        ),
+        "xrDestroySpace" => (
+            false,
+            void_fn!(unsupported_destroy_space, pfn::DestroySpace),
+        ),
+        "xrEnumerateSwapchainFormats" => (
+            false,
+            void_fn!(
+                unsupported_enumerate_swapchain_formats,
+                pfn::EnumerateSwapchainFormats
+            ),
+        ),
+        "xrCreateSwapchain" => (
+            false,
+            void_fn!(unsupported_create_swapchain, pfn::CreateSwapchain),
+        ),
+        "xrDestroySwapchain" => (
+            false,
+            void_fn!(unsupported_destroy_swapchain, pfn::DestroySwapchain),
+        ),
+        "xrEnumerateSwapchainImages" => (
+            false,
+            void_fn!(
+                unsupported_enumerate_swapchain_images,
+                pfn::EnumerateSwapchainImages
+            ),
+        ),
+        "xrAcquireSwapchainImage" => (
+            false,
+            void_fn!(
+                unsupported_acquire_swapchain_image,
+                pfn::AcquireSwapchainImage
+            ),
+        ),
+        "xrWaitSwapchainImage" => (
+            false,
+            void_fn!(unsupported_wait_swapchain_image, pfn::WaitSwapchainImage),
+        ),
+        "xrReleaseSwapchainImage" => (
+            false,
+            void_fn!(
+                unsupported_release_swapchain_image,
+                pfn::ReleaseSwapchainImage
+            ),
+        ),
+        "xrBeginSession" => (
+            false,
+            void_fn!(unsupported_begin_session, pfn::BeginSession),
+        ),
+        "xrEndSession" => (false, void_fn!(unsupported_end_session, pfn::EndSession)),
+        "xrRequestExitSession" => (
+            false,
+            void_fn!(unsupported_request_exit_session, pfn::RequestExitSession),
+        ),
+        "xrEnumerateReferenceSpaces" => (
+            false,
+            void_fn!(
+                unsupported_enumerate_reference_spaces,
+                pfn::EnumerateReferenceSpaces
+            ),
+        ),
+        "xrCreateReferenceSpace" => (
+            false,
+            void_fn!(
+                unsupported_create_reference_space,
+                pfn::CreateReferenceSpace
+            ),
+        ),
+        "xrCreateActionSpace" => (
+            false,
+            void_fn!(unsupported_create_action_space, pfn::CreateActionSpace),
+        ),
+        "xrLocateSpace" => (false, void_fn!(unsupported_locate_space, pfn::LocateSpace)),
+        "xrBeginFrame" => (false, void_fn!(unsupported_begin_frame, pfn::BeginFrame)),
+        "xrLocateViews" => (false, void_fn!(unsupported_locate_views, pfn::LocateViews)),
+        "xrEndFrame" => (false, void_fn!(unsupported_end_frame, pfn::EndFrame)),
+        "xrWaitFrame" => (false, void_fn!(unsupported_wait_frame, pfn::WaitFrame)),
+        "xrApplyHapticFeedback" => (
+            false,
+            void_fn!(unsupported_apply_haptic_feedback, pfn::ApplyHapticFeedback),
+        ),
+        "xrStopHapticFeedback" => (
+            false,
+            void_fn!(unsupported_stop_haptic_feedback, pfn::StopHapticFeedback),
+        ),
+        "xrGetReferenceSpaceBoundsRect" => (
+            false,
+            void_fn!(
+                unsupported_get_reference_space_bounds_rect,
+                pfn::GetReferenceSpaceBoundsRect
+            ),
+        ),
+        "xrGetActionStateBoolean" => (
+            false,
+            void_fn!(
+                unsupported_get_action_state_boolean,
+                pfn::GetActionStateBoolean
+            ),
+        ),
+        "xrGetActionStateFloat" => (
+            false,
+            void_fn!(unsupported_get_action_state_float, pfn::GetActionStateFloat),
+        ),
+        "xrGetActionStateVector2f" => (
+            false,
+            void_fn!(
+                unsupported_get_action_state_vector2f,
+                pfn::GetActionStateVector2f
+            ),
+        ),
+        "xrGetActionStatePose" => (
+            false,
+            void_fn!(unsupported_get_action_state_pose, pfn::GetActionStatePose),
+        ),
+        "xrCreateActionSet" => (
+            false,
+            void_fn!(unsupported_create_action_set, pfn::CreateActionSet),
+        ),
+        "xrDestroyActionSet" => (
+            false,
+            void_fn!(unsupported_destroy_action_set, pfn::DestroyActionSet),
+        ),
+        "xrCreateAction" => (
+            false,
+            void_fn!(unsupported_create_action, pfn::CreateAction),
+        ),
+        "xrDestroyAction" => (
+            false,
+            void_fn!(unsupported_destroy_action, pfn::DestroyAction),
+        ),
+        "xrSuggestInteractionProfileBindings" => (
+            false,
+            void_fn!(
+                unsupported_suggest_interaction_profile_bindings,
+                pfn::SuggestInteractionProfileBindings
+            ),
+        ),
+        "xrAttachSessionActionSets" => (
+            false,
+            void_fn!(
+                unsupported_attach_session_action_sets,
+                pfn::AttachSessionActionSets
+            ),
+        ),
+        "xrGetCurrentInteractionProfile" => (
+            false,
+            void_fn!(
+                unsupported_get_current_interaction_profile,
+                pfn::GetCurrentInteractionProfile
+            ),
+        ),
+        "xrSyncActions" => (false, void_fn!(unsupported_sync_actions, pfn::SyncActions)),
+        "xrEnumerateBoundSourcesForAction" => (
+            false,
+            void_fn!(
+                unsupported_enumerate_bound_sources_for_action,
+                pfn::EnumerateBoundSourcesForAction
+            ),
+        ),
+        "xrGetInputSourceLocalizedName" => (
+            false,
+            void_fn!(
+                unsupported_get_input_source_localized_name,
+                pfn::GetInputSourceLocalizedName
+            ),
+        ),
+        _ => return None,
+    })
+}
+
+unsafe extern "system" fn unsupported_create_session(
+    _instance: xr::Instance,
+    _create_info: *const xr::SessionCreateInfo,
+    _session: *mut xr::Session,
+) -> xr::Result {
+    not_yet("xrCreateSession")
+}
+
+unsafe extern "system" fn unsupported_destroy_session(_session: xr::Session) -> xr::Result {
+    not_yet("xrDestroySession")
+}
+
+unsafe extern "system" fn unsupported_destroy_space(_space: xr::Space) -> xr::Result {
+    not_yet("xrDestroySpace")
+}
+
+unsafe extern "system" fn unsupported_enumerate_swapchain_formats(
+    _session: xr::Session,
+    _format_capacity_input: u32,
+    _format_count_output: *mut u32,
+    _formats: *mut i64,
+) -> xr::Result {
+    not_yet("xrEnumerateSwapchainFormats")
+}
+
+unsafe extern "system" fn unsupported_create_swapchain(
+    _session: xr::Session,
+    _create_info: *const xr::SwapchainCreateInfo,
+    _swapchain: *mut xr::Swapchain,
+) -> xr::Result {
+    not_yet("xrCreateSwapchain")
+}
+
+unsafe extern "system" fn unsupported_destroy_swapchain(_swapchain: xr::Swapchain) -> xr::Result {
+    not_yet("xrDestroySwapchain")
+}
+
+unsafe extern "system" fn unsupported_enumerate_swapchain_images(
+    _swapchain: xr::Swapchain,
+    _image_capacity_input: u32,
+    _image_count_output: *mut u32,
+    _images: *mut xr::SwapchainImageBaseHeader,
+) -> xr::Result {
+    not_yet("xrEnumerateSwapchainImages")
+}
+
+unsafe extern "system" fn unsupported_acquire_swapchain_image(
+    _swapchain: xr::Swapchain,
+    _acquire_info: *const xr::SwapchainImageAcquireInfo,
+    _index: *mut u32,
+) -> xr::Result {
+    not_yet("xrAcquireSwapchainImage")
+}
+
+unsafe extern "system" fn unsupported_wait_swapchain_image(
+    _swapchain: xr::Swapchain,
+    _wait_info: *const xr::SwapchainImageWaitInfo,
+) -> xr::Result {
+    not_yet("xrWaitSwapchainImage")
+}
+
+unsafe extern "system" fn unsupported_release_swapchain_image(
+    _swapchain: xr::Swapchain,
+    _release_info: *const xr::SwapchainImageReleaseInfo,
+) -> xr::Result {
+    not_yet("xrReleaseSwapchainImage")
+}
+
+unsafe extern "system" fn unsupported_begin_session(
+    _session: xr::Session,
+    _begin_info: *const xr::SessionBeginInfo,
+) -> xr::Result {
+    not_yet("xrBeginSession")
+}
+
+unsafe extern "system" fn unsupported_end_session(_session: xr::Session) -> xr::Result {
+    not_yet("xrEndSession")
+}
+
+unsafe extern "system" fn unsupported_request_exit_session(_session: xr::Session) -> xr::Result {
+    not_yet("xrRequestExitSession")
+}
+
+unsafe extern "system" fn unsupported_enumerate_reference_spaces(
+    _session: xr::Session,
+    _space_capacity_input: u32,
+    _space_count_output: *mut u32,
+    _spaces: *mut xr::ReferenceSpaceType,
+) -> xr::Result {
+    not_yet("xrEnumerateReferenceSpaces")
+}
+
+unsafe extern "system" fn unsupported_create_reference_space(
+    _session: xr::Session,
+    _create_info: *const xr::ReferenceSpaceCreateInfo,
+    _space: *mut xr::Space,
+) -> xr::Result {
+    not_yet("xrCreateReferenceSpace")
+}
+
+unsafe extern "system" fn unsupported_create_action_space(
+    _session: xr::Session,
+    _create_info: *const xr::ActionSpaceCreateInfo,
+    _space: *mut xr::Space,
+) -> xr::Result {
+    not_yet("xrCreateActionSpace")
+}
+
+unsafe extern "system" fn unsupported_locate_space(
+    _space: xr::Space,
+    _base_space: xr::Space,
+    _time: xr::Time,
+    _location: *mut xr::SpaceLocation,
+) -> xr::Result {
+    not_yet("xrLocateSpace")
+}
+
+unsafe extern "system" fn unsupported_begin_frame(
+    _session: xr::Session,
+    _frame_begin_info: *const xr::FrameBeginInfo,
+) -> xr::Result {
+    not_yet("xrBeginFrame")
+}
+
+unsafe extern "system" fn unsupported_locate_views(
+    _session: xr::Session,
+    _view_locate_info: *const xr::ViewLocateInfo,
+    _view_state: *mut xr::ViewState,
+    _view_capacity_input: u32,
+    _view_count_output: *mut u32,
+    _views: *mut xr::View,
+) -> xr::Result {
+    not_yet("xrLocateViews")
+}
+
+unsafe extern "system" fn unsupported_end_frame(
+    _session: xr::Session,
+    _frame_end_info: *const xr::FrameEndInfo,
+) -> xr::Result {
+    not_yet("xrEndFrame")
+}
+
+unsafe extern "system" fn unsupported_wait_frame(
+    _session: xr::Session,
+    _frame_wait_info: *const xr::FrameWaitInfo,
+    _frame_state: *mut xr::FrameState,
+) -> xr::Result {
+    not_yet("xrWaitFrame")
+}
+
+unsafe extern "system" fn unsupported_apply_haptic_feedback(
+    _session: xr::Session,
+    _haptic_action_info: *const xr::HapticActionInfo,
+    _haptic_feedback: *const xr::HapticBaseHeader,
+) -> xr::Result {
+    not_yet("xrApplyHapticFeedback")
+}
+
+unsafe extern "system" fn unsupported_stop_haptic_feedback(
+    _session: xr::Session,
+    _haptic_action_info: *const xr::HapticActionInfo,
+) -> xr::Result {
+    not_yet("xrStopHapticFeedback")
+}
+
+unsafe extern "system" fn unsupported_get_reference_space_bounds_rect(
+    _session: xr::Session,
+    _reference_space_type: xr::ReferenceSpaceType,
+    _bounds: *mut xr::Extent2Df,
+) -> xr::Result {
+    not_yet("xrGetReferenceSpaceBoundsRect")
+}
+
+unsafe extern "system" fn unsupported_get_action_state_boolean(
+    _session: xr::Session,
+    _get_info: *const xr::ActionStateGetInfo,
+    _state: *mut xr::ActionStateBoolean,
+) -> xr::Result {
+    not_yet("xrGetActionStateBoolean")
+}
+
+unsafe extern "system" fn unsupported_get_action_state_float(
+    _session: xr::Session,
+    _get_info: *const xr::ActionStateGetInfo,
+    _state: *mut xr::ActionStateFloat,
+) -> xr::Result {
+    not_yet("xrGetActionStateFloat")
+}
+
+unsafe extern "system" fn unsupported_get_action_state_vector2f(
+    _session: xr::Session,
+    _get_info: *const xr::ActionStateGetInfo,
+    _state: *mut xr::ActionStateVector2f,
+) -> xr::Result {
+    not_yet("xrGetActionStateVector2f")
+}
+
+unsafe extern "system" fn unsupported_get_action_state_pose(
+    _session: xr::Session,
+    _get_info: *const xr::ActionStateGetInfo,
+    _state: *mut xr::ActionStatePose,
+) -> xr::Result {
+    not_yet("xrGetActionStatePose")
+}
+
+unsafe extern "system" fn unsupported_create_action_set(
+    _instance: xr::Instance,
+    _create_info: *const xr::ActionSetCreateInfo,
+    _action_set: *mut xr::ActionSet,
+) -> xr::Result {
+    not_yet("xrCreateActionSet")
+}
+
+unsafe extern "system" fn unsupported_destroy_action_set(_action_set: xr::ActionSet) -> xr::Result {
+    not_yet("xrDestroyActionSet")
+}
+
+unsafe extern "system" fn unsupported_create_action(
+    _action_set: xr::ActionSet,
+    _create_info: *const xr::ActionCreateInfo,
+    _action: *mut xr::Action,
+) -> xr::Result {
+    not_yet("xrCreateAction")
+}
+
+unsafe extern "system" fn unsupported_destroy_action(_action: xr::Action) -> xr::Result {
+    not_yet("xrDestroyAction")
+}
+
+unsafe extern "system" fn unsupported_suggest_interaction_profile_bindings(
+    _instance: xr::Instance,
+    _suggested_bindings: *const xr::InteractionProfileSuggestedBinding,
+) -> xr::Result {
+    not_yet("xrSuggestInteractionProfileBindings")
+}
+
+unsafe extern "system" fn unsupported_attach_session_action_sets(
+    _session: xr::Session,
+    _attach_info: *const xr::SessionActionSetsAttachInfo,
+) -> xr::Result {
+    not_yet("xrAttachSessionActionSets")
+}
+
+unsafe extern "system" fn unsupported_get_current_interaction_profile(
+    _session: xr::Session,
+    _top_level_user_path: xr::Path,
+    _interaction_profile: *mut xr::InteractionProfileState,
+) -> xr::Result {
+    not_yet("xrGetCurrentInteractionProfile")
+}
+
+unsafe extern "system" fn unsupported_sync_actions(
+    _session: xr::Session,
+    _sync_info: *const xr::ActionsSyncInfo,
+) -> xr::Result {
+    not_yet("xrSyncActions")
+}
+
+unsafe extern "system" fn unsupported_enumerate_bound_sources_for_action(
+    _session: xr::Session,
+    _enumerate_info: *const xr::BoundSourcesForActionEnumerateInfo,
+    _source_capacity_input: u32,
+    _source_count_output: *mut u32,
+    _sources: *mut xr::Path,
+) -> xr::Result {
+    not_yet("xrEnumerateBoundSourcesForAction")
+}
+
+unsafe extern "system" fn unsupported_get_input_source_localized_name(
+    _session: xr::Session,
+    _get_info: *const xr::InputSourceLocalizedNameGetInfo,
+    _buffer_capacity_input: u32,
+    _buffer_count_output: *mut u32,
+    _buffer: *mut std::ffi::c_char,
+) -> xr::Result {
+    not_yet("xrGetInputSourceLocalizedName")
+}

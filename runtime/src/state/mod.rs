@@ -1,0 +1,176 @@
+//! The runtime's objects and rules, in plain Rust: no unsafe, no FFI types beyond plain
+//! numbers. The ABI layer (`abi`) translates between these and the C structures.
+
+pub mod path;
+
+use leasehold_drivers::api::DisplayInfo;
+use std::collections::{BTreeSet, VecDeque};
+
+pub use path::{PathError, PathTable};
+
+/// Extensions this runtime implements, with their spec versions. Only these are
+/// advertised, and an extension's functions exist only for instances that enabled it.
+pub const EXTENSIONS: &[(&str, u32)] = &[("XR_KHR_convert_timespec_time", 1)];
+
+/// The system id every instance hands out for its (one) head-mounted display.
+pub const HMD_SYSTEM_ID: u64 = 1;
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum CreateError {
+    /// Major version not 1, or a minor version this runtime does not know.
+    ApiVersionUnsupported,
+    ExtensionNotPresent(String),
+    ApiLayerNotPresent(String),
+    NameInvalid(&'static str),
+}
+
+/// Accepts OpenXR 1.0 and 1.1 applications.
+pub fn negotiate_api_version(major: u16, minor: u16) -> Result<(u16, u16), CreateError> {
+    match (major, minor) {
+        (1, 0) | (1, 1) => Ok((major, minor)),
+        _ => Err(CreateError::ApiVersionUnsupported),
+    }
+}
+
+/// What the app asked for in xrCreateInstance, already read out of C memory.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct CreateRequest {
+    pub application_name: String,
+    pub engine_name: String,
+    pub api_version: (u16, u16),
+    pub extensions: Vec<String>,
+    pub layers: Vec<String>,
+}
+
+/// An instance's events (xrPollEvent), oldest first.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Event {
+    InstanceLossPending { loss_time_ns: i64 },
+}
+
+/// The system (the headset) as xrGetSystemProperties and the view queries see it.
+#[derive(Debug, Clone, PartialEq)]
+pub struct SystemInfo {
+    pub name: String,
+    pub vendor_id: u32,
+    pub max_layer_count: u32,
+    pub max_swapchain_size: u32,
+    pub orientation_tracking: bool,
+    pub position_tracking: bool,
+    pub display: DisplayInfo,
+}
+
+#[derive(Debug)]
+pub struct Instance {
+    pub application_name: String,
+    pub api_version: (u16, u16),
+    pub extensions: BTreeSet<String>,
+    pub paths: PathTable,
+    pub events: VecDeque<Event>,
+    pub system: SystemInfo,
+}
+
+impl Instance {
+    pub fn create(req: &CreateRequest, system: SystemInfo) -> Result<Instance, CreateError> {
+        if req.application_name.is_empty() {
+            return Err(CreateError::NameInvalid("application name is empty"));
+        }
+        let api_version = negotiate_api_version(req.api_version.0, req.api_version.1)?;
+        if let Some(l) = req.layers.first() {
+            // The loader handles API layers; any left for the runtime do not exist.
+            return Err(CreateError::ApiLayerNotPresent(l.clone()));
+        }
+        let mut extensions = BTreeSet::new();
+        for e in &req.extensions {
+            if !EXTENSIONS.iter().any(|(n, _)| n == e) {
+                return Err(CreateError::ExtensionNotPresent(e.clone()));
+            }
+            extensions.insert(e.clone());
+        }
+        tracing::info!(
+            app = %req.application_name,
+            engine = %req.engine_name,
+            api = ?api_version,
+            ?extensions,
+            "instance created"
+        );
+        Ok(Instance {
+            application_name: req.application_name.clone(),
+            api_version,
+            extensions,
+            paths: PathTable::default(),
+            events: VecDeque::new(),
+            system,
+        })
+    }
+
+    pub fn enabled(&self, extension: &str) -> bool {
+        self.extensions.contains(extension)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn system() -> SystemInfo {
+        let h = leasehold_drivers::simulated::SimulatedHmd::looking_around(0);
+        SystemInfo {
+            name: "test".into(),
+            vendor_id: 0,
+            max_layer_count: 16,
+            max_swapchain_size: 4096,
+            orientation_tracking: true,
+            position_tracking: false,
+            display: leasehold_drivers::api::Hmd::display(&h),
+        }
+    }
+
+    fn req() -> CreateRequest {
+        CreateRequest {
+            application_name: "app".into(),
+            engine_name: String::new(),
+            api_version: (1, 0),
+            extensions: vec![],
+            layers: vec![],
+        }
+    }
+
+    #[test]
+    fn versions_extensions_and_names_are_checked() {
+        assert!(Instance::create(&req(), system()).is_ok());
+        let r = CreateRequest {
+            api_version: (1, 1),
+            extensions: vec!["XR_KHR_convert_timespec_time".into()],
+            ..req()
+        };
+        let i = Instance::create(&r, system()).unwrap();
+        assert!(i.enabled("XR_KHR_convert_timespec_time"));
+        for (maj, min) in [(2, 0), (1, 2), (0, 9)] {
+            let r = CreateRequest {
+                api_version: (maj, min),
+                ..req()
+            };
+            assert_eq!(
+                Instance::create(&r, system()).unwrap_err(),
+                CreateError::ApiVersionUnsupported
+            );
+        }
+        let r = CreateRequest {
+            extensions: vec!["XR_FB_nonexistent".into()],
+            ..req()
+        };
+        assert!(matches!(
+            Instance::create(&r, system()),
+            Err(CreateError::ExtensionNotPresent(_))
+        ));
+        let r = CreateRequest {
+            application_name: String::new(),
+            ..req()
+        };
+        assert!(matches!(
+            Instance::create(&r, system()),
+            Err(CreateError::NameInvalid(_))
+        ));
+    }
+}
