@@ -74,6 +74,20 @@ fn confirm(question: &str) -> Result<bool> {
     Ok(!line.trim().eq_ignore_ascii_case("n"))
 }
 
+/// Saves after asking (unless `yes`).
+fn save(cal: &Calibration, path: &std::path::Path, yes: bool) -> Result<()> {
+    if yes || confirm(&format!("Save to {}?", path.display()))? {
+        cal.save(path)?;
+        println!(
+            "Saved {} (applied the next time the headset starts).",
+            path.display()
+        );
+    } else {
+        println!("Not saved.");
+    }
+    Ok(())
+}
+
 fn load_existing(path: &std::path::Path) -> Calibration {
     match Calibration::load(path) {
         Ok(c) => c.unwrap_or_default(),
@@ -237,16 +251,7 @@ pub fn imu(a: ImuArgs) -> Result<()> {
         None => {}
     }
     cal.imu = Some(new);
-    if a.yes || confirm(&format!("Save to {}?", path.display()))? {
-        cal.save(&path)?;
-        println!(
-            "Saved {} (applied the next time the headset starts).",
-            path.display()
-        );
-    } else {
-        println!("Not saved.");
-    }
-    Ok(())
+    save(&cal, &path, a.yes)
 }
 
 pub fn display(a: DisplayArgs) -> Result<()> {
@@ -320,14 +325,5 @@ pub fn display(a: DisplayArgs) -> Result<()> {
         return Ok(());
     }
     cal.display = (o != DisplayOverrides::default()).then_some(o);
-    if a.yes || confirm(&format!("Save to {}?", path.display()))? {
-        cal.save(&path)?;
-        println!(
-            "Saved {} (applied the next time the headset starts).",
-            path.display()
-        );
-    } else {
-        println!("Not saved.");
-    }
-    Ok(())
+    save(&cal, &path, a.yes)
 }

@@ -50,6 +50,30 @@ pub struct TrackedPose {
     pub position_tracked: bool,
 }
 
+impl TrackedPose {
+    /// A 3-DoF device's pose: tracked orientation, a fixed (valid, untracked) position.
+    pub fn orientation_only(
+        time_ns: u64,
+        orientation: Quat,
+        position: Vec3,
+        angular_velocity: Vec3,
+    ) -> TrackedPose {
+        TrackedPose {
+            time_ns,
+            pose: Pose {
+                orientation,
+                position,
+            },
+            angular_velocity,
+            linear_velocity: Vec3::ZERO,
+            orientation_valid: true,
+            position_valid: true,
+            orientation_tracked: true,
+            position_tracked: false,
+        }
+    }
+}
+
 /// How a device's poses relate to the room.
 #[derive(Debug, Clone, Copy, PartialEq)]
 pub enum TrackingOrigin {

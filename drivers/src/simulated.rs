@@ -8,8 +8,8 @@
 //! and click select for 100 ms every 2 s.
 
 use crate::api::{
-    DeviceInfo, DeviceRole, DisplayInfo, DriverError, Hmd, InputState, LensModel, Pose,
-    TrackedDevice, TrackedPose, TrackingOrigin,
+    DeviceInfo, DeviceRole, DisplayInfo, DriverError, Hmd, InputState, LensModel, TrackedDevice,
+    TrackedPose, TrackingOrigin,
 };
 use crate::motion::{Motion, Segment};
 use crate::vive::config::ViveConfig;
@@ -85,19 +85,12 @@ impl TrackedDevice for SimulatedHmd {
         let t = self.t(time_ns);
         let q = self.motion.orientation(t);
         let w = q * self.motion.angular_velocity_body(t);
-        Ok(TrackedPose {
+        Ok(TrackedPose::orientation_only(
             time_ns,
-            pose: Pose {
-                orientation: q.as_quat(),
-                position: Vec3::ZERO,
-            },
-            angular_velocity: w.as_vec3(),
-            linear_velocity: Vec3::ZERO,
-            orientation_valid: true,
-            position_valid: true,
-            orientation_tracked: true,
-            position_tracked: false,
-        })
+            q.as_quat(),
+            Vec3::ZERO,
+            w.as_vec3(),
+        ))
     }
 }
 
@@ -177,19 +170,12 @@ impl TrackedDevice for SimulatedController {
     fn pose_at(&self, time_ns: u64) -> Result<TrackedPose, DriverError> {
         let t = time_ns.saturating_sub(self.epoch_ns) as f64 * 1e-9;
         let q = self.sway.orientation(t);
-        Ok(TrackedPose {
+        Ok(TrackedPose::orientation_only(
             time_ns,
-            pose: Pose {
-                orientation: q.as_quat(),
-                position: self.offset,
-            },
-            angular_velocity: (q * self.sway.angular_velocity_body(t)).as_vec3(),
-            linear_velocity: Vec3::ZERO,
-            orientation_valid: true,
-            position_valid: true,
-            orientation_tracked: true,
-            position_tracked: false,
-        })
+            q.as_quat(),
+            self.offset,
+            (q * self.sway.angular_velocity_body(t)).as_vec3(),
+        ))
     }
 
     /// Select is held for 100 ms every 2 s (the right hand 1 s out of phase); menu never.

@@ -2,24 +2,17 @@
 //! the CPU reference of the same lens model, and rotational timewarp against the
 //! expected pixel shift.
 
+use crate::common;
 use glam::{Quat, Vec3};
 use leasehold_compositor::render::pattern::{self, RgbaImage};
 use leasehold_compositor::render::reference;
 use leasehold_compositor::render::{
     self, ColorFormat, Layer, LayerFlags, ProjectionView, SubImage, yaw_shift_pixels,
 };
-use leasehold_compositor::vk::context::{DevicePreference, VkContext};
 use leasehold_compositor::vk::renderer::GpuRenderer;
-use leasehold_drivers::api::{DisplayInfo, EyeInfo, Fov, LensModel, Pose};
+use leasehold_drivers::api::{DisplayInfo, Fov, LensModel, Pose};
 use leasehold_drivers::simulated::SIMULATED_CONFIG;
 use leasehold_drivers::vive::config::ViveConfig;
-use std::sync::Arc;
-
-fn context() -> Arc<VkContext> {
-    Arc::new(VkContext::new(DevicePreference::default()).expect(
-        "a Vulkan device (lavapipe from mesa-vulkan-drivers is installed by `cargo xtask setup`)",
-    ))
-}
 
 fn artifacts() -> std::path::PathBuf {
     let d = std::path::PathBuf::from(env!("CARGO_TARGET_TMPDIR")).join("compositor");
@@ -36,7 +29,7 @@ fn render(
     render_pose: Quat,
     head: Quat,
 ) -> RgbaImage {
-    let mut r = GpuRenderer::new(context(), lens, display).unwrap();
+    let mut r = GpuRenderer::new(common::context(), lens, display).unwrap();
     let ids = [0, 1].map(|e| {
         let id = r
             .create_layer_image(eyes[e].width, eyes[e].height, 1, ColorFormat::Rgba8Srgb)
@@ -139,22 +132,7 @@ fn distortion_matches_the_cpu_reference() {
 fn timewarp_shifts_by_the_expected_pixels() {
     leasehold_tests::init_tracing();
     let fov = Fov::symmetric(1.4, 1.4);
-    let eye = |x: f32| EyeInfo {
-        eye_to_head: Pose {
-            orientation: Quat::IDENTITY,
-            position: Vec3::new(x, 0.0, 0.0),
-        },
-        fov,
-    };
-    let display = DisplayInfo {
-        panel_width: 400,
-        panel_height: 200,
-        eye_render_width: 200,
-        eye_render_height: 200,
-        refresh_hz: vec![90.0],
-        scanout_to_photon_ns: 0,
-        eyes: [eye(-0.03), eye(0.03)],
-    };
+    let display = common::display(200, 1.4, 90.0);
     let line = pattern::vertical_line(200, 200, 99, 2); // centred on x = 100
     let column = |img: &RgbaImage, x0: u32| -> f32 {
         // Brightness-weighted centre of the line along the middle row.
@@ -196,23 +174,7 @@ fn timewarp_shifts_by_the_expected_pixels() {
 }
 
 fn small_display() -> DisplayInfo {
-    let fov = Fov::symmetric(1.4, 1.4);
-    let eye = |x: f32| EyeInfo {
-        eye_to_head: Pose {
-            orientation: Quat::IDENTITY,
-            position: Vec3::new(x, 0.0, 0.0),
-        },
-        fov,
-    };
-    DisplayInfo {
-        panel_width: 256,
-        panel_height: 128,
-        eye_render_width: 128,
-        eye_render_height: 128,
-        refresh_hz: vec![90.0],
-        scanout_to_photon_ns: 0,
-        eyes: [eye(-0.03), eye(0.03)],
-    }
+    common::display(128, 1.4, 90.0)
 }
 
 fn solid(w: u32, h: u32, c: [u8; 4]) -> RgbaImage {
@@ -264,7 +226,7 @@ fn background(id: u64, display: &DisplayInfo, flags: LayerFlags) -> Layer {
 fn quad_layers_blend_by_their_flags() {
     leasehold_tests::init_tracing();
     let display = small_display();
-    let mut r = GpuRenderer::new(context(), &LensModel::None, &display).unwrap();
+    let mut r = GpuRenderer::new(common::context(), &LensModel::None, &display).unwrap();
     let blue = r
         .create_layer_image(128, 128, 1, ColorFormat::Rgba8Srgb)
         .unwrap();
@@ -328,7 +290,7 @@ fn quad_layers_blend_by_their_flags() {
 fn bad_layers_are_corrected_and_the_compositor_keeps_running() {
     leasehold_tests::init_tracing();
     let display = small_display();
-    let mut r = GpuRenderer::new(context(), &LensModel::None, &display).unwrap();
+    let mut r = GpuRenderer::new(common::context(), &LensModel::None, &display).unwrap();
     let green = r
         .create_layer_image(128, 128, 1, ColorFormat::Rgba8Srgb)
         .unwrap();

@@ -2,7 +2,6 @@
 //! simulated vblank clock, it always shows the newest frame the app had submitted when
 //! the loop woke, never an older one, and hits its vblanks.
 
-use glam::{Quat, Vec3};
 use leasehold_compositor::frame_loop::{self, Submission, SubmissionSlot};
 use leasehold_compositor::pacing::PacerConfig;
 use leasehold_compositor::present::now_ns;
@@ -11,9 +10,8 @@ use leasehold_compositor::render::{
 };
 use leasehold_compositor::target::Target;
 use leasehold_compositor::target::headless::HeadlessTarget;
-use leasehold_compositor::vk::context::{DevicePreference, VkContext};
 use leasehold_compositor::vk::renderer::GpuRenderer;
-use leasehold_drivers::api::{DisplayInfo, EyeInfo, Fov, Hmd, LensModel, Pose};
+use leasehold_drivers::api::{Fov, Hmd, LensModel, Pose};
 use leasehold_drivers::simulated::SimulatedHmd;
 use std::sync::atomic::AtomicBool;
 use std::sync::{Arc, Mutex};
@@ -23,23 +21,9 @@ use std::time::Duration;
 fn the_loop_shows_the_newest_submission_at_each_wake() {
     leasehold_tests::init_tracing();
     let fov = Fov::symmetric(1.6, 1.6);
-    let eye = |x: f32| EyeInfo {
-        eye_to_head: Pose {
-            orientation: Quat::IDENTITY,
-            position: Vec3::new(x, 0.0, 0.0),
-        },
-        fov,
-    };
-    let display = DisplayInfo {
-        panel_width: 256,
-        panel_height: 128,
-        eye_render_width: 128,
-        eye_render_height: 128,
-        refresh_hz: vec![60.0],
-        scanout_to_photon_ns: 2_000_000,
-        eyes: [eye(-0.03), eye(0.03)],
-    };
-    let ctx = Arc::new(VkContext::new(DevicePreference::default()).unwrap());
+    let mut display = crate::common::display(128, 1.6, 60.0);
+    display.scanout_to_photon_ns = 2_000_000;
+    let ctx = crate::common::context();
     let mut r = GpuRenderer::new(ctx, &LensModel::None, &display).unwrap();
     let image = r
         .create_layer_image(128, 128, 1, ColorFormat::Rgba8Srgb)

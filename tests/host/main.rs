@@ -1,6 +1,7 @@
 //! Host integration tests: real components on the build machine (Vulkan through
 //! lavapipe, the Khronos OpenXR loader), no VM.
 
+mod common;
 mod compositor;
 mod frame_loop;
 mod openxr;

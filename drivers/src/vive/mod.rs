@@ -502,19 +502,12 @@ impl TrackedDevice for ViveHmd {
             .map_err(|_| DriverError::Disconnected(self.path.clone()))?;
         let device_t = t.clock.to_device(time_ns).ok_or(DriverError::NoPose)?;
         let (q, w) = t.fusion.predict(device_t).ok_or(DriverError::NoPose)?;
-        Ok(TrackedPose {
+        Ok(TrackedPose::orientation_only(
             time_ns,
-            pose: Pose {
-                orientation: q.as_quat(),
-                position: Vec3::ZERO,
-            },
-            angular_velocity: w.as_vec3(),
-            linear_velocity: Vec3::ZERO,
-            orientation_valid: true,
-            position_valid: true,
-            orientation_tracked: true,
-            position_tracked: false,
-        })
+            q.as_quat(),
+            Vec3::ZERO,
+            w.as_vec3(),
+        ))
     }
 }
 

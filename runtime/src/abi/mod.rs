@@ -551,23 +551,30 @@ pub fn structure_type_name(t: xr::StructureType) -> String {
     }
 }
 
+/// Writes `name` into an app's fixed-size string buffer of `size` chars.
+///
+/// # Safety
+/// `buffer` must be null or writable for `size` chars.
+unsafe fn write_name(h: xr::Instance, buffer: *mut c_char, size: usize, name: &str) -> xr::Result {
+    done((|| {
+        instance(h)?;
+        if buffer.is_null() {
+            return Err(xr::Result::ERROR_VALIDATION_FAILURE);
+        }
+        // SAFETY: non-null and `size` chars long by the caller's contract.
+        let b = unsafe { std::slice::from_raw_parts_mut(buffer, size) };
+        put_str(b, name);
+        Ok(())
+    })())
+}
+
 unsafe extern "system" fn result_to_string(
     h: xr::Instance,
     value: xr::Result,
     buffer: *mut c_char,
 ) -> xr::Result {
-    guard(|| {
-        done((|| {
-            instance(h)?;
-            if buffer.is_null() {
-                return Err(xr::Result::ERROR_VALIDATION_FAILURE);
-            }
-            // SAFETY: the buffer is XR_MAX_RESULT_STRING_SIZE chars by contract.
-            let b = unsafe { std::slice::from_raw_parts_mut(buffer, xr::MAX_RESULT_STRING_SIZE) };
-            put_str(b, &result_name(value));
-            Ok(())
-        })())
-    })
+    // SAFETY: the spec sizes the buffer XR_MAX_RESULT_STRING_SIZE.
+    guard(|| unsafe { write_name(h, buffer, xr::MAX_RESULT_STRING_SIZE, &result_name(value)) })
 }
 
 unsafe extern "system" fn structure_type_to_string(
@@ -576,16 +583,9 @@ unsafe extern "system" fn structure_type_to_string(
     buffer: *mut c_char,
 ) -> xr::Result {
     guard(|| {
-        done((|| {
-            instance(h)?;
-            if buffer.is_null() {
-                return Err(xr::Result::ERROR_VALIDATION_FAILURE);
-            }
-            // SAFETY: the buffer is XR_MAX_STRUCTURE_NAME_SIZE chars by contract.
-            let b = unsafe { std::slice::from_raw_parts_mut(buffer, xr::MAX_STRUCTURE_NAME_SIZE) };
-            put_str(b, &structure_type_name(value));
-            Ok(())
-        })())
+        let name = structure_type_name(value);
+        // SAFETY: the spec sizes the buffer XR_MAX_STRUCTURE_NAME_SIZE.
+        unsafe { write_name(h, buffer, xr::MAX_STRUCTURE_NAME_SIZE, &name) }
     })
 }
 
