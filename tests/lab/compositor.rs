@@ -31,6 +31,18 @@ fn from_xrgb(bytes: &[u8], w: u32, h: u32, stride: u32) -> RgbaImage {
     img
 }
 
+/// The buffer being scanned out, read through its dma-buf (DMA_BUF_IOCTL_SYNC bracketed).
+fn on_screen(target: &KmsTarget<'_>, w: u32, h: u32) -> RgbaImage {
+    let on = target
+        .ring()
+        .state()
+        .on_screen()
+        .expect("a buffer on screen");
+    let b = target.ring().buffer(on);
+    b.read_with(|bytes| from_xrgb(bytes, w, h, b.stride))
+        .expect("read the scanned-out buffer through its dma-buf")
+}
+
 #[test]
 fn compositor_frames_reach_the_headset_through_fenced_flips() {
     init_tracing();
@@ -131,15 +143,7 @@ fn compositor_frames_reach_the_headset_through_fenced_flips() {
     }
     tracing::info!(?paths, gate = ?target.output().fence_gate(), "render fences");
 
-    let on = target
-        .ring()
-        .state()
-        .on_screen()
-        .expect("a buffer on screen");
-    let b = target.ring().buffer(on);
-    let shown = b
-        .read_with(|bytes| from_xrgb(bytes, w, h, b.stride))
-        .expect("read the scanned-out buffer through its dma-buf");
+    let shown = on_screen(&target, w, h);
     let cpu = reference::distort(&lens, [&eyes[0], &eyes[1]], w, h);
     let psnr = reference::psnr(&shown, &cpu);
     let max_err = reference::max_error_away_from_edges(&cpu, &shown, 8);
@@ -163,15 +167,7 @@ fn compositor_frames_reach_the_headset_through_fenced_flips() {
             .expect("flip after the copy");
     }
     assert_eq!(target.flips(), 2);
-    let on = target
-        .ring()
-        .state()
-        .on_screen()
-        .expect("a buffer on screen");
-    let b = target.ring().buffer(on);
-    let shown = b
-        .read_with(|bytes| from_xrgb(bytes, w, h, b.stride))
-        .expect("read the scanned-out buffer");
+    let shown = on_screen(&target, w, h);
     let psnr = reference::psnr(&shown, &cpu);
     tracing::info!(psnr, "copy path: scanned-out frame vs CPU reference");
     assert!(psnr >= 40.0, "copy path PSNR {psnr:.2} dB");

@@ -663,18 +663,10 @@ mod tests {
         t
     }
 
-    #[test]
-    fn replayed_headset_is_configured_tracked_and_lost() {
-        let m = Motion::new(
-            DQuat::IDENTITY,
-            &[crate::motion::Segment::Turn {
-                axis: glam::DVec3::Y,
-                angle: 1.0,
-                secs: 2.0,
-            }],
-        );
+    /// Opens a replayed headset (factory calibration only) and takes its Connected event.
+    fn open_replay(t: ReplayTransport) -> (ViveHmd, mpsc::Receiver<DeviceEvent>) {
         let hmd = ViveHmd::open(
-            Box::new(capture(&m, 3.0, true)),
+            Box::new(t),
             ViveOptions {
                 calibration: CalibrationSource::Ignore,
                 fusion: None,
@@ -686,6 +678,20 @@ mod tests {
             events.recv().unwrap(),
             DeviceEvent::Connected { .. }
         ));
+        (hmd, events)
+    }
+
+    #[test]
+    fn replayed_headset_is_configured_tracked_and_lost() {
+        let m = Motion::new(
+            DQuat::IDENTITY,
+            &[crate::motion::Segment::Turn {
+                axis: glam::DVec3::Y,
+                angle: 1.0,
+                secs: 2.0,
+            }],
+        );
+        let (hmd, events) = open_replay(capture(&m, 3.0, true));
         let lost = events
             .recv_timeout(std::time::Duration::from_secs(10))
             .unwrap();
@@ -712,19 +718,7 @@ mod tests {
     #[test]
     fn calibration_changes_apply_at_once_and_are_events() {
         let m = Motion::new(DQuat::IDENTITY, &[]);
-        let hmd = ViveHmd::open(
-            Box::new(capture(&m, 0.1, false)),
-            ViveOptions {
-                calibration: CalibrationSource::Ignore,
-                fusion: None,
-            },
-        )
-        .unwrap();
-        let events = hmd.take_events().unwrap();
-        assert!(matches!(
-            events.recv().unwrap(),
-            DeviceEvent::Connected { .. }
-        ));
+        let (hmd, events) = open_replay(capture(&m, 0.1, false));
         let before = hmd.display().ipd_m();
         hmd.apply_calibration(Some(Calibration {
             imu: None,
