@@ -2,6 +2,7 @@
 //! numbers. The ABI layer (`abi`) translates between these and the C structures.
 
 pub mod path;
+pub mod session;
 
 use leasehold_drivers::api::DisplayInfo;
 use std::collections::{BTreeSet, VecDeque};
