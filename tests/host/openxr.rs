@@ -204,14 +204,29 @@ fn a_hundred_instances_leak_nothing() {
             .and_then(|v| v.trim().trim_end_matches("kB").trim().parse::<u64>().ok())
             .unwrap()
     };
+    // Each cycle: an instance with a running headless session and one frame.
     let cycle = |n: usize| {
         for _ in 0..n {
-            let i = entry
-                .create_instance(&app_info(), &xr::ExtensionSet::default(), &[], &())
-                .unwrap();
+            let i = headless_instance(&entry);
             let s = i.system(xr::FormFactor::HEAD_MOUNTED_DISPLAY).unwrap();
             let _ = i.system_properties(s).unwrap();
             let _ = i.string_to_path("/user/head").unwrap();
+            // SAFETY: a headless session needs no graphics objects.
+            let (session, mut waiter, mut stream) =
+                unsafe { i.create_session::<xr::Headless>(s, &xr::headless::SessionCreateInfo {}) }
+                    .unwrap();
+            session
+                .begin(xr::ViewConfigurationType::PRIMARY_STEREO)
+                .unwrap();
+            let fs = waiter.wait().unwrap();
+            stream.begin().unwrap();
+            stream
+                .end(
+                    fs.predicted_display_time,
+                    xr::EnvironmentBlendMode::OPAQUE,
+                    &[],
+                )
+                .unwrap();
         }
     };
     // Warm up: the loader parses its manifests, the allocator sizes its arenas.
@@ -232,5 +247,171 @@ fn a_hundred_instances_leak_nothing() {
         m1 < m0 + 512,
         "RSS grew by {} kB over 100 instances (bound 512 kB)",
         m1 - m0
+    );
+}
+
+fn headless_instance(entry: &xr::Entry) -> xr::Instance {
+    let mut exts = xr::ExtensionSet::default();
+    exts.mnd_headless = true;
+    entry
+        .create_instance(&app_info(), &exts, &[], &())
+        .expect("instance with XR_MND_headless")
+}
+
+/// Polls until no events are left; returns the session states seen.
+fn states(instance: &xr::Instance) -> Vec<xr::SessionState> {
+    let mut out = Vec::new();
+    let mut buf = xr::EventDataBuffer::new();
+    while let Some(ev) = instance.poll_event(&mut buf).unwrap() {
+        if let xr::Event::SessionStateChanged(e) = ev {
+            out.push(e.state());
+        }
+    }
+    out
+}
+
+#[test]
+fn headless_session_lifecycle_and_frame_pacing() {
+    use xr::SessionState as S;
+    leasehold_tests::init_tracing();
+    let entry = entry();
+    let instance = headless_instance(&entry);
+    let system = instance
+        .system(xr::FormFactor::HEAD_MOUNTED_DISPLAY)
+        .unwrap();
+    // SAFETY: a headless session needs no graphics objects.
+    let (session, mut waiter, mut stream) = unsafe {
+        instance.create_session::<xr::Headless>(system, &xr::headless::SessionCreateInfo {})
+    }
+    .expect("headless session");
+    assert_eq!(states(&instance), vec![S::IDLE, S::READY]);
+    // Frame calls before the session runs.
+    assert_eq!(
+        waiter.wait().unwrap_err(),
+        xr::sys::Result::ERROR_SESSION_NOT_RUNNING
+    );
+    assert_eq!(
+        session.end().unwrap_err(),
+        xr::sys::Result::ERROR_SESSION_NOT_RUNNING
+    );
+    session
+        .begin(xr::ViewConfigurationType::PRIMARY_STEREO)
+        .unwrap();
+    assert_eq!(
+        session
+            .begin(xr::ViewConfigurationType::PRIMARY_STEREO)
+            .unwrap_err(),
+        xr::sys::Result::ERROR_SESSION_RUNNING
+    );
+    // Ordering: EndFrame without BeginFrame, BeginFrame without WaitFrame.
+    assert_eq!(
+        stream
+            .end(
+                xr::Time::from_nanos(1),
+                xr::EnvironmentBlendMode::OPAQUE,
+                &[]
+            )
+            .unwrap_err(),
+        xr::sys::Result::ERROR_CALL_ORDER_INVALID
+    );
+    assert_eq!(
+        stream.begin().unwrap_err(),
+        xr::sys::Result::ERROR_CALL_ORDER_INVALID
+    );
+    let mut times = Vec::new();
+    let mut period = 0;
+    for _ in 0..30 {
+        let fs = waiter.wait().unwrap();
+        times.push(fs.predicted_display_time.as_nanos());
+        period = fs.predicted_display_period.as_nanos();
+        stream.begin().unwrap();
+        stream
+            .end(
+                fs.predicted_display_time,
+                xr::EnvironmentBlendMode::OPAQUE,
+                &[],
+            )
+            .unwrap();
+    }
+    assert_eq!(
+        states(&instance),
+        vec![S::SYNCHRONIZED, S::VISIBLE, S::FOCUSED]
+    );
+    assert!(period > 0);
+    for w in times.windows(2) {
+        let d = w[1] - w[0];
+        assert!(d > 0, "predicted display times strictly increase");
+        assert_eq!(
+            d % period,
+            0,
+            "and are whole display periods apart: {d} vs {period}"
+        );
+    }
+    // A frame begun twice is discarded, not an error.
+    let fs = waiter.wait().unwrap();
+    stream.begin().unwrap();
+    let _ = waiter.wait().unwrap();
+    // XR_FRAME_DISCARDED is a success code: the open frame is dropped.
+    stream
+        .begin()
+        .expect("begin after begin discards the open frame");
+    assert_eq!(
+        stream
+            .end(
+                xr::Time::from_nanos(0),
+                xr::EnvironmentBlendMode::OPAQUE,
+                &[]
+            )
+            .unwrap_err(),
+        xr::sys::Result::ERROR_TIME_INVALID
+    );
+    assert_eq!(
+        stream
+            .end(
+                fs.predicted_display_time,
+                xr::EnvironmentBlendMode::ADDITIVE,
+                &[]
+            )
+            .unwrap_err(),
+        xr::sys::Result::ERROR_ENVIRONMENT_BLEND_MODE_UNSUPPORTED
+    );
+    stream
+        .end(
+            fs.predicted_display_time,
+            xr::EnvironmentBlendMode::OPAQUE,
+            &[],
+        )
+        .unwrap();
+    // Exit: the states walk down, xrEndSession ends in EXITING.
+    assert_eq!(
+        session.end().unwrap_err(),
+        xr::sys::Result::ERROR_SESSION_NOT_STOPPING
+    );
+    session.request_exit().unwrap();
+    assert_eq!(
+        states(&instance),
+        vec![S::VISIBLE, S::SYNCHRONIZED, S::STOPPING]
+    );
+    session.end().unwrap();
+    assert_eq!(states(&instance), vec![S::IDLE, S::EXITING]);
+}
+
+#[test]
+fn sessions_need_a_graphics_binding_or_headless() {
+    leasehold_tests::init_tracing();
+    let entry = entry();
+    let instance = entry
+        .create_instance(&app_info(), &xr::ExtensionSet::default(), &[], &())
+        .unwrap();
+    let system = instance
+        .system(xr::FormFactor::HEAD_MOUNTED_DISPLAY)
+        .unwrap();
+    // SAFETY: as above; the runtime must refuse it (XR_MND_headless is not enabled).
+    let r = unsafe {
+        instance.create_session::<xr::Headless>(system, &xr::headless::SessionCreateInfo {})
+    };
+    assert_eq!(
+        r.err(),
+        Some(xr::sys::Result::ERROR_GRAPHICS_DEVICE_INVALID)
     );
 }

@@ -80,6 +80,19 @@ impl<T> HandleTable<T> {
         s.value.take()
     }
 
+    /// Removes every object `pred` selects (children of a destroyed parent).
+    pub fn remove_where(&self, pred: impl Fn(&T) -> bool) -> usize {
+        let mut slots = self.lock();
+        let mut n = 0;
+        for s in slots.iter_mut() {
+            if s.value.as_deref().is_some_and(&pred) {
+                s.value = None;
+                n += 1;
+            }
+        }
+        n
+    }
+
     pub fn len(&self) -> usize {
         self.lock().iter().filter(|s| s.value.is_some()).count()
     }

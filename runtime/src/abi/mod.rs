@@ -179,6 +179,7 @@ macro_rules! void_fn {
     }};
 }
 
+pub mod session;
 mod unsupported;
 
 /// Core functions, and those available without an instance.
@@ -250,6 +251,20 @@ fn core_function(name: &str) -> Option<(bool, xr::pfn::VoidFunction)> {
         ),
         "xrStringToPath" => (false, void_fn!(string_to_path, pfn::StringToPath)),
         "xrPathToString" => (false, void_fn!(path_to_string, pfn::PathToString)),
+        "xrCreateSession" => (false, void_fn!(session::create_session, pfn::CreateSession)),
+        "xrDestroySession" => (
+            false,
+            void_fn!(session::destroy_session, pfn::DestroySession),
+        ),
+        "xrBeginSession" => (false, void_fn!(session::begin_session, pfn::BeginSession)),
+        "xrEndSession" => (false, void_fn!(session::end_session, pfn::EndSession)),
+        "xrRequestExitSession" => (
+            false,
+            void_fn!(session::request_exit_session, pfn::RequestExitSession),
+        ),
+        "xrWaitFrame" => (false, void_fn!(session::wait_frame, pfn::WaitFrame)),
+        "xrBeginFrame" => (false, void_fn!(session::begin_frame, pfn::BeginFrame)),
+        "xrEndFrame" => (false, void_fn!(session::end_frame, pfn::EndFrame)),
         _ => return unsupported::function(name),
     })
 }
@@ -462,7 +477,8 @@ unsafe extern "system" fn create_instance(
 unsafe extern "system" fn destroy_instance(h: xr::Instance) -> xr::Result {
     guard(|| match INSTANCES.remove(h.into_raw()) {
         Some(_) => {
-            tracing::info!("instance destroyed");
+            let children = session::destroy_children(h.into_raw());
+            tracing::info!(sessions = children, "instance destroyed");
             xr::Result::SUCCESS
         }
         None => xr::Result::ERROR_HANDLE_INVALID,
@@ -508,6 +524,23 @@ unsafe extern "system" fn poll_event(h: xr::Instance, buf: *mut xr::EventDataBuf
         }
         match lock(&i).events.pop_front() {
             None => xr::Result::EVENT_UNAVAILABLE,
+            Some(state::Event::SessionStateChanged {
+                session: sh,
+                state: st,
+                time_ns,
+            }) => {
+                let e = xr::EventDataSessionStateChanged {
+                    ty: xr::StructureType::EVENT_DATA_SESSION_STATE_CHANGED,
+                    next: std::ptr::null(),
+                    session: xr::Session::from_raw(sh),
+                    state: session::xr_state(st),
+                    time: xr::Time::from_nanos(time_ns),
+                };
+                // SAFETY: the event buffer is larger than any event structure and ours
+                // to write for this call.
+                unsafe { std::ptr::write(buf.cast::<xr::EventDataSessionStateChanged>(), e) };
+                xr::Result::SUCCESS
+            }
             Some(state::Event::InstanceLossPending { loss_time_ns }) => {
                 let e = xr::EventDataInstanceLossPending {
                     ty: xr::StructureType::EVENT_DATA_INSTANCE_LOSS_PENDING,
@@ -1106,6 +1139,30 @@ mod tests {
                 xr::Result::ERROR_PATH_INVALID
             );
             assert_eq!(destroy_instance(h), xr::Result::SUCCESS);
+        }
+    }
+
+    #[test]
+    fn destroying_an_instance_destroys_its_sessions() {
+        let (_, h) = create(&[c"XR_MND_headless"]);
+        let info = xr::SessionCreateInfo {
+            ty: xr::StructureType::SESSION_CREATE_INFO,
+            next: std::ptr::null(),
+            create_flags: xr::SessionCreateFlags::EMPTY,
+            system_id: xr::SystemId::from_raw(state::HMD_SYSTEM_ID),
+        };
+        let mut sh = xr::Session::NULL;
+        // SAFETY: a live instance, a valid create-info and out slot.
+        unsafe {
+            assert_eq!(
+                session::create_session(h, &info, &mut sh),
+                xr::Result::SUCCESS
+            );
+            assert_eq!(destroy_instance(h), xr::Result::SUCCESS);
+            assert_eq!(
+                session::destroy_session(sh),
+                xr::Result::ERROR_HANDLE_INVALID
+            );
         }
     }
 

@@ -28,14 +28,6 @@ fn not_yet(name: &'static str) -> xr::Result {
 /// The stub for a core function, by name.
 pub(super) fn function(name: &str) -> Option<(bool, xr::pfn::VoidFunction)> {
     Some(match name {
-        "xrCreateSession" => (
-            false,
-            void_fn!(unsupported_create_session, pfn::CreateSession),
-        ),
-        "xrDestroySession" => (
-            false,
-            void_fn!(unsupported_destroy_session, pfn::DestroySession),
-        ),
         "xrDestroySpace" => (
             false,
             void_fn!(unsupported_destroy_space, pfn::DestroySpace),
@@ -80,15 +72,6 @@ pub(super) fn function(name: &str) -> Option<(bool, xr::pfn::VoidFunction)> {
                 pfn::ReleaseSwapchainImage
             ),
         ),
-        "xrBeginSession" => (
-            false,
-            void_fn!(unsupported_begin_session, pfn::BeginSession),
-        ),
-        "xrEndSession" => (false, void_fn!(unsupported_end_session, pfn::EndSession)),
-        "xrRequestExitSession" => (
-            false,
-            void_fn!(unsupported_request_exit_session, pfn::RequestExitSession),
-        ),
         "xrEnumerateReferenceSpaces" => (
             false,
             void_fn!(
@@ -108,10 +91,7 @@ pub(super) fn function(name: &str) -> Option<(bool, xr::pfn::VoidFunction)> {
             void_fn!(unsupported_create_action_space, pfn::CreateActionSpace),
         ),
         "xrLocateSpace" => (false, void_fn!(unsupported_locate_space, pfn::LocateSpace)),
-        "xrBeginFrame" => (false, void_fn!(unsupported_begin_frame, pfn::BeginFrame)),
         "xrLocateViews" => (false, void_fn!(unsupported_locate_views, pfn::LocateViews)),
-        "xrEndFrame" => (false, void_fn!(unsupported_end_frame, pfn::EndFrame)),
-        "xrWaitFrame" => (false, void_fn!(unsupported_wait_frame, pfn::WaitFrame)),
         "xrApplyHapticFeedback" => (
             false,
             void_fn!(unsupported_apply_haptic_feedback, pfn::ApplyHapticFeedback),
@@ -205,18 +185,6 @@ pub(super) fn function(name: &str) -> Option<(bool, xr::pfn::VoidFunction)> {
     })
 }
 
-unsafe extern "system" fn unsupported_create_session(
-    _instance: xr::Instance,
-    _create_info: *const xr::SessionCreateInfo,
-    _session: *mut xr::Session,
-) -> xr::Result {
-    not_yet("xrCreateSession")
-}
-
-unsafe extern "system" fn unsupported_destroy_session(_session: xr::Session) -> xr::Result {
-    not_yet("xrDestroySession")
-}
-
 unsafe extern "system" fn unsupported_destroy_space(_space: xr::Space) -> xr::Result {
     not_yet("xrDestroySpace")
 }
@@ -273,21 +241,6 @@ unsafe extern "system" fn unsupported_release_swapchain_image(
     not_yet("xrReleaseSwapchainImage")
 }
 
-unsafe extern "system" fn unsupported_begin_session(
-    _session: xr::Session,
-    _begin_info: *const xr::SessionBeginInfo,
-) -> xr::Result {
-    not_yet("xrBeginSession")
-}
-
-unsafe extern "system" fn unsupported_end_session(_session: xr::Session) -> xr::Result {
-    not_yet("xrEndSession")
-}
-
-unsafe extern "system" fn unsupported_request_exit_session(_session: xr::Session) -> xr::Result {
-    not_yet("xrRequestExitSession")
-}
-
 unsafe extern "system" fn unsupported_enumerate_reference_spaces(
     _session: xr::Session,
     _space_capacity_input: u32,
@@ -322,13 +275,6 @@ unsafe extern "system" fn unsupported_locate_space(
     not_yet("xrLocateSpace")
 }
 
-unsafe extern "system" fn unsupported_begin_frame(
-    _session: xr::Session,
-    _frame_begin_info: *const xr::FrameBeginInfo,
-) -> xr::Result {
-    not_yet("xrBeginFrame")
-}
-
 unsafe extern "system" fn unsupported_locate_views(
     _session: xr::Session,
     _view_locate_info: *const xr::ViewLocateInfo,
@@ -338,21 +284,6 @@ unsafe extern "system" fn unsupported_locate_views(
     _views: *mut xr::View,
 ) -> xr::Result {
     not_yet("xrLocateViews")
-}
-
-unsafe extern "system" fn unsupported_end_frame(
-    _session: xr::Session,
-    _frame_end_info: *const xr::FrameEndInfo,
-) -> xr::Result {
-    not_yet("xrEndFrame")
-}
-
-unsafe extern "system" fn unsupported_wait_frame(
-    _session: xr::Session,
-    _frame_wait_info: *const xr::FrameWaitInfo,
-    _frame_state: *mut xr::FrameState,
-) -> xr::Result {
-    not_yet("xrWaitFrame")
 }
 
 unsafe extern "system" fn unsupported_apply_haptic_feedback(

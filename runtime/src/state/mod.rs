@@ -11,7 +11,8 @@ pub use path::{PathError, PathTable};
 
 /// Extensions this runtime implements, with their spec versions. Only these are
 /// advertised, and an extension's functions exist only for instances that enabled it.
-pub const EXTENSIONS: &[(&str, u32)] = &[("XR_KHR_convert_timespec_time", 1)];
+pub const EXTENSIONS: &[(&str, u32)] =
+    &[("XR_KHR_convert_timespec_time", 1), ("XR_MND_headless", 2)];
 
 /// The system id every instance hands out for its (one) head-mounted display.
 pub const HMD_SYSTEM_ID: u64 = 1;
@@ -46,7 +47,14 @@ pub struct CreateRequest {
 /// An instance's events (xrPollEvent), oldest first.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Event {
-    InstanceLossPending { loss_time_ns: i64 },
+    InstanceLossPending {
+        loss_time_ns: i64,
+    },
+    SessionStateChanged {
+        session: u64,
+        state: session::SessionState,
+        time_ns: i64,
+    },
 }
 
 /// The system (the headset) as xrGetSystemProperties and the view queries see it.
