@@ -415,3 +415,95 @@ fn sessions_need_a_graphics_binding_or_headless() {
         Some(xr::sys::Result::ERROR_GRAPHICS_DEVICE_INVALID)
     );
 }
+
+#[test]
+fn reference_spaces_and_views() {
+    leasehold_tests::init_tracing();
+    let entry = entry();
+    let instance = headless_instance(&entry);
+    let system = instance
+        .system(xr::FormFactor::HEAD_MOUNTED_DISPLAY)
+        .unwrap();
+    // SAFETY: a headless session needs no graphics objects.
+    let (session, mut waiter, mut stream) = unsafe {
+        instance.create_session::<xr::Headless>(system, &xr::headless::SessionCreateInfo {})
+    }
+    .unwrap();
+    let kinds = session.enumerate_reference_spaces().unwrap();
+    assert!(kinds.contains(&xr::ReferenceSpaceType::VIEW));
+    assert!(kinds.contains(&xr::ReferenceSpaceType::LOCAL));
+    assert!(kinds.contains(&xr::ReferenceSpaceType::STAGE));
+    let local = session
+        .create_reference_space(xr::ReferenceSpaceType::LOCAL, xr::Posef::IDENTITY)
+        .unwrap();
+    let view = session
+        .create_reference_space(xr::ReferenceSpaceType::VIEW, xr::Posef::IDENTITY)
+        .unwrap();
+    let stage = session
+        .create_reference_space(xr::ReferenceSpaceType::STAGE, xr::Posef::IDENTITY)
+        .unwrap();
+    let bad = xr::Posef {
+        orientation: xr::Quaternionf {
+            x: 0.0,
+            y: 0.0,
+            z: 0.0,
+            w: 0.0,
+        },
+        position: xr::Vector3f::default(),
+    };
+    assert_eq!(
+        session
+            .create_reference_space(xr::ReferenceSpaceType::LOCAL, bad)
+            .err(),
+        Some(xr::sys::Result::ERROR_POSE_INVALID)
+    );
+    assert_eq!(
+        session
+            .create_reference_space(xr::ReferenceSpaceType::UNBOUNDED_MSFT, xr::Posef::IDENTITY)
+            .err(),
+        Some(xr::sys::Result::ERROR_REFERENCE_SPACE_UNSUPPORTED)
+    );
+    session
+        .begin(xr::ViewConfigurationType::PRIMARY_STEREO)
+        .unwrap();
+    let fs = waiter.wait().unwrap();
+    let t = fs.predicted_display_time;
+    // STAGE is the floor under LOCAL: eye height below.
+    let s = stage.locate(&local, t).unwrap();
+    assert!(
+        (s.pose.position.y + 1.6).abs() < 1e-4,
+        "{:?}",
+        s.pose.position
+    );
+    assert!(s.location_flags.contains(
+        xr::SpaceLocationFlags::POSITION_VALID | xr::SpaceLocationFlags::ORIENTATION_VALID
+    ));
+    // VIEW in LOCAL: the head, orientation tracked, unit quaternion.
+    let v = view.locate(&local, t).unwrap();
+    let q = v.pose.orientation;
+    assert!(((q.x * q.x + q.y * q.y + q.z * q.z + q.w * q.w) - 1.0).abs() < 1e-4);
+    assert!(
+        v.location_flags
+            .contains(xr::SpaceLocationFlags::ORIENTATION_TRACKED)
+    );
+    // Two views, ipd apart, with the headset's field of view.
+    let (state, views) = session
+        .locate_views(xr::ViewConfigurationType::PRIMARY_STEREO, t, &local)
+        .unwrap();
+    assert!(state.contains(xr::ViewStateFlags::ORIENTATION_VALID));
+    assert_eq!(views.len(), 2);
+    let d = |a: xr::Vector3f, b: xr::Vector3f| {
+        ((a.x - b.x).powi(2) + (a.y - b.y).powi(2) + (a.z - b.z).powi(2)).sqrt()
+    };
+    let ipd = d(views[0].pose.position, views[1].pose.position);
+    assert!((ipd - 0.0623).abs() < 1e-3, "ipd {ipd}");
+    assert!(views[0].fov.angle_left < 0.0 && views[0].fov.angle_right > 0.0);
+    assert_eq!(
+        view.locate(&local, xr::Time::from_nanos(0)).err(),
+        Some(xr::sys::Result::ERROR_TIME_INVALID)
+    );
+    stream.begin().unwrap();
+    stream
+        .end(t, xr::EnvironmentBlendMode::OPAQUE, &[])
+        .unwrap();
+}

@@ -180,6 +180,7 @@ macro_rules! void_fn {
 }
 
 pub mod session;
+mod space;
 mod unsupported;
 
 /// Core functions, and those available without an instance.
@@ -265,6 +266,20 @@ fn core_function(name: &str) -> Option<(bool, xr::pfn::VoidFunction)> {
         "xrWaitFrame" => (false, void_fn!(session::wait_frame, pfn::WaitFrame)),
         "xrBeginFrame" => (false, void_fn!(session::begin_frame, pfn::BeginFrame)),
         "xrEndFrame" => (false, void_fn!(session::end_frame, pfn::EndFrame)),
+        "xrEnumerateReferenceSpaces" => (
+            false,
+            void_fn!(
+                space::enumerate_reference_spaces,
+                pfn::EnumerateReferenceSpaces
+            ),
+        ),
+        "xrCreateReferenceSpace" => (
+            false,
+            void_fn!(space::create_reference_space, pfn::CreateReferenceSpace),
+        ),
+        "xrDestroySpace" => (false, void_fn!(space::destroy_space, pfn::DestroySpace)),
+        "xrLocateSpace" => (false, void_fn!(space::locate_space, pfn::LocateSpace)),
+        "xrLocateViews" => (false, void_fn!(space::locate_views, pfn::LocateViews)),
         _ => return unsupported::function(name),
     })
 }

@@ -10,7 +10,12 @@ use openxr_sys::Handle as _;
 use std::sync::{Arc, Mutex};
 
 pub(super) struct SessionObj {
-    instance: u64,
+    pub(super) instance: u64,
+    /// The headset the session tracks (the simulated one until a driver is attached).
+    pub(super) hmd: leasehold_drivers::simulated::SimulatedHmd,
+    pub(super) display: leasehold_drivers::api::DisplayInfo,
+    /// OpenXR 1.1 instances also get LOCAL_FLOOR.
+    pub(super) api_minor: u16,
     session: Session,
     /// Display frame clock: vblanks at `epoch + k · period`.
     epoch_ns: u64,
@@ -23,18 +28,18 @@ pub(super) struct SessionObj {
 pub(super) static SESSIONS: super::handles::HandleTable<Mutex<SessionObj>> =
     super::handles::HandleTable::new(2);
 
-fn now_ns() -> u64 {
+pub(super) fn now_ns() -> u64 {
     let t = rustix::time::clock_gettime(rustix::time::ClockId::Monotonic);
     t.tv_sec as u64 * 1_000_000_000 + t.tv_nsec as u64
 }
 
-fn session(h: xr::Session) -> Result<Arc<Mutex<SessionObj>>, xr::Result> {
+pub(super) fn session(h: xr::Session) -> Result<Arc<Mutex<SessionObj>>, xr::Result> {
     SESSIONS
         .get(h.into_raw())
         .ok_or(xr::Result::ERROR_HANDLE_INVALID)
 }
 
-fn slock(s: &Mutex<SessionObj>) -> std::sync::MutexGuard<'_, SessionObj> {
+pub(super) fn slock(s: &Mutex<SessionObj>) -> std::sync::MutexGuard<'_, SessionObj> {
     s.lock().unwrap_or_else(|p| p.into_inner())
 }
 
@@ -100,9 +105,13 @@ pub(super) unsafe extern "system" fn create_session(
             if info.system_id.into_raw() != state::HMD_SYSTEM_ID {
                 return Err(xr::Result::ERROR_SYSTEM_INVALID);
             }
-            let (headless, display) = {
+            let (headless, display, api_minor) = {
                 let inst = lock(&i);
-                (inst.enabled("XR_MND_headless"), inst.system.display.clone())
+                (
+                    inst.enabled("XR_MND_headless"),
+                    inst.system.display.clone(),
+                    inst.api_version.1,
+                )
             };
             if !info.next.is_null() {
                 // A graphics binding: none is implemented yet (none is advertised).
@@ -117,6 +126,9 @@ pub(super) unsafe extern "system" fn create_session(
             let hz = display.refresh_hz.first().copied().unwrap_or(90.0).max(1.0);
             let obj = SessionObj {
                 instance: instance_h.into_raw(),
+                hmd: leasehold_drivers::simulated::SimulatedHmd::looking_around(now_ns()),
+                display: display.clone(),
+                api_minor,
                 session: Session::new(),
                 epoch_ns: now_ns(),
                 period_ns: (1e9 / hz as f64).round() as u64,
@@ -138,7 +150,10 @@ pub(super) unsafe extern "system" fn create_session(
 
 /// Destroys the sessions of an instance that is being destroyed.
 pub(super) fn destroy_children(instance: u64) -> usize {
-    SESSIONS.remove_where(|s| slock(s).instance == instance)
+    let n = SESSIONS.remove_where(|s| slock(s).instance == instance);
+    // Their spaces go with them.
+    super::space::destroy_orphans();
+    n
 }
 
 /// Live sessions (for leak tests).
@@ -148,7 +163,10 @@ pub fn live_sessions() -> usize {
 
 pub(super) unsafe extern "system" fn destroy_session(h: xr::Session) -> xr::Result {
     guard(|| match SESSIONS.remove(h.into_raw()) {
-        Some(_) => xr::Result::SUCCESS,
+        Some(_) => {
+            super::space::destroy_children(h.into_raw());
+            xr::Result::SUCCESS
+        }
         None => xr::Result::ERROR_HANDLE_INVALID,
     })
 }

@@ -28,10 +28,6 @@ fn not_yet(name: &'static str) -> xr::Result {
 /// The stub for a core function, by name.
 pub(super) fn function(name: &str) -> Option<(bool, xr::pfn::VoidFunction)> {
     Some(match name {
-        "xrDestroySpace" => (
-            false,
-            void_fn!(unsupported_destroy_space, pfn::DestroySpace),
-        ),
         "xrEnumerateSwapchainFormats" => (
             false,
             void_fn!(
@@ -72,26 +68,10 @@ pub(super) fn function(name: &str) -> Option<(bool, xr::pfn::VoidFunction)> {
                 pfn::ReleaseSwapchainImage
             ),
         ),
-        "xrEnumerateReferenceSpaces" => (
-            false,
-            void_fn!(
-                unsupported_enumerate_reference_spaces,
-                pfn::EnumerateReferenceSpaces
-            ),
-        ),
-        "xrCreateReferenceSpace" => (
-            false,
-            void_fn!(
-                unsupported_create_reference_space,
-                pfn::CreateReferenceSpace
-            ),
-        ),
         "xrCreateActionSpace" => (
             false,
             void_fn!(unsupported_create_action_space, pfn::CreateActionSpace),
         ),
-        "xrLocateSpace" => (false, void_fn!(unsupported_locate_space, pfn::LocateSpace)),
-        "xrLocateViews" => (false, void_fn!(unsupported_locate_views, pfn::LocateViews)),
         "xrApplyHapticFeedback" => (
             false,
             void_fn!(unsupported_apply_haptic_feedback, pfn::ApplyHapticFeedback),
@@ -185,10 +165,6 @@ pub(super) fn function(name: &str) -> Option<(bool, xr::pfn::VoidFunction)> {
     })
 }
 
-unsafe extern "system" fn unsupported_destroy_space(_space: xr::Space) -> xr::Result {
-    not_yet("xrDestroySpace")
-}
-
 unsafe extern "system" fn unsupported_enumerate_swapchain_formats(
     _session: xr::Session,
     _format_capacity_input: u32,
@@ -241,49 +217,12 @@ unsafe extern "system" fn unsupported_release_swapchain_image(
     not_yet("xrReleaseSwapchainImage")
 }
 
-unsafe extern "system" fn unsupported_enumerate_reference_spaces(
-    _session: xr::Session,
-    _space_capacity_input: u32,
-    _space_count_output: *mut u32,
-    _spaces: *mut xr::ReferenceSpaceType,
-) -> xr::Result {
-    not_yet("xrEnumerateReferenceSpaces")
-}
-
-unsafe extern "system" fn unsupported_create_reference_space(
-    _session: xr::Session,
-    _create_info: *const xr::ReferenceSpaceCreateInfo,
-    _space: *mut xr::Space,
-) -> xr::Result {
-    not_yet("xrCreateReferenceSpace")
-}
-
 unsafe extern "system" fn unsupported_create_action_space(
     _session: xr::Session,
     _create_info: *const xr::ActionSpaceCreateInfo,
     _space: *mut xr::Space,
 ) -> xr::Result {
     not_yet("xrCreateActionSpace")
-}
-
-unsafe extern "system" fn unsupported_locate_space(
-    _space: xr::Space,
-    _base_space: xr::Space,
-    _time: xr::Time,
-    _location: *mut xr::SpaceLocation,
-) -> xr::Result {
-    not_yet("xrLocateSpace")
-}
-
-unsafe extern "system" fn unsupported_locate_views(
-    _session: xr::Session,
-    _view_locate_info: *const xr::ViewLocateInfo,
-    _view_state: *mut xr::ViewState,
-    _view_capacity_input: u32,
-    _view_count_output: *mut u32,
-    _views: *mut xr::View,
-) -> xr::Result {
-    not_yet("xrLocateViews")
 }
 
 unsafe extern "system" fn unsupported_apply_haptic_feedback(

@@ -3,6 +3,7 @@
 
 pub mod path;
 pub mod session;
+pub mod space;
 
 use leasehold_drivers::api::DisplayInfo;
 use std::collections::{BTreeSet, VecDeque};

@@ -1,0 +1,266 @@
+//! Reference spaces, xrLocateSpace and xrLocateViews at the ABI.
+
+use super::session::{SessionObj, session, slock};
+use super::{done, guard};
+use crate::state::space::{ReferenceKind, ReferenceSpace, validate_pose};
+use leasehold_drivers::api::{Pose, TrackedDevice, TrackingOrigin};
+use openxr_sys as xr;
+use openxr_sys::Handle as _;
+use std::sync::{Arc, Mutex};
+
+struct SpaceObj {
+    session: u64,
+    space: ReferenceSpace,
+}
+
+static SPACES: super::handles::HandleTable<SpaceObj> = super::handles::HandleTable::new(3);
+
+fn kind(t: xr::ReferenceSpaceType, api_minor: u16) -> Option<ReferenceKind> {
+    match t {
+        xr::ReferenceSpaceType::VIEW => Some(ReferenceKind::View),
+        xr::ReferenceSpaceType::LOCAL => Some(ReferenceKind::Local),
+        xr::ReferenceSpaceType::STAGE => Some(ReferenceKind::Stage),
+        xr::ReferenceSpaceType::LOCAL_FLOOR if api_minor >= 1 => Some(ReferenceKind::LocalFloor),
+        _ => None,
+    }
+}
+
+fn to_pose(p: &xr::Posef) -> Pose {
+    Pose {
+        orientation: glam::Quat::from_xyzw(
+            p.orientation.x,
+            p.orientation.y,
+            p.orientation.z,
+            p.orientation.w,
+        ),
+        position: glam::Vec3::new(p.position.x, p.position.y, p.position.z),
+    }
+}
+
+fn from_pose(p: &Pose) -> xr::Posef {
+    xr::Posef {
+        orientation: xr::Quaternionf {
+            x: p.orientation.x,
+            y: p.orientation.y,
+            z: p.orientation.z,
+            w: p.orientation.w,
+        },
+        position: xr::Vector3f {
+            x: p.position.x,
+            y: p.position.y,
+            z: p.position.z,
+        },
+    }
+}
+
+/// The head's pose at `time` and the eye height above the floor.
+fn head(s: &SessionObj, time: xr::Time) -> Result<(Pose, f32), xr::Result> {
+    if time.as_nanos() <= 0 {
+        return Err(xr::Result::ERROR_TIME_INVALID);
+    }
+    let p = s
+        .hmd
+        .pose_at(time.as_nanos() as u64)
+        .map_err(|_| xr::Result::ERROR_RUNTIME_FAILURE)?;
+    let eye_height = match s.hmd.tracking_origin() {
+        TrackingOrigin::OrientationOnly { eye_height_m } => eye_height_m,
+        TrackingOrigin::Room => 0.0,
+    };
+    Ok((p.pose, eye_height))
+}
+
+fn space(h: xr::Space) -> Result<Arc<SpaceObj>, xr::Result> {
+    SPACES
+        .get(h.into_raw())
+        .ok_or(xr::Result::ERROR_HANDLE_INVALID)
+}
+
+fn session_of(sp: &SpaceObj) -> Result<Arc<Mutex<SessionObj>>, xr::Result> {
+    session(xr::Session::from_raw(sp.session))
+}
+
+/// Destroys the spaces whose session no longer exists.
+pub(super) fn destroy_orphans() -> usize {
+    SPACES.remove_where(|s| super::session::SESSIONS.get(s.session).is_none())
+}
+
+/// Destroys the spaces of a session that is being destroyed.
+pub(super) fn destroy_children(session: u64) -> usize {
+    SPACES.remove_where(|s| s.session == session)
+}
+
+pub(super) unsafe extern "system" fn enumerate_reference_spaces(
+    h: xr::Session,
+    capacity: u32,
+    count_out: *mut u32,
+    out: *mut xr::ReferenceSpaceType,
+) -> xr::Result {
+    guard(|| {
+        done((|| {
+            let s = session(h)?;
+            let mut types = vec![
+                xr::ReferenceSpaceType::VIEW,
+                xr::ReferenceSpaceType::LOCAL,
+                xr::ReferenceSpaceType::STAGE,
+            ];
+            if slock(&s).api_minor >= 1 {
+                types.push(xr::ReferenceSpaceType::LOCAL_FLOOR);
+            }
+            // SAFETY: the two-call contract of the entry point.
+            unsafe {
+                super::two_call(&types, capacity, count_out, out, |o, t| {
+                    *o = *t;
+                    Ok(())
+                })
+            }
+        })())
+    })
+}
+
+pub(super) unsafe extern "system" fn create_reference_space(
+    h: xr::Session,
+    info: *const xr::ReferenceSpaceCreateInfo,
+    out: *mut xr::Space,
+) -> xr::Result {
+    guard(|| {
+        done((|| {
+            let s = session(h)?;
+            if info.is_null() || out.is_null() {
+                return Err(xr::Result::ERROR_VALIDATION_FAILURE);
+            }
+            // SAFETY: checked non-null.
+            let info = unsafe { &*info };
+            if info.ty != xr::StructureType::REFERENCE_SPACE_CREATE_INFO {
+                return Err(xr::Result::ERROR_VALIDATION_FAILURE);
+            }
+            let k = kind(info.reference_space_type, slock(&s).api_minor)
+                .ok_or(xr::Result::ERROR_REFERENCE_SPACE_UNSUPPORTED)?;
+            let pose = validate_pose(to_pose(&info.pose_in_reference_space))
+                .map_err(|_| xr::Result::ERROR_POSE_INVALID)?;
+            let handle = SPACES.insert(SpaceObj {
+                session: h.into_raw(),
+                space: ReferenceSpace {
+                    kind: k,
+                    pose_in_reference: pose,
+                },
+            });
+            // SAFETY: checked non-null.
+            unsafe { *out = xr::Space::from_raw(handle) };
+            Ok(())
+        })())
+    })
+}
+
+pub(super) unsafe extern "system" fn destroy_space(h: xr::Space) -> xr::Result {
+    guard(|| match SPACES.remove(h.into_raw()) {
+        Some(_) => xr::Result::SUCCESS,
+        None => xr::Result::ERROR_HANDLE_INVALID,
+    })
+}
+
+pub(super) unsafe extern "system" fn locate_space(
+    h: xr::Space,
+    base: xr::Space,
+    time: xr::Time,
+    location: *mut xr::SpaceLocation,
+) -> xr::Result {
+    guard(|| {
+        done((|| {
+            let sp = space(h)?;
+            let bp = space(base)?;
+            if sp.session != bp.session {
+                return Err(xr::Result::ERROR_VALIDATION_FAILURE);
+            }
+            if location.is_null() {
+                return Err(xr::Result::ERROR_VALIDATION_FAILURE);
+            }
+            // SAFETY: checked non-null; the app passes a writable structure.
+            let loc = unsafe { &mut *location };
+            if loc.ty != xr::StructureType::SPACE_LOCATION {
+                return Err(xr::Result::ERROR_VALIDATION_FAILURE);
+            }
+            let s = session_of(&sp)?;
+            let s = slock(&s);
+            let (head, eye_height) = head(&s, time)?;
+            let p = sp.space.locate_in(&bp.space, &head, eye_height);
+            loc.pose = from_pose(&p);
+            // Orientation is tracked; a 3-DoF headset's position is valid (neck-less,
+            // fixed) but not tracked.
+            let view_involved =
+                sp.space.kind == ReferenceKind::View || bp.space.kind == ReferenceKind::View;
+            loc.location_flags = xr::SpaceLocationFlags::ORIENTATION_VALID
+                | xr::SpaceLocationFlags::POSITION_VALID
+                | if view_involved {
+                    xr::SpaceLocationFlags::ORIENTATION_TRACKED
+                } else {
+                    xr::SpaceLocationFlags::ORIENTATION_TRACKED
+                        | xr::SpaceLocationFlags::POSITION_TRACKED
+                };
+            Ok(())
+        })())
+    })
+}
+
+pub(super) unsafe extern "system" fn locate_views(
+    h: xr::Session,
+    info: *const xr::ViewLocateInfo,
+    state: *mut xr::ViewState,
+    capacity: u32,
+    count_out: *mut u32,
+    views: *mut xr::View,
+) -> xr::Result {
+    guard(|| {
+        done((|| {
+            let s = session(h)?;
+            if info.is_null() || state.is_null() {
+                return Err(xr::Result::ERROR_VALIDATION_FAILURE);
+            }
+            // SAFETY: checked non-null.
+            let (info, st) = unsafe { (&*info, &mut *state) };
+            if info.ty != xr::StructureType::VIEW_LOCATE_INFO
+                || st.ty != xr::StructureType::VIEW_STATE
+            {
+                return Err(xr::Result::ERROR_VALIDATION_FAILURE);
+            }
+            if info.view_configuration_type != xr::ViewConfigurationType::PRIMARY_STEREO {
+                return Err(xr::Result::ERROR_VIEW_CONFIGURATION_TYPE_UNSUPPORTED);
+            }
+            let base = space(info.space)?;
+            if base.session != h.into_raw() {
+                return Err(xr::Result::ERROR_VALIDATION_FAILURE);
+            }
+            let s = slock(&s);
+            let (head, eye_height) = head(&s, info.display_time)?;
+            let view = ReferenceSpace {
+                kind: ReferenceKind::View,
+                pose_in_reference: Pose::IDENTITY,
+            }
+            .locate_in(&base.space, &head, eye_height);
+            let eyes: Vec<(Pose, leasehold_drivers::api::Fov)> = s
+                .display
+                .eyes
+                .iter()
+                .map(|e| (view.compose(&e.eye_to_head), e.fov))
+                .collect();
+            st.view_state_flags = xr::ViewStateFlags::ORIENTATION_VALID
+                | xr::ViewStateFlags::POSITION_VALID
+                | xr::ViewStateFlags::ORIENTATION_TRACKED;
+            // SAFETY: the two-call contract of the entry point.
+            unsafe {
+                super::two_call(&eyes, capacity, count_out, views, |o, (p, f)| {
+                    if o.ty != xr::StructureType::VIEW {
+                        return Err(xr::Result::ERROR_VALIDATION_FAILURE);
+                    }
+                    o.pose = from_pose(p);
+                    o.fov = xr::Fovf {
+                        angle_left: f.angle_left,
+                        angle_right: f.angle_right,
+                        angle_up: f.angle_up,
+                        angle_down: f.angle_down,
+                    };
+                    Ok(())
+                })
+            }
+        })())
+    })
+}
