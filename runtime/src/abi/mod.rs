@@ -1158,7 +1158,7 @@ mod tests {
     }
 
     #[test]
-    fn destroying_an_instance_destroys_its_sessions() {
+    fn destroying_an_instance_destroys_its_sessions_and_spaces() {
         let (_, h) = create(&[c"XR_MND_headless"]);
         let info = xr::SessionCreateInfo {
             ty: xr::StructureType::SESSION_CREATE_INFO,
@@ -1173,11 +1173,23 @@ mod tests {
                 session::create_session(h, &info, &mut sh),
                 xr::Result::SUCCESS
             );
+            let ci = xr::ReferenceSpaceCreateInfo {
+                ty: xr::StructureType::REFERENCE_SPACE_CREATE_INFO,
+                next: std::ptr::null(),
+                reference_space_type: xr::ReferenceSpaceType::LOCAL,
+                pose_in_reference_space: xr::Posef::IDENTITY,
+            };
+            let mut sp = xr::Space::NULL;
+            assert_eq!(
+                space::create_reference_space(sh, &ci, &mut sp),
+                xr::Result::SUCCESS
+            );
             assert_eq!(destroy_instance(h), xr::Result::SUCCESS);
             assert_eq!(
                 session::destroy_session(sh),
                 xr::Result::ERROR_HANDLE_INVALID
             );
+            assert_eq!(space::destroy_space(sp), xr::Result::ERROR_HANDLE_INVALID);
         }
     }
 
