@@ -258,6 +258,21 @@ fn headless_instance(entry: &xr::Entry) -> xr::Instance {
         .expect("instance with XR_MND_headless")
 }
 
+type HeadlessSession = (
+    xr::Session<xr::Headless>,
+    xr::FrameWaiter,
+    xr::FrameStream<xr::Headless>,
+);
+
+fn headless_session(instance: &xr::Instance) -> HeadlessSession {
+    let system = instance
+        .system(xr::FormFactor::HEAD_MOUNTED_DISPLAY)
+        .unwrap();
+    // SAFETY: a headless session needs no graphics objects.
+    unsafe { instance.create_session::<xr::Headless>(system, &xr::headless::SessionCreateInfo {}) }
+        .expect("headless session")
+}
+
 /// Polls until no events are left; returns the session states seen.
 fn states(instance: &xr::Instance) -> Vec<xr::SessionState> {
     let mut out = Vec::new();
@@ -276,14 +291,7 @@ fn headless_session_lifecycle_and_frame_pacing() {
     leasehold_tests::init_tracing();
     let entry = entry();
     let instance = headless_instance(&entry);
-    let system = instance
-        .system(xr::FormFactor::HEAD_MOUNTED_DISPLAY)
-        .unwrap();
-    // SAFETY: a headless session needs no graphics objects.
-    let (session, mut waiter, mut stream) = unsafe {
-        instance.create_session::<xr::Headless>(system, &xr::headless::SessionCreateInfo {})
-    }
-    .expect("headless session");
+    let (session, mut waiter, mut stream) = headless_session(&instance);
     assert_eq!(states(&instance), vec![S::IDLE, S::READY]);
     // Frame calls before the session runs.
     assert_eq!(
@@ -421,14 +429,7 @@ fn reference_spaces_and_views() {
     leasehold_tests::init_tracing();
     let entry = entry();
     let instance = headless_instance(&entry);
-    let system = instance
-        .system(xr::FormFactor::HEAD_MOUNTED_DISPLAY)
-        .unwrap();
-    // SAFETY: a headless session needs no graphics objects.
-    let (session, mut waiter, mut stream) = unsafe {
-        instance.create_session::<xr::Headless>(system, &xr::headless::SessionCreateInfo {})
-    }
-    .unwrap();
+    let (session, mut waiter, mut stream) = headless_session(&instance);
     let kinds = session.enumerate_reference_spaces().unwrap();
     assert!(kinds.contains(&xr::ReferenceSpaceType::VIEW));
     assert!(kinds.contains(&xr::ReferenceSpaceType::LOCAL));

@@ -190,10 +190,15 @@ fn count_before(line: &str, word: &str) -> Option<u64> {
 /// Sums libtest's `test result:` lines, or reads nextest's `Summary` line.
 fn tally(output: &str) -> Option<Tally> {
     let mut t = None::<Tally>;
+    // nextest echoes a failing test's own libtest output: where its summary is present,
+    // count only that, or a failure is counted twice.
+    let nextest = output
+        .lines()
+        .any(|l| l.trim().starts_with("Summary [") && l.contains("tests run:"));
     for line in output.lines() {
         let l = line.trim();
-        let is_libtest = l.starts_with("test result:");
-        let is_nextest = l.starts_with("Summary [") && l.contains("tests run:");
+        let is_libtest = !nextest && l.starts_with("test result:");
+        let is_nextest = nextest && l.starts_with("Summary [") && l.contains("tests run:");
         if is_libtest || is_nextest {
             let add = Tally {
                 passed: count_before(l, "passed").unwrap_or(0),
@@ -390,6 +395,15 @@ mod tests {
             })
         );
         assert_eq!(tally("nothing here"), None);
+        // nextest's echo of a failing test's libtest output is not counted again.
+        let both = "    test result: FAILED. 0 passed; 1 failed; 0 ignored\n     Summary [   1.0s] 5 tests run: 4 passed, 1 failed, 0 skipped\n";
+        assert_eq!(
+            tally(both),
+            Some(Tally {
+                passed: 4,
+                failed: 1
+            })
+        );
     }
 
     #[test]

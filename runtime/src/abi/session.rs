@@ -197,28 +197,28 @@ pub(super) unsafe extern "system" fn begin_session(
     })
 }
 
-pub(super) unsafe extern "system" fn end_session(h: xr::Session) -> xr::Result {
+/// A lifecycle call on a session, its state changes reported as events.
+fn lifecycle(
+    h: xr::Session,
+    f: impl FnOnce(&mut Session) -> Result<(), SessionError>,
+) -> xr::Result {
     guard(|| {
         done((|| {
             let s = session(h)?;
             let mut s = slock(&s);
-            s.session.end().map_err(map_err)?;
+            f(&mut s.session).map_err(map_err)?;
             flush(h.into_raw(), &mut s);
             Ok(())
         })())
     })
 }
 
+pub(super) unsafe extern "system" fn end_session(h: xr::Session) -> xr::Result {
+    lifecycle(h, Session::end)
+}
+
 pub(super) unsafe extern "system" fn request_exit_session(h: xr::Session) -> xr::Result {
-    guard(|| {
-        done((|| {
-            let s = session(h)?;
-            let mut s = slock(&s);
-            s.session.request_exit().map_err(map_err)?;
-            flush(h.into_raw(), &mut s);
-            Ok(())
-        })())
-    })
+    lifecycle(h, Session::request_exit)
 }
 
 pub(super) unsafe extern "system" fn wait_frame(
