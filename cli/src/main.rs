@@ -5,6 +5,7 @@
 mod bench;
 mod bench_compositor;
 mod calibrate;
+mod install;
 mod plot;
 mod probe;
 
@@ -33,6 +34,9 @@ enum Command {
     /// Headset calibration, saved per headset and applied by the driver on its next start.
     #[command(subcommand)]
     Calibrate(CalibrateCommand),
+    /// Make Leasehold the active OpenXR runtime for this user (or, with --print-env, print
+    /// the XR_RUNTIME_JSON line that selects it for one shell).
+    Install(install::InstallArgs),
 }
 
 #[derive(Subcommand, Debug)]
@@ -68,6 +72,7 @@ fn main() -> ExitCode {
         Command::Bench(BenchCommand::Compositor(a)) => bench_compositor::compositor(a),
         Command::Calibrate(CalibrateCommand::Imu(a)) => calibrate::imu(a),
         Command::Calibrate(CalibrateCommand::Display(a)) => calibrate::display(a),
+        Command::Install(a) => install::run(a),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,
