@@ -508,3 +508,50 @@ fn reference_spaces_and_views() {
         .end(t, xr::EnvironmentBlendMode::OPAQUE, &[])
         .unwrap();
 }
+
+#[test]
+fn display_refresh_rates_come_from_the_headset() {
+    leasehold_tests::init_tracing();
+    let entry = entry();
+    let mut exts = xr::ExtensionSet::default();
+    exts.mnd_headless = true;
+    exts.fb_display_refresh_rate = true;
+    let instance = entry
+        .create_instance(&app_info(), &exts, &[], &())
+        .expect("instance with XR_FB_display_refresh_rate");
+    let (session, _waiter, _stream) = headless_session(&instance);
+    let fns = instance
+        .exts()
+        .fb_display_refresh_rate
+        .expect("the extension's functions");
+    let raw = session.as_raw();
+    let mut count = 0u32;
+    let mut rates = [0f32; 8];
+    let mut current = 0f32;
+    // SAFETY: (all calls below) a live session, valid out pointers and capacities.
+    unsafe {
+        assert_eq!(
+            (fns.enumerate_display_refresh_rates)(raw, 8, &mut count, rates.as_mut_ptr()),
+            xr::sys::Result::SUCCESS
+        );
+        assert_eq!(
+            (fns.get_display_refresh_rate)(raw, &mut current),
+            xr::sys::Result::SUCCESS
+        );
+        // The simulated Vive runs at 90 Hz only.
+        assert_eq!(&rates[..count as usize], &[90.0]);
+        assert_eq!(current, 90.0);
+        assert_eq!(
+            (fns.request_display_refresh_rate)(raw, 144.0),
+            xr::sys::Result::ERROR_DISPLAY_REFRESH_RATE_UNSUPPORTED_FB
+        );
+        assert_eq!(
+            (fns.request_display_refresh_rate)(raw, 90.0),
+            xr::sys::Result::SUCCESS
+        );
+        assert_eq!(
+            (fns.request_display_refresh_rate)(raw, 0.0),
+            xr::sys::Result::SUCCESS
+        );
+    }
+}

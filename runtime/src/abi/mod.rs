@@ -295,6 +295,27 @@ fn extension_function(name: &str) -> Option<(&'static str, xr::pfn::VoidFunction
                 pfn::ConvertTimespecTimeToTimeKHR
             ),
         ),
+        "xrEnumerateDisplayRefreshRatesFB" => (
+            "XR_FB_display_refresh_rate",
+            void_fn!(
+                session::enumerate_display_refresh_rates,
+                pfn::EnumerateDisplayRefreshRatesFB
+            ),
+        ),
+        "xrGetDisplayRefreshRateFB" => (
+            "XR_FB_display_refresh_rate",
+            void_fn!(
+                session::get_display_refresh_rate,
+                pfn::GetDisplayRefreshRateFB
+            ),
+        ),
+        "xrRequestDisplayRefreshRateFB" => (
+            "XR_FB_display_refresh_rate",
+            void_fn!(
+                session::request_display_refresh_rate,
+                pfn::RequestDisplayRefreshRateFB
+            ),
+        ),
         "xrConvertTimeToTimespecTimeKHR" => (
             "XR_KHR_convert_timespec_time",
             void_fn!(
@@ -554,6 +575,20 @@ unsafe extern "system" fn poll_event(h: xr::Instance, buf: *mut xr::EventDataBuf
                 // SAFETY: the event buffer is larger than any event structure and ours
                 // to write for this call.
                 unsafe { std::ptr::write(buf.cast::<xr::EventDataSessionStateChanged>(), e) };
+                xr::Result::SUCCESS
+            }
+            Some(state::Event::DisplayRefreshRateChanged { from_hz, to_hz }) => {
+                let e = xr::EventDataDisplayRefreshRateChangedFB {
+                    ty: xr::StructureType::EVENT_DATA_DISPLAY_REFRESH_RATE_CHANGED_FB,
+                    next: std::ptr::null(),
+                    from_display_refresh_rate: from_hz,
+                    to_display_refresh_rate: to_hz,
+                };
+                // SAFETY: the event buffer is larger than any event structure and ours
+                // to write for this call.
+                unsafe {
+                    std::ptr::write(buf.cast::<xr::EventDataDisplayRefreshRateChangedFB>(), e)
+                };
                 xr::Result::SUCCESS
             }
             Some(state::Event::InstanceLossPending { loss_time_ns }) => {

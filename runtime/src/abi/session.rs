@@ -348,3 +348,103 @@ pub(super) unsafe extern "system" fn end_frame(
         })())
     })
 }
+
+// ---------------------------------------------------------------------------------
+// XR_FB_display_refresh_rate
+// ---------------------------------------------------------------------------------
+
+fn rates(s: &SessionObj) -> Vec<f32> {
+    s.display.refresh_hz.clone()
+}
+
+fn fb_enabled(s: &SessionObj) -> bool {
+    super::INSTANCES
+        .get(s.instance)
+        .is_some_and(|i| lock(&i).enabled("XR_FB_display_refresh_rate"))
+}
+
+pub(super) unsafe extern "system" fn enumerate_display_refresh_rates(
+    h: xr::Session,
+    capacity: u32,
+    count_out: *mut u32,
+    out: *mut f32,
+) -> xr::Result {
+    guard(|| {
+        done((|| {
+            let s = session(h)?;
+            let s = slock(&s);
+            if !fb_enabled(&s) {
+                return Err(xr::Result::ERROR_FUNCTION_UNSUPPORTED);
+            }
+            let r = rates(&s);
+            // SAFETY: the two-call contract of the entry point.
+            unsafe {
+                super::two_call(&r, capacity, count_out, out, |o, v| {
+                    *o = *v;
+                    Ok(())
+                })
+            }
+        })())
+    })
+}
+
+pub(super) unsafe extern "system" fn get_display_refresh_rate(
+    h: xr::Session,
+    out: *mut f32,
+) -> xr::Result {
+    guard(|| {
+        done((|| {
+            let s = session(h)?;
+            let s = slock(&s);
+            if !fb_enabled(&s) {
+                return Err(xr::Result::ERROR_FUNCTION_UNSUPPORTED);
+            }
+            if out.is_null() {
+                return Err(xr::Result::ERROR_VALIDATION_FAILURE);
+            }
+            // SAFETY: checked non-null.
+            unsafe { *out = (1e9 / s.period_ns as f64) as f32 };
+            Ok(())
+        })())
+    })
+}
+
+pub(super) unsafe extern "system" fn request_display_refresh_rate(
+    h: xr::Session,
+    rate: f32,
+) -> xr::Result {
+    guard(|| {
+        done((|| {
+            let s = session(h)?;
+            let mut s = slock(&s);
+            if !fb_enabled(&s) {
+                return Err(xr::Result::ERROR_FUNCTION_UNSUPPORTED);
+            }
+            let available = rates(&s);
+            // 0 asks for the runtime's choice: the headset's preferred rate.
+            let target = if rate == 0.0 {
+                available.first().copied().unwrap_or(90.0)
+            } else if available.iter().any(|r| (r - rate).abs() < 0.01) {
+                rate
+            } else {
+                return Err(xr::Result::ERROR_DISPLAY_REFRESH_RATE_UNSUPPORTED_FB);
+            };
+            let from = (1e9 / s.period_ns as f64) as f32;
+            let period = (1e9 / f64::from(target)).round() as u64;
+            if period != s.period_ns {
+                // Re-anchor the frame clock at the change.
+                s.epoch_ns = now_ns();
+                s.period_ns = period;
+                s.last_vblank = None;
+                if let Some(i) = super::INSTANCES.get(s.instance) {
+                    lock(&i).events.push_back(Event::DisplayRefreshRateChanged {
+                        from_hz: from,
+                        to_hz: target,
+                    });
+                }
+                tracing::info!(from, to = target, "display refresh rate changed");
+            }
+            Ok(())
+        })())
+    })
+}

@@ -12,8 +12,11 @@ pub use path::{PathError, PathTable};
 
 /// Extensions this runtime implements, with their spec versions. Only these are
 /// advertised, and an extension's functions exist only for instances that enabled it.
-pub const EXTENSIONS: &[(&str, u32)] =
-    &[("XR_KHR_convert_timespec_time", 1), ("XR_MND_headless", 2)];
+pub const EXTENSIONS: &[(&str, u32)] = &[
+    ("XR_KHR_convert_timespec_time", 1),
+    ("XR_MND_headless", 2),
+    ("XR_FB_display_refresh_rate", 1),
+];
 
 /// The system id every instance hands out for its (one) head-mounted display.
 pub const HMD_SYSTEM_ID: u64 = 1;
@@ -46,7 +49,7 @@ pub struct CreateRequest {
 }
 
 /// An instance's events (xrPollEvent), oldest first.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq)]
 pub enum Event {
     InstanceLossPending {
         loss_time_ns: i64,
@@ -55,6 +58,10 @@ pub enum Event {
         session: u64,
         state: session::SessionState,
         time_ns: i64,
+    },
+    DisplayRefreshRateChanged {
+        from_hz: f32,
+        to_hz: f32,
     },
 }
 
