@@ -59,10 +59,9 @@ impl HeadlessTarget {
         refresh_hz: f32,
         count: usize,
     ) -> Result<Self, VkError> {
-        let mut images = Vec::new();
-        for _ in 0..count.max(2) {
-            images.push(renderer.create_target(width, height)?);
-        }
+        let images = super::all_or_none(renderer, count.max(2), |r, _| {
+            r.create_target(width, height)
+        })?;
         Ok(Self {
             images,
             next: 0,

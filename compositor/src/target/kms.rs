@@ -84,18 +84,7 @@ impl<'c> KmsTarget<'c> {
         period_ns: u64,
     ) -> Result<Self, TargetError> {
         let (w, h) = (ring.buffer(0).width, ring.buffer(0).height);
-        let mut images = Vec::with_capacity(ring.len());
-        for _ in 0..ring.len() {
-            match renderer.create_target(w, h) {
-                Ok(t) => images.push(t),
-                Err(e) => {
-                    for t in images {
-                        let _ = renderer.destroy_target(t);
-                    }
-                    return Err(e.into());
-                }
-            }
-        }
+        let images = super::all_or_none(renderer, ring.len(), |r, _| r.create_target(w, h))?;
         Ok(Self::with(
             RenderPath::Copy,
             output,
@@ -143,26 +132,16 @@ impl<'c> KmsTarget<'c> {
         ring: &ScanoutRing<'c>,
         renderer: &mut GpuRenderer,
     ) -> Result<Vec<TargetImage>, TargetError> {
-        let mut images = Vec::with_capacity(ring.len());
-        for i in 0..ring.len() {
+        Ok(super::all_or_none(renderer, ring.len(), |r, i| {
             let b = ring.buffer(i);
-            match renderer.import_target(
+            r.import_target(
                 b.dmabuf(),
                 b.width,
                 b.height,
                 b.stride,
                 b.modifier.map(u64::from),
-            ) {
-                Ok(t) => images.push(t),
-                Err(e) => {
-                    for t in images {
-                        let _ = renderer.destroy_target(t);
-                    }
-                    return Err(e.into());
-                }
-            }
-        }
-        Ok(images)
+            )
+        })?)
     }
 
     pub fn ring(&self) -> &ScanoutRing<'c> {

@@ -12,6 +12,28 @@ pub mod kms;
 use crate::vk::VkError;
 use crate::vk::renderer::{GpuRenderer, RenderFence, TargetImage};
 
+/// Makes `n` targets with `make`, or none: on a failure the ones made so far are
+/// released before the error is returned.
+pub(crate) fn all_or_none(
+    renderer: &mut GpuRenderer,
+    n: usize,
+    mut make: impl FnMut(&mut GpuRenderer, usize) -> Result<TargetImage, VkError>,
+) -> Result<Vec<TargetImage>, VkError> {
+    let mut images = Vec::with_capacity(n);
+    for i in 0..n {
+        match make(renderer, i) {
+            Ok(t) => images.push(t),
+            Err(e) => {
+                for t in images {
+                    let _ = renderer.destroy_target(t);
+                }
+                return Err(e);
+            }
+        }
+    }
+    Ok(images)
+}
+
 /// What the display did with a presented frame.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Feedback {

@@ -105,8 +105,8 @@ pub struct FrameTiming {
 
 pub struct GpuRenderer {
     ctx: Arc<VkContext>,
-    layer_set_layout: vk::DescriptorSetLayout,
-    distort_set_layout: vk::DescriptorSetLayout,
+    /// One sampled image and one sampler: layer images and eye buffers alike.
+    set_layout: vk::DescriptorSetLayout,
     layer_layout: vk::PipelineLayout,
     distort_layout: vk::PipelineLayout,
     layer_pipeline: vk::Pipeline,
@@ -175,15 +175,12 @@ impl GpuRenderer {
         // SAFETY: plain object creation on a valid device with create-infos whose
         // pointers refer to live locals (so for the blocks below in `new`, "as above");
         // every object is destroyed in `Drop` before the context goes.
-        let layer_set_layout = unsafe { d.create_descriptor_set_layout(&set_info, None) }
-            .map_err(call("vkCreateDescriptorSetLayout"))?;
-        // SAFETY: as above.
-        let distort_set_layout = unsafe { d.create_descriptor_set_layout(&set_info, None) }
+        let set_layout = unsafe { d.create_descriptor_set_layout(&set_info, None) }
             .map_err(call("vkCreateDescriptorSetLayout"))?;
         let layer_push = [vk::PushConstantRange::default()
             .stage_flags(vk::ShaderStageFlags::FRAGMENT)
             .size(112)];
-        let sl = [layer_set_layout];
+        let sl = [set_layout];
         // SAFETY: as above.
         let layer_layout = unsafe {
             d.create_pipeline_layout(
@@ -197,7 +194,7 @@ impl GpuRenderer {
         let distort_push = [vk::PushConstantRange::default()
             .stage_flags(vk::ShaderStageFlags::FRAGMENT)
             .size(16)];
-        let sl = [distort_set_layout];
+        let sl = [set_layout];
         // SAFETY: as above.
         let distort_layout = unsafe {
             d.create_pipeline_layout(
@@ -305,8 +302,7 @@ impl GpuRenderer {
         );
         let mut r = Self {
             ctx: ctx.clone(),
-            layer_set_layout,
-            distort_set_layout,
+            set_layout,
             layer_layout,
             distort_layout,
             layer_pipeline: vk::Pipeline::null(),
@@ -340,7 +336,7 @@ impl GpuRenderer {
                 EYE_FORMAT,
                 vk::ImageUsageFlags::COLOR_ATTACHMENT | vk::ImageUsageFlags::SAMPLED,
             )?;
-            r.eye_sets[e] = r.descriptor_set(r.distort_set_layout, r.eyes[e].view)?;
+            r.eye_sets[e] = r.descriptor_set(r.eyes[e].view)?;
         }
         let vdata: Vec<f32> = r
             .mesh
@@ -655,13 +651,9 @@ impl GpuRenderer {
         }
     }
 
-    fn descriptor_set(
-        &self,
-        layout: vk::DescriptorSetLayout,
-        view: vk::ImageView,
-    ) -> Result<vk::DescriptorSet, VkError> {
+    fn descriptor_set(&self, view: vk::ImageView) -> Result<vk::DescriptorSet, VkError> {
         let d = &self.ctx.device;
-        let layouts = [layout];
+        let layouts = [self.set_layout];
         // SAFETY: allocation from our pool and a write of live handles.
         unsafe {
             let set = d
@@ -769,7 +761,7 @@ impl GpuRenderer {
                 | vk::ImageUsageFlags::TRANSFER_DST
                 | vk::ImageUsageFlags::COLOR_ATTACHMENT,
         )?;
-        let set = match self.descriptor_set(self.layer_set_layout, img.view) {
+        let set = match self.descriptor_set(img.view) {
             Ok(s) => s,
             Err(e) => {
                 self.free_image(&img);
@@ -1482,8 +1474,7 @@ impl Drop for GpuRenderer {
             }
             d.destroy_pipeline_layout(self.layer_layout, None);
             d.destroy_pipeline_layout(self.distort_layout, None);
-            d.destroy_descriptor_set_layout(self.layer_set_layout, None);
-            d.destroy_descriptor_set_layout(self.distort_set_layout, None);
+            d.destroy_descriptor_set_layout(self.set_layout, None);
         }
     }
 }
