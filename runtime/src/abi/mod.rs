@@ -49,6 +49,67 @@ fn done(r: Result<(), xr::Result>) -> xr::Result {
     }
 }
 
+/// A structure the app hands over with its `type` field set.
+pub(crate) trait Typed {
+    const TYPE: xr::StructureType;
+    fn ty(&self) -> xr::StructureType;
+}
+
+macro_rules! typed {
+    ($($t:ident),* $(,)?) => {$(
+        impl Typed for xr::$t {
+            const TYPE: xr::StructureType = xr::$t::TYPE;
+            fn ty(&self) -> xr::StructureType {
+                self.ty
+            }
+        }
+    )*};
+}
+
+typed!(
+    InstanceProperties,
+    SystemGetInfo,
+    SystemProperties,
+    ViewConfigurationProperties,
+    SessionCreateInfo,
+    SessionBeginInfo,
+    FrameEndInfo,
+    ReferenceSpaceCreateInfo,
+    SpaceLocation,
+);
+
+/// An input structure, checked: not null, the right structure type.
+///
+/// # Safety
+/// `p` must be null or point to a readable `T`.
+unsafe fn input<'a, T: Typed>(p: *const T) -> Result<&'a T, xr::Result> {
+    if p.is_null() {
+        return Err(xr::Result::ERROR_VALIDATION_FAILURE);
+    }
+    // SAFETY: non-null, and readable by the caller's contract.
+    let r = unsafe { &*p };
+    if r.ty() != T::TYPE {
+        return Err(xr::Result::ERROR_VALIDATION_FAILURE);
+    }
+    Ok(r)
+}
+
+/// An output structure, checked like [`input`].
+///
+/// # Safety
+/// `p` must be null or point to a writable `T` nothing else references.
+unsafe fn output<'a, T: Typed>(p: *mut T) -> Result<&'a mut T, xr::Result> {
+    if p.is_null() {
+        return Err(xr::Result::ERROR_VALIDATION_FAILURE);
+    }
+    // SAFETY: non-null, writable and unaliased by the caller's contract.
+    let r = unsafe { &mut *p };
+    if r.ty() != T::TYPE {
+        return Err(xr::Result::ERROR_VALIDATION_FAILURE);
+    }
+    Ok(r)
+}
+
 /// Copies `s` into a fixed C string buffer (truncated, always NUL-terminated).
 fn put_str(dst: &mut [c_char], s: &str) {
     let n = s.len().min(dst.len().saturating_sub(1));
@@ -528,14 +589,8 @@ unsafe extern "system" fn get_instance_properties(
     guard(|| {
         done((|| {
             let _i = instance(h)?;
-            if props.is_null() {
-                return Err(xr::Result::ERROR_VALIDATION_FAILURE);
-            }
-            // SAFETY: checked non-null; the app passes a writable structure.
-            let p = unsafe { &mut *props };
-            if p.ty != xr::StructureType::INSTANCE_PROPERTIES {
-                return Err(xr::Result::ERROR_VALIDATION_FAILURE);
-            }
+            // SAFETY: the app passes a valid structure, or null (refused).
+            let p = unsafe { output(props) }?;
             let (maj, min, patch) = crate::VERSION;
             p.runtime_version = xr::Version::new(maj, min, patch);
             put_str(&mut p.runtime_name, "Leasehold");
@@ -692,12 +747,9 @@ unsafe extern "system" fn get_system(
     guard(|| {
         done((|| {
             instance(h)?;
-            if info.is_null() || out.is_null() {
-                return Err(xr::Result::ERROR_VALIDATION_FAILURE);
-            }
-            // SAFETY: checked non-null.
-            let info = unsafe { &*info };
-            if info.ty != xr::StructureType::SYSTEM_GET_INFO {
+            // SAFETY: the app passes a valid structure, or null (refused).
+            let info = unsafe { input(info) }?;
+            if out.is_null() {
                 return Err(xr::Result::ERROR_VALIDATION_FAILURE);
             }
             match info.form_factor {
@@ -721,14 +773,8 @@ unsafe extern "system" fn get_system_properties(
     guard(|| {
         done((|| {
             let i = system_of(h, id)?;
-            if props.is_null() {
-                return Err(xr::Result::ERROR_VALIDATION_FAILURE);
-            }
-            // SAFETY: checked non-null; the app passes a writable structure.
-            let p = unsafe { &mut *props };
-            if p.ty != xr::StructureType::SYSTEM_PROPERTIES {
-                return Err(xr::Result::ERROR_VALIDATION_FAILURE);
-            }
+            // SAFETY: the app passes a valid structure, or null (refused).
+            let p = unsafe { output(props) }?;
             let inst = lock(&i);
             let s = &inst.system;
             p.system_id = id;
@@ -778,14 +824,8 @@ unsafe extern "system" fn get_view_configuration_properties(
             if ty != xr::ViewConfigurationType::PRIMARY_STEREO {
                 return Err(xr::Result::ERROR_VIEW_CONFIGURATION_TYPE_UNSUPPORTED);
             }
-            if props.is_null() {
-                return Err(xr::Result::ERROR_VALIDATION_FAILURE);
-            }
-            // SAFETY: checked non-null.
-            let p = unsafe { &mut *props };
-            if p.ty != xr::StructureType::VIEW_CONFIGURATION_PROPERTIES {
-                return Err(xr::Result::ERROR_VALIDATION_FAILURE);
-            }
+            // SAFETY: the app passes a valid structure, or null (refused).
+            let p = unsafe { output(props) }?;
             p.view_configuration_type = ty;
             p.fov_mutable = false.into();
             Ok(())

@@ -94,12 +94,9 @@ pub(super) unsafe extern "system" fn create_session(
     guard(|| {
         done((|| {
             let i = instance(instance_h)?;
-            if info.is_null() || out.is_null() {
-                return Err(xr::Result::ERROR_VALIDATION_FAILURE);
-            }
-            // SAFETY: checked non-null; the app passes a valid create-info.
-            let info = unsafe { &*info };
-            if info.ty != xr::StructureType::SESSION_CREATE_INFO {
+            // SAFETY: the app passes a valid structure, or null (refused).
+            let info = unsafe { super::input(info) }?;
+            if out.is_null() {
                 return Err(xr::Result::ERROR_VALIDATION_FAILURE);
             }
             if info.system_id.into_raw() != state::HMD_SYSTEM_ID {
@@ -178,14 +175,8 @@ pub(super) unsafe extern "system" fn begin_session(
     guard(|| {
         done((|| {
             let s = session(h)?;
-            if info.is_null() {
-                return Err(xr::Result::ERROR_VALIDATION_FAILURE);
-            }
-            // SAFETY: checked non-null.
-            let info = unsafe { &*info };
-            if info.ty != xr::StructureType::SESSION_BEGIN_INFO {
-                return Err(xr::Result::ERROR_VALIDATION_FAILURE);
-            }
+            // SAFETY: the app passes a valid structure, or null (refused).
+            let info = unsafe { super::input(info) }?;
             if info.primary_view_configuration_type != xr::ViewConfigurationType::PRIMARY_STEREO {
                 return Err(xr::Result::ERROR_VIEW_CONFIGURATION_TYPE_UNSUPPORTED);
             }
@@ -308,14 +299,8 @@ pub(super) unsafe extern "system" fn end_frame(
     guard(|| {
         done((|| {
             let s = session(h)?;
-            if info.is_null() {
-                return Err(xr::Result::ERROR_VALIDATION_FAILURE);
-            }
-            // SAFETY: checked non-null.
-            let info = unsafe { &*info };
-            if info.ty != xr::StructureType::FRAME_END_INFO {
-                return Err(xr::Result::ERROR_VALIDATION_FAILURE);
-            }
+            // SAFETY: the app passes a valid structure, or null (refused).
+            let info = unsafe { super::input(info) }?;
             let mut s = slock(&s);
             if !s.session.is_running() {
                 return Err(map_err(SessionError::NotRunning));

@@ -125,12 +125,9 @@ pub(super) unsafe extern "system" fn create_reference_space(
     guard(|| {
         done((|| {
             let s = session(h)?;
-            if info.is_null() || out.is_null() {
-                return Err(xr::Result::ERROR_VALIDATION_FAILURE);
-            }
-            // SAFETY: checked non-null.
-            let info = unsafe { &*info };
-            if info.ty != xr::StructureType::REFERENCE_SPACE_CREATE_INFO {
+            // SAFETY: the app passes a valid structure, or null (refused).
+            let info = unsafe { super::input(info) }?;
+            if out.is_null() {
                 return Err(xr::Result::ERROR_VALIDATION_FAILURE);
             }
             let k = kind(info.reference_space_type, slock(&s).api_minor)
@@ -171,14 +168,8 @@ pub(super) unsafe extern "system" fn locate_space(
             if sp.session != bp.session {
                 return Err(xr::Result::ERROR_VALIDATION_FAILURE);
             }
-            if location.is_null() {
-                return Err(xr::Result::ERROR_VALIDATION_FAILURE);
-            }
-            // SAFETY: checked non-null; the app passes a writable structure.
-            let loc = unsafe { &mut *location };
-            if loc.ty != xr::StructureType::SPACE_LOCATION {
-                return Err(xr::Result::ERROR_VALIDATION_FAILURE);
-            }
+            // SAFETY: the app passes a valid structure, or null (refused).
+            let loc = unsafe { super::output(location) }?;
             let s = session_of(&sp)?;
             let s = slock(&s);
             let (head, eye_height) = head(&s, time)?;
