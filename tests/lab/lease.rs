@@ -85,9 +85,12 @@ fn lease_flip_isolate_revoke() {
     const LATCH_NS: u64 = 4_000_000;
     // One run of FLIPS flips. Each flip lands on the vblank after its commit: exactly one
     // vblank after the previous flip when committed in time; a flip committed after the
-    // next vblank had passed may skip to the one after. Structural checks assert; the
-    // timing checks that a whole-VM stall under TCG can break return Err.
-    let run = || -> Result<(u64, usize), String> {
+    // next vblank had passed may skip to the one after. Structural checks assert at once.
+    // The cadence is judged over the run: a whole-VM stall under TCG (measured in CI: one
+    // 40 ms stall per 100 flips on a loaded host) makes the odd in-time flip skip vblanks
+    // for no fault of the display path, while a broken path (flipping every other vblank,
+    // or waiting a vblank too many) skips on nearly every flip.
+    let run = || -> Result<(u64, usize, usize), String> {
         let mut flips = Vec::with_capacity(FLIPS);
         for i in 0..FLIPS {
             let committed = now_ns();
@@ -100,21 +103,18 @@ fn lease_flip_isolate_revoke() {
             flips.push((committed, ev[0]));
         }
         let mut worst_ns = 0u64;
-        let mut late_commits = 0;
-        let mut stalled = None;
+        let (mut in_time, mut skipped) = (0usize, Vec::new());
         for w in flips.windows(2) {
             let ((_, prev), (committed, ev)) = (w[0], w[1]);
             // Under TCG a nonblocking commit has been measured to need up to ~3 ms before
             // the vblank to latch (LAB.md: fences 0.35–2 ms); 4 ms is "in time" here.
-            let in_time = committed + LATCH_NS < prev.timestamp_ns + period;
             let dseq = u64::from(ev.sequence - prev.sequence);
             assert!(dseq >= 1, "flips never go backwards: {w:?}");
-            if !in_time {
-                late_commits += 1;
-            } else if dseq != 1 && stalled.is_none() {
-                stalled = Some(format!(
-                    "a flip committed in time advanced {dseq} vblanks: {w:?}"
-                ));
+            if committed + LATCH_NS < prev.timestamp_ns + period {
+                in_time += 1;
+                if dseq != 1 {
+                    skipped.push(format!("advanced {dseq} vblanks: {w:?}"));
+                }
             }
             let dt = ev.timestamp_ns - prev.timestamp_ns;
             let dev = dt.abs_diff(dseq * period);
@@ -124,25 +124,31 @@ fn lease_flip_isolate_revoke() {
                 "flip interval {dt} ns is not {dseq} x the mode's period {period} ns (±0.5 ms)"
             );
         }
-        match stalled {
-            Some(why) => Err(why),
-            None if late_commits > 5 => Err(format!(
-                "{late_commits} of {FLIPS} commits were late: the lab is too loaded to judge"
-            )),
-            None => Ok((worst_ns, late_commits)),
+        if in_time < FLIPS / 2 {
+            return Err(format!(
+                "only {in_time} of {} commits were in time: the lab is too loaded to judge",
+                FLIPS - 1
+            ));
         }
+        // At most one in-time flip in ten may skip; a broken path skips on (nearly) all.
+        if skipped.len() * 10 > in_time {
+            return Err(format!(
+                "{} of {in_time} flips committed in time did not land on the next vblank:\n  {}",
+                skipped.len(),
+                skipped.join("\n  ")
+            ));
+        }
+        Ok((worst_ns, FLIPS - 1 - in_time, skipped.len()))
     };
-    // A stall of the whole VM can make one in-time flip skip a vblank for no fault of the
-    // display path; require one clean run in three. A broken path fails every run.
     let mut failures = Vec::new();
-    let (worst_ns, late_commits) = loop {
+    let (worst_ns, late_commits, stalled_flips) = loop {
         match run() {
             Ok(r) => break r,
             Err(why) if failures.len() < 2 => failures.push(why),
             Err(why) => {
                 failures.push(why);
                 panic!(
-                    "no clean run of {FLIPS} flips in 3:\n{}",
+                    "no good run of {FLIPS} flips in 3:\n{}",
                     failures.join("\n")
                 );
             }
@@ -153,7 +159,8 @@ fn lease_flip_isolate_revoke() {
         period_ns = period,
         worst_deviation_ns = worst_ns,
         late_commits,
-        stalled_runs = failures.len(),
+        stalled_flips,
+        failed_runs = failures.len(),
         hz = mode.vrefresh(),
         "flip cadence"
     );
