@@ -15,14 +15,85 @@ use crate::target::{Target, TargetError};
 use crate::vk::renderer::GpuRenderer;
 use leasehold_drivers::api::{DisplayInfo, Hmd, Pose};
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
-use std::sync::{Arc, Mutex};
+use std::sync::{Arc, Condvar, Mutex};
+use std::time::{Duration, Instant};
 
 /// One frame's layers as the app submitted them.
-#[derive(Debug, Clone, PartialEq)]
+#[derive(Debug, Clone, Default, PartialEq)]
 pub struct Submission {
     /// The app's frame counter (increasing).
     pub frame: u64,
     pub layers: Vec<Layer>,
+    /// Keep the images the layers sample marked in use while the compositor may read
+    /// them (dropped with the submission, after the last frame that showed it).
+    pub holds: Vec<Hold>,
+}
+
+/// Whether the compositor may still read an image (a swapchain image the app wants back).
+#[derive(Debug, Default)]
+pub struct InUse {
+    count: Mutex<u32>,
+    freed: Condvar,
+}
+
+impl InUse {
+    pub fn new() -> Arc<Self> {
+        Arc::new(Self::default())
+    }
+
+    /// Marks the image in use until the returned hold (and its clones) are dropped.
+    pub fn hold(self: &Arc<Self>) -> Hold {
+        *self.count.lock().unwrap_or_else(|p| p.into_inner()) += 1;
+        Hold(self.clone())
+    }
+
+    pub fn is_free(&self) -> bool {
+        *self.count.lock().unwrap_or_else(|p| p.into_inner()) == 0
+    }
+
+    /// Waits until nothing holds the image: `false` on timeout.
+    pub fn wait_free(&self, timeout: Duration) -> bool {
+        let deadline = Instant::now() + timeout;
+        let mut n = self.count.lock().unwrap_or_else(|p| p.into_inner());
+        while *n > 0 {
+            let left = deadline.saturating_duration_since(Instant::now());
+            if left.is_zero() {
+                return false;
+            }
+            n = self
+                .freed
+                .wait_timeout(n, left)
+                .unwrap_or_else(|p| p.into_inner())
+                .0;
+        }
+        true
+    }
+}
+
+/// One claim on an [`InUse`] image.
+#[derive(Debug)]
+pub struct Hold(Arc<InUse>);
+
+impl Clone for Hold {
+    fn clone(&self) -> Self {
+        self.0.hold()
+    }
+}
+
+impl PartialEq for Hold {
+    fn eq(&self, other: &Self) -> bool {
+        Arc::ptr_eq(&self.0, &other.0)
+    }
+}
+
+impl Drop for Hold {
+    fn drop(&mut self) {
+        let mut n = self.0.count.lock().unwrap_or_else(|p| p.into_inner());
+        *n = n.saturating_sub(1);
+        if *n == 0 {
+            self.0.freed.notify_all();
+        }
+    }
 }
 
 /// Where submissions meet the loop. The app side replaces; the loop reads the newest.
@@ -70,7 +141,9 @@ pub struct LoopRecord {
     pub hit: bool,
 }
 
-/// Runs `frames` display frames (or until `stop`).
+/// Runs display frames until `stop`, handing each frame's record to `on_frame` (which
+/// also gets the renderer and target between frames: imports and removals of layer images happen
+/// there). Returns the number of frames shown.
 #[allow(clippy::too_many_arguments)]
 pub fn run(
     renderer: &mut GpuRenderer,
@@ -79,9 +152,9 @@ pub fn run(
     hmd: &dyn Hmd,
     slot: &SubmissionSlot,
     pacer_cfg: PacerConfig,
-    frames: u64,
     stop: &AtomicBool,
-) -> Result<Vec<LoopRecord>, TargetError> {
+    on_frame: &mut dyn FnMut(&mut GpuRenderer, &mut dyn Target, &LoopRecord),
+) -> Result<u64, TargetError> {
     request_realtime_priority();
     // Anchor: one frame with nothing in it tells us where vblanks are.
     let empty = render::plan(display, Pose::IDENTITY, &[], &|_| None);
@@ -92,11 +165,8 @@ pub fn run(
     let anchor = target.present(renderer, fence, 0)?;
     let mut pacer = Pacer::new(pacer_cfg, anchor.sequence, anchor.vblank_ns);
     let mut last_pose = Pose::IDENTITY;
-    let mut out = Vec::with_capacity(frames as usize);
-    for _ in 0..frames {
-        if stop.load(Ordering::Acquire) {
-            break;
-        }
+    let mut shown = 0;
+    while !stop.load(Ordering::Acquire) {
         let plan = pacer.plan(now_ns());
         sleep_until(plan.wake_ns);
         let wake = now_ns();
@@ -129,17 +199,25 @@ pub fn run(
             commit_ns: commit,
             render_done_ns: None,
         });
-        out.push(LoopRecord {
-            wake_ns: wake,
-            commit_ns: commit,
-            submission: sub.map(|s| s.frame),
-            target_sequence: plan.target_sequence,
-            predicted_display_ns: plan.predicted_display_ns,
-            shown_sequence: fb.sequence,
-            vblank_ns: fb.vblank_ns,
-            render_ns,
-            hit: outcome.is_some_and(|o| o.missed_vblanks == 0) && !fb.missed,
-        });
+        let submission = sub.as_ref().map(|s| s.frame);
+        // The submission (and its holds) is released only now: the GPU is done with it.
+        drop(sub);
+        shown += 1;
+        on_frame(
+            renderer,
+            target,
+            &LoopRecord {
+                wake_ns: wake,
+                commit_ns: commit,
+                submission,
+                target_sequence: plan.target_sequence,
+                predicted_display_ns: plan.predicted_display_ns,
+                shown_sequence: fb.sequence,
+                vblank_ns: fb.vblank_ns,
+                render_ns,
+                hit: outcome.is_some_and(|o| o.missed_vblanks == 0) && !fb.missed,
+            },
+        );
     }
-    Ok(out)
+    Ok(shown)
 }

@@ -12,5 +12,6 @@ pub mod kms;
 pub mod pacing;
 pub mod present;
 pub mod render;
+pub mod service;
 pub mod target;
 pub mod vk;

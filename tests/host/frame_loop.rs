@@ -61,6 +61,7 @@ fn the_loop_shows_the_newest_submission_at_each_wake() {
                         views: [v, v],
                         flags: LayerFlags::default(),
                     }],
+                    holds: vec![],
                 });
                 // Logged after the submit: a frame logged by time t was visible by t.
                 let t = now_ns();
@@ -74,17 +75,25 @@ fn the_loop_shows_the_newest_submission_at_each_wake() {
     let mut cfg = PacerConfig::for_period(period);
     cfg.scanout_to_photon_ns = display.scanout_to_photon_ns;
     let hmd_ref: &dyn Hmd = &hmd;
-    let records = frame_loop::run(
+    let done = AtomicBool::new(false);
+    let mut records = Vec::new();
+    let shown = frame_loop::run(
         &mut r,
         &mut target,
         &display,
         hmd_ref,
         &slot,
         cfg,
-        60,
-        &AtomicBool::new(false),
+        &done,
+        &mut |_, _, rec| {
+            records.push(*rec);
+            if records.len() == 60 {
+                done.store(true, std::sync::atomic::Ordering::Release);
+            }
+        },
     )
     .unwrap();
+    assert_eq!(shown, 60);
     stop.store(true, std::sync::atomic::Ordering::Release);
     app.join().unwrap();
     let log = log.lock().unwrap();

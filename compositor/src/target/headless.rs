@@ -179,6 +179,10 @@ impl Target for HeadlessTarget {
             missed: seq > target_seq,
         })
     }
+
+    fn snapshot(&self, renderer: &mut GpuRenderer) -> Result<Option<RgbaImage>, VkError> {
+        HeadlessTarget::snapshot(self, renderer)
+    }
 }
 
 #[cfg(test)]

@@ -69,4 +69,11 @@ pub trait Target {
         fence: RenderFence,
         target_vblank_ns: u64,
     ) -> Result<Feedback, TargetError>;
+    /// The last presented image, read back (targets that can: headless).
+    fn snapshot(
+        &self,
+        _renderer: &mut GpuRenderer,
+    ) -> Result<Option<crate::render::pattern::RgbaImage>, VkError> {
+        Ok(None)
+    }
 }

@@ -36,6 +36,7 @@ struct DeviceParts {
     memory: vk::PhysicalDeviceMemoryProperties,
     semaphore_fd: Option<ash::khr::external_semaphore_fd::Device>,
     dma_buf: Option<ash::khr::external_memory_fd::Device>,
+    memory_fd: Option<ash::khr::external_memory_fd::Device>,
     external_queue_family: u32,
 }
 
@@ -56,6 +57,9 @@ pub struct VkContext {
     pub semaphore_fd: Option<ash::khr::external_semaphore_fd::Device>,
     /// dma-buf import with explicit DRM format modifiers.
     pub dma_buf: Option<ash::khr::external_memory_fd::Device>,
+    /// VK_KHR_external_memory_fd (opaque fds): imports application swapchain images
+    /// allocated on the same physical device by another VkDevice.
+    pub memory_fd: Option<ash::khr::external_memory_fd::Device>,
     /// The queue family that stands for the display device in ownership transfers
     /// (FOREIGN with VK_EXT_queue_family_foreign, else EXTERNAL).
     pub external_queue_family: u32,
@@ -203,6 +207,7 @@ impl VkContext {
                 memory: p.memory,
                 semaphore_fd: p.semaphore_fd,
                 dma_buf: p.dma_buf,
+                memory_fd: p.memory_fd,
                 external_queue_family: p.external_queue_family,
             }),
             Err(e) => {
@@ -222,30 +227,7 @@ impl VkContext {
         instance: &ash::Instance,
         pref: DevicePreference,
     ) -> Result<DeviceParts, VkError> {
-        // SAFETY: the instance is valid.
-        let pds = unsafe { instance.enumerate_physical_devices() }
-            .map_err(call("vkEnumeratePhysicalDevices"))?;
-        let mut candidates = Vec::new();
-        for pd in pds {
-            let g = describe(instance, pd)?;
-            if g.api_version.0 == 1 && g.api_version.1 < 3 {
-                tracing::info!(gpu = %g.name, "skipping a device without Vulkan 1.3");
-                continue;
-            }
-            // SAFETY: `pd` is from this instance.
-            let families = unsafe { instance.get_physical_device_queue_family_properties(pd) };
-            let Some(qf) = families
-                .iter()
-                .position(|f| f.queue_flags.contains(vk::QueueFlags::GRAPHICS))
-            else {
-                continue;
-            };
-            let matches_node = pref
-                .drm_node
-                .is_some_and(|n| g.primary_node == Some(n) || g.render_node == Some(n));
-            candidates.push((matches_node, score(&g), pd, qf as u32, g, families[qf]));
-        }
-        candidates.sort_by_key(|c| std::cmp::Reverse((c.0, c.1)));
+        let candidates = rank(instance, pref)?;
         let Some((matched, _, physical, queue_family, gpu, family)) = candidates.into_iter().next()
         else {
             return Err(VkError::NoDevice(
@@ -264,15 +246,15 @@ impl VkContext {
         if semaphore_fd {
             names.push(ash::khr::external_semaphore_fd::NAME.as_ptr());
         }
-        let dma_buf = has(ash::khr::external_memory_fd::NAME)
+        let memory_fd = has(ash::khr::external_memory_fd::NAME);
+        if memory_fd {
+            names.push(ash::khr::external_memory_fd::NAME.as_ptr());
+        }
+        let dma_buf = memory_fd
             && has(ash::ext::external_memory_dma_buf::NAME)
             && has(ash::ext::image_drm_format_modifier::NAME);
         if dma_buf {
-            names.extend([
-                ash::khr::external_memory_fd::NAME.as_ptr(),
-                ash::ext::external_memory_dma_buf::NAME.as_ptr(),
-                ash::ext::image_drm_format_modifier::NAME.as_ptr(),
-            ]);
+            names.extend([ash::ext::image_drm_format_modifier::NAME.as_ptr()]);
         }
         let foreign = has(ash::ext::queue_family_foreign::NAME);
         if dma_buf && foreign {
@@ -335,7 +317,7 @@ impl VkContext {
                 result: last_err,
             });
         };
-        tracing::info!(gpu = %gpu.name, ?priority, semaphore_sync_fd = semaphore_fd, dma_buf, "compositor device");
+        tracing::info!(gpu = %gpu.name, ?priority, semaphore_sync_fd = semaphore_fd, dma_buf, opaque_memory_fd = memory_fd, "compositor device");
         // SAFETY: queue 0 of the family was created with the device.
         let queue = unsafe { device.get_device_queue(queue_family, 0) };
         // SAFETY: plain queries on a valid physical device.
@@ -350,6 +332,8 @@ impl VkContext {
         let semaphore_fd =
             semaphore_fd.then(|| ash::khr::external_semaphore_fd::Device::new(instance, &device));
         let dma_buf = dma_buf.then(|| ash::khr::external_memory_fd::Device::new(instance, &device));
+        let memory_fd =
+            memory_fd.then(|| ash::khr::external_memory_fd::Device::new(instance, &device));
         Ok(DeviceParts {
             external_queue_family: if foreign {
                 vk::QUEUE_FAMILY_FOREIGN_EXT
@@ -366,6 +350,7 @@ impl VkContext {
             memory,
             semaphore_fd,
             dma_buf,
+            memory_fd,
         })
     }
 
@@ -378,6 +363,69 @@ impl VkContext {
                     .contains(flags)
         })
     }
+}
+
+type Candidate = (
+    bool,
+    u32,
+    vk::PhysicalDevice,
+    u32,
+    GpuInfo,
+    vk::QueueFamilyProperties,
+);
+
+/// The usable devices, best first: the display's device (by DRM node), then by type.
+fn rank(instance: &ash::Instance, pref: DevicePreference) -> Result<Vec<Candidate>, VkError> {
+    // SAFETY: the instance is valid.
+    let pds = unsafe { instance.enumerate_physical_devices() }
+        .map_err(call("vkEnumeratePhysicalDevices"))?;
+    let mut candidates = Vec::new();
+    for pd in pds {
+        let g = describe(instance, pd)?;
+        if g.api_version.0 == 1 && g.api_version.1 < 3 {
+            tracing::info!(gpu = %g.name, "skipping a device without Vulkan 1.3");
+            continue;
+        }
+        // SAFETY: `pd` is from this instance.
+        let families = unsafe { instance.get_physical_device_queue_family_properties(pd) };
+        let Some(qf) = families
+            .iter()
+            .position(|f| f.queue_flags.contains(vk::QueueFlags::GRAPHICS))
+        else {
+            continue;
+        };
+        let matches_node = pref
+            .drm_node
+            .is_some_and(|n| g.primary_node == Some(n) || g.render_node == Some(n));
+        candidates.push((matches_node, score(&g), pd, qf as u32, g, families[qf]));
+    }
+    candidates.sort_by_key(|c| std::cmp::Reverse((c.0, c.1)));
+    Ok(candidates)
+}
+
+/// The device a compositor made with `pref` renders on, without making one (what
+/// XR_KHR_vulkan_enable hands the application).
+pub fn preferred_gpu(pref: DevicePreference) -> Result<GpuInfo, VkError> {
+    // SAFETY: loading libvulkan runs its initialisers; the Entry outlives its use here.
+    let entry = unsafe { ash::Entry::load()? };
+    let app = vk::ApplicationInfo::default()
+        .application_name(c"leasehold-device-query")
+        .api_version(vk::API_VERSION_1_3);
+    // SAFETY: `app` outlives the call; no allocator callbacks.
+    let instance = unsafe {
+        entry.create_instance(
+            &vk::InstanceCreateInfo::default().application_info(&app),
+            None,
+        )
+    }
+    .map_err(call("vkCreateInstance"))?;
+    let r = rank(&instance, pref);
+    // SAFETY: nothing made from the instance is kept.
+    unsafe { instance.destroy_instance(None) };
+    r?.into_iter()
+        .next()
+        .map(|c| c.4)
+        .ok_or_else(|| VkError::NoDevice("no Vulkan 1.3 device with a graphics queue".into()))
 }
 
 impl Drop for VkContext {

@@ -5,6 +5,7 @@
 //! format modifiers, export a render's completion as a sync_file, run a high-priority
 //! queue, and which DRM node it is (so we render on the GPU that scans out the headset).
 
+pub mod app;
 pub mod context;
 pub mod renderer;
 
@@ -55,6 +56,9 @@ pub struct GpuInfo {
     /// (major, minor) of the primary and render DRM nodes, when the device reports them.
     pub primary_node: Option<(i64, i64)>,
     pub render_node: Option<(i64, i64)>,
+    /// VkPhysicalDeviceIDProperties::deviceUUID: the same device seen from another
+    /// VkInstance (an application's) has the same UUID.
+    pub device_uuid: [u8; 16],
     /// Which of [`INTERESTING_EXTENSIONS`] the device supports, in that order.
     pub extensions: Vec<bool>,
 }
@@ -115,7 +119,8 @@ pub(crate) fn describe(
     let mut drm = vk::PhysicalDeviceDrmPropertiesEXT::default();
     let mut driver = vk::PhysicalDeviceDriverProperties::default();
     let api = props.api_version;
-    let mut props2 = vk::PhysicalDeviceProperties2::default();
+    let mut id = vk::PhysicalDeviceIDProperties::default();
+    let mut props2 = vk::PhysicalDeviceProperties2::default().push_next(&mut id);
     if vk::api_version_minor(api) >= 2 || vk::api_version_major(api) > 1 {
         props2 = props2.push_next(&mut driver);
     }
@@ -158,6 +163,7 @@ pub(crate) fn describe(
             .then_some((drm.primary_major, drm.primary_minor)),
         render_node: (has_drm && drm.has_render != 0)
             .then_some((drm.render_major, drm.render_minor)),
+        device_uuid: id.device_uuid,
         extensions: INTERESTING_EXTENSIONS.iter().map(|(_, n)| has(n)).collect(),
     })
 }

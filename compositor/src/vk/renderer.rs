@@ -58,6 +58,9 @@ struct LayerImage {
     img: Image,
     set: vk::DescriptorSet,
     desc: ImageDesc,
+    /// Imported from an application's device: (the layout the app leaves it in, array
+    /// layers). Each frame takes it from the external queue family and gives it back.
+    external: Option<(vk::ImageLayout, u32)>,
 }
 
 /// A render target: an image the distortion pass writes, the size of the panel.
@@ -793,6 +796,152 @@ impl GpuRenderer {
                     array_layers: layers,
                     format: Some(format),
                 },
+                external: None,
+            },
+        );
+        Ok(id)
+    }
+
+    /// Imports a swapchain image the application's device allocated and exported
+    /// ([`super::app::SharedImage`]): the compositor samples the app's memory directly.
+    pub fn import_layer_image(&mut self, shared: super::app::SharedImage) -> Result<u64, VkError> {
+        use std::os::fd::{AsRawFd, IntoRawFd};
+        if self.ctx.memory_fd.is_none() {
+            return Err(VkError::Unsupported(
+                "this Vulkan device cannot import application images (no VK_KHR_external_memory_fd)"
+                    .into(),
+            ));
+        }
+        let d = &self.ctx.device;
+        let format = vk_format(shared.format);
+        let layers = shared.array_layers;
+        let mut external = vk::ExternalMemoryImageCreateInfo::default()
+            .handle_types(vk::ExternalMemoryHandleTypeFlags::OPAQUE_FD);
+        // The same parameters the app's image was created with: the memory is aliased.
+        let info = vk::ImageCreateInfo::default()
+            .flags(vk::ImageCreateFlags::from_raw(shared.flags))
+            .image_type(vk::ImageType::TYPE_2D)
+            .format(format)
+            .extent(vk::Extent3D {
+                width: shared.width,
+                height: shared.height,
+                depth: 1,
+            })
+            .mip_levels(shared.mip_levels)
+            .array_layers(layers)
+            .samples(vk::SampleCountFlags::TYPE_1)
+            .tiling(vk::ImageTiling::OPTIMAL)
+            .usage(vk::ImageUsageFlags::from_raw(shared.usage))
+            .initial_layout(vk::ImageLayout::UNDEFINED)
+            .push_next(&mut external);
+        // SAFETY: creation of an image and an import of its memory; Vulkan owns the fd
+        // only once the import succeeds (on failure it is closed here); partial objects
+        // are released on every error path.
+        let img = unsafe {
+            let image = d
+                .create_image(&info, None)
+                .map_err(call("vkCreateImage (application image)"))?;
+            let req = d.get_image_memory_requirements(image);
+            if req.size > shared.allocation_size {
+                d.destroy_image(image, None);
+                return Err(VkError::Unsupported(format!(
+                    "the application's image memory ({} bytes) is smaller than the image needs ({})",
+                    shared.allocation_size, req.size
+                )));
+            }
+            let Some(ty) = self
+                .ctx
+                .memory_type(req.memory_type_bits, vk::MemoryPropertyFlags::DEVICE_LOCAL)
+                .or_else(|| {
+                    self.ctx
+                        .memory_type(req.memory_type_bits, vk::MemoryPropertyFlags::empty())
+                })
+            else {
+                d.destroy_image(image, None);
+                return Err(VkError::Unsupported(
+                    "no memory type for an application image".into(),
+                ));
+            };
+            let raw = shared.memory.as_raw_fd();
+            let mut import = vk::ImportMemoryFdInfoKHR::default()
+                .handle_type(vk::ExternalMemoryHandleTypeFlags::OPAQUE_FD)
+                .fd(raw);
+            let mut dedicated = vk::MemoryDedicatedAllocateInfo::default().image(image);
+            let alloc = vk::MemoryAllocateInfo::default()
+                .allocation_size(shared.allocation_size)
+                .memory_type_index(ty)
+                .push_next(&mut import)
+                .push_next(&mut dedicated);
+            let memory = match d.allocate_memory(&alloc, None) {
+                Ok(m) => {
+                    // Vulkan owns the descriptor now.
+                    let _ = shared.memory.into_raw_fd();
+                    m
+                }
+                Err(e) => {
+                    d.destroy_image(image, None);
+                    return Err(VkError::Call {
+                        op: "vkAllocateMemory (import application image)",
+                        result: e,
+                    });
+                }
+            };
+            if let Err(e) = d.bind_image_memory(image, memory, 0) {
+                d.destroy_image(image, None);
+                d.free_memory(memory, None);
+                return Err(VkError::Call {
+                    op: "vkBindImageMemory",
+                    result: e,
+                });
+            }
+            let view = d.create_image_view(
+                &vk::ImageViewCreateInfo::default()
+                    .image(image)
+                    .view_type(vk::ImageViewType::TYPE_2D_ARRAY)
+                    .format(format)
+                    .subresource_range(color_range(layers)),
+                None,
+            );
+            match view {
+                Ok(view) => Image {
+                    image,
+                    memory,
+                    view,
+                    width: shared.width,
+                    height: shared.height,
+                },
+                Err(e) => {
+                    d.destroy_image(image, None);
+                    d.free_memory(memory, None);
+                    return Err(VkError::Call {
+                        op: "vkCreateImageView",
+                        result: e,
+                    });
+                }
+            }
+        };
+        let set = match self.descriptor_set(img.view) {
+            Ok(s) => s,
+            Err(e) => {
+                self.free_image(&img);
+                return Err(e);
+            }
+        };
+        let id = self.next_id;
+        self.next_id += 1;
+        self.layers.insert(
+            id,
+            LayerImage {
+                img,
+                set,
+                desc: ImageDesc {
+                    id,
+                    width: shared.width,
+                    height: shared.height,
+                    array_layers: layers,
+                    format: Some(shared.format),
+                },
+                external: Some((vk::ImageLayout::from_raw(shared.layout), layers)),
             },
         );
         Ok(id)
@@ -1082,6 +1231,28 @@ impl GpuRenderer {
                 d.cmd_reset_query_pool(cb, q, 0, 3);
                 d.cmd_write_timestamp2(cb, vk::PipelineStageFlags2::TOP_OF_PIPE, q, 0);
             }
+            // Application images: from the app's device (external queue family, its
+            // layout) to ours for sampling; given back after the layer passes.
+            let mut external: Vec<(vk::Image, vk::ImageLayout, u32)> = Vec::new();
+            for draw in plan.draws.iter().flatten() {
+                if let Some(l) = self.layers.get(&draw.image)
+                    && let Some((layout, layers)) = l.external
+                    && !external.iter().any(|e| e.0 == l.img.image)
+                {
+                    external.push((l.img.image, layout, layers));
+                }
+            }
+            for &(image, layout, layers) in &external {
+                barrier_layers(
+                    &d,
+                    cb,
+                    image,
+                    layers,
+                    layout,
+                    vk::ImageLayout::SHADER_READ_ONLY_OPTIMAL,
+                    (vk::QUEUE_FAMILY_EXTERNAL, self.ctx.queue_family),
+                );
+            }
             for eye in 0..2 {
                 let e = &self.eyes[eye];
                 barrier(
@@ -1125,6 +1296,17 @@ impl GpuRenderer {
                     1,
                     vk::ImageLayout::COLOR_ATTACHMENT_OPTIMAL,
                     vk::ImageLayout::SHADER_READ_ONLY_OPTIMAL,
+                );
+            }
+            for &(image, layout, layers) in &external {
+                barrier_layers(
+                    &d,
+                    cb,
+                    image,
+                    layers,
+                    vk::ImageLayout::SHADER_READ_ONLY_OPTIMAL,
+                    layout,
+                    (self.ctx.queue_family, vk::QUEUE_FAMILY_EXTERNAL),
                 );
             }
             if let Some(q) = self.queries {
@@ -1357,6 +1539,34 @@ fn barrier(
         .new_layout(to)
         .src_queue_family_index(vk::QUEUE_FAMILY_IGNORED)
         .dst_queue_family_index(vk::QUEUE_FAMILY_IGNORED)
+        .image(image)
+        .subresource_range(color_range(layers))];
+    // SAFETY: recording into a command buffer in the recording state; the image is live.
+    unsafe {
+        d.cmd_pipeline_barrier2(cb, &vk::DependencyInfo::default().image_memory_barriers(&b))
+    };
+}
+
+/// A transition of all layers of a colour image with a queue family ownership transfer
+/// (src, dst).
+fn barrier_layers(
+    d: &ash::Device,
+    cb: vk::CommandBuffer,
+    image: vk::Image,
+    layers: u32,
+    from: vk::ImageLayout,
+    to: vk::ImageLayout,
+    (src, dst): (u32, u32),
+) {
+    let b = [vk::ImageMemoryBarrier2::default()
+        .src_stage_mask(vk::PipelineStageFlags2::ALL_COMMANDS)
+        .src_access_mask(vk::AccessFlags2::MEMORY_WRITE)
+        .dst_stage_mask(vk::PipelineStageFlags2::ALL_COMMANDS)
+        .dst_access_mask(vk::AccessFlags2::MEMORY_READ | vk::AccessFlags2::MEMORY_WRITE)
+        .old_layout(from)
+        .new_layout(to)
+        .src_queue_family_index(src)
+        .dst_queue_family_index(dst)
         .image(image)
         .subresource_range(color_range(layers))];
     // SAFETY: recording into a command buffer in the recording state; the image is live.

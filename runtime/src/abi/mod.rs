@@ -76,6 +76,12 @@ typed!(
     FrameEndInfo,
     ReferenceSpaceCreateInfo,
     SpaceLocation,
+    SwapchainCreateInfo,
+    SwapchainImageWaitInfo,
+    GraphicsRequirementsVulkanKHR,
+    VulkanInstanceCreateInfoKHR,
+    VulkanDeviceCreateInfoKHR,
+    VulkanGraphicsDeviceGetInfoKHR,
 );
 
 /// An input structure, checked: not null, the right structure type.
@@ -242,7 +248,9 @@ macro_rules! void_fn {
 
 pub mod session;
 mod space;
+pub mod swapchain;
 mod unsupported;
+mod vulkan;
 
 /// Core functions, and those available without an instance.
 fn core_function(name: &str) -> Option<(bool, xr::pfn::VoidFunction)> {
@@ -341,6 +349,46 @@ fn core_function(name: &str) -> Option<(bool, xr::pfn::VoidFunction)> {
         "xrDestroySpace" => (false, void_fn!(space::destroy_space, pfn::DestroySpace)),
         "xrLocateSpace" => (false, void_fn!(space::locate_space, pfn::LocateSpace)),
         "xrLocateViews" => (false, void_fn!(space::locate_views, pfn::LocateViews)),
+        "xrEnumerateSwapchainFormats" => (
+            false,
+            void_fn!(
+                swapchain::enumerate_swapchain_formats,
+                pfn::EnumerateSwapchainFormats
+            ),
+        ),
+        "xrCreateSwapchain" => (
+            false,
+            void_fn!(swapchain::create_swapchain, pfn::CreateSwapchain),
+        ),
+        "xrDestroySwapchain" => (
+            false,
+            void_fn!(swapchain::destroy_swapchain, pfn::DestroySwapchain),
+        ),
+        "xrEnumerateSwapchainImages" => (
+            false,
+            void_fn!(
+                swapchain::enumerate_swapchain_images,
+                pfn::EnumerateSwapchainImages
+            ),
+        ),
+        "xrAcquireSwapchainImage" => (
+            false,
+            void_fn!(
+                swapchain::acquire_swapchain_image,
+                pfn::AcquireSwapchainImage
+            ),
+        ),
+        "xrWaitSwapchainImage" => (
+            false,
+            void_fn!(swapchain::wait_swapchain_image, pfn::WaitSwapchainImage),
+        ),
+        "xrReleaseSwapchainImage" => (
+            false,
+            void_fn!(
+                swapchain::release_swapchain_image,
+                pfn::ReleaseSwapchainImage
+            ),
+        ),
         _ => return unsupported::function(name),
     })
 }
@@ -383,6 +431,56 @@ fn extension_function(name: &str) -> Option<(&'static str, xr::pfn::VoidFunction
                 convert_time_to_timespec_time,
                 pfn::ConvertTimeToTimespecTimeKHR
             ),
+        ),
+        "xrGetVulkanGraphicsRequirementsKHR" => (
+            "XR_KHR_vulkan_enable",
+            void_fn!(
+                vulkan::get_vulkan_graphics_requirements,
+                pfn::GetVulkanGraphicsRequirementsKHR
+            ),
+        ),
+        "xrGetVulkanInstanceExtensionsKHR" => (
+            "XR_KHR_vulkan_enable",
+            void_fn!(
+                vulkan::get_vulkan_instance_extensions,
+                pfn::GetVulkanInstanceExtensionsKHR
+            ),
+        ),
+        "xrGetVulkanDeviceExtensionsKHR" => (
+            "XR_KHR_vulkan_enable",
+            void_fn!(
+                vulkan::get_vulkan_device_extensions,
+                pfn::GetVulkanDeviceExtensionsKHR
+            ),
+        ),
+        "xrGetVulkanGraphicsDeviceKHR" => (
+            "XR_KHR_vulkan_enable",
+            void_fn!(
+                vulkan::get_vulkan_graphics_device,
+                pfn::GetVulkanGraphicsDeviceKHR
+            ),
+        ),
+        "xrGetVulkanGraphicsRequirements2KHR" => (
+            "XR_KHR_vulkan_enable2",
+            void_fn!(
+                vulkan::get_vulkan_graphics_requirements2,
+                pfn::GetVulkanGraphicsRequirements2KHR
+            ),
+        ),
+        "xrGetVulkanGraphicsDevice2KHR" => (
+            "XR_KHR_vulkan_enable2",
+            void_fn!(
+                vulkan::get_vulkan_graphics_device2,
+                pfn::GetVulkanGraphicsDevice2KHR
+            ),
+        ),
+        "xrCreateVulkanInstanceKHR" => (
+            "XR_KHR_vulkan_enable2",
+            void_fn!(vulkan::create_vulkan_instance, pfn::CreateVulkanInstanceKHR),
+        ),
+        "xrCreateVulkanDeviceKHR" => (
+            "XR_KHR_vulkan_enable2",
+            void_fn!(vulkan::create_vulkan_device, pfn::CreateVulkanDeviceKHR),
         ),
         _ => return None,
     })
@@ -575,6 +673,7 @@ unsafe extern "system" fn destroy_instance(h: xr::Instance) -> xr::Result {
     guard(|| match INSTANCES.remove(h.into_raw()) {
         Some(_) => {
             let children = session::destroy_children(h.into_raw());
+            vulkan::forget(h.into_raw());
             tracing::info!(sessions = children, "instance destroyed");
             xr::Result::SUCCESS
         }

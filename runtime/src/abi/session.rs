@@ -5,14 +5,31 @@
 use super::{done, guard, instance, lock};
 use crate::state::session::{BeginFrame, Session, SessionError, SessionState};
 use crate::state::{self, Event};
+use leasehold_compositor::frame_loop::{Hold, Submission};
+use leasehold_compositor::render::{Layer, LayerFlags, ProjectionView, SubImage};
+use leasehold_compositor::service::{Compositor, FrameClock, LocalCompositor, LocalTarget};
+use leasehold_compositor::vk::app::{AppDevice, Binding};
+use leasehold_drivers::api::Fov;
+use leasehold_drivers::simulated::SimulatedHmd;
 use openxr_sys as xr;
 use openxr_sys::Handle as _;
 use std::sync::{Arc, Mutex};
 
+/// A Vulkan session's app device and compositor.
+#[derive(Clone)]
+pub(super) struct Graphics {
+    pub(super) device: Arc<AppDevice>,
+    pub(super) compositor: Arc<dyn Compositor>,
+}
+
 pub(super) struct SessionObj {
     pub(super) instance: u64,
-    /// The headset the session tracks (the simulated one until a driver is attached).
-    pub(super) hmd: leasehold_drivers::simulated::SimulatedHmd,
+    /// The headset the session tracks (the simulated one until a driver is attached),
+    /// shared with the compositor (its timewarp samples the same poses).
+    pub(super) hmd: Arc<SimulatedHmd>,
+    /// Vulkan sessions; `None` for headless ones.
+    gfx: Option<Graphics>,
+    pub(super) max_swapchain_size: u32,
     pub(super) display: leasehold_drivers::api::DisplayInfo,
     /// OpenXR 1.1 instances also get LOCAL_FLOOR.
     pub(super) api_minor: u16,
@@ -21,8 +38,34 @@ pub(super) struct SessionObj {
     epoch_ns: u64,
     period_ns: u64,
     scanout_to_photon_ns: u64,
-    /// The last vblank index handed out by xrWaitFrame.
-    last_vblank: Option<u64>,
+    /// The last vblank time handed out by xrWaitFrame (Vulkan sessions).
+    last_vblank_ns: Option<u64>,
+}
+
+impl SessionObj {
+    pub(super) fn graphics(&self) -> Option<Graphics> {
+        self.gfx.clone()
+    }
+
+    /// XR_ERROR_SESSION_LOST once the session is lost; a compositor that lost its display
+    /// loses the session (LOSS_PENDING is reported first).
+    pub(super) fn alive(&self) -> Result<(), xr::Result> {
+        if self.session.state() == SessionState::LossPending {
+            return Err(xr::Result::ERROR_SESSION_LOST);
+        }
+        Ok(())
+    }
+
+    /// Notices a compositor that stopped: the session moves to LOSS_PENDING.
+    fn check_lost(&mut self, handle: u64) {
+        if let Some(why) = self.gfx.as_ref().and_then(|g| g.compositor.lost())
+            && self.session.state() != SessionState::LossPending
+        {
+            tracing::error!(%why, "session lost");
+            self.session.lose();
+            flush(handle, self);
+        }
+    }
 }
 
 pub(super) static SESSIONS: super::handles::HandleTable<Mutex<SessionObj>> =
@@ -110,27 +153,54 @@ pub(super) unsafe extern "system" fn create_session(
                     inst.api_version.1,
                 )
             };
-            if !info.next.is_null() {
-                // A graphics binding: none is implemented yet (none is advertised).
-                tracing::error!(
-                    "xrCreateSession with a graphics binding: Leasehold's Vulkan bindings are not implemented yet"
-                );
-                return Err(xr::Result::ERROR_GRAPHICS_DEVICE_INVALID);
-            }
-            if !headless {
-                return Err(xr::Result::ERROR_GRAPHICS_DEVICE_INVALID);
-            }
+            let binding = if info.next.is_null() {
+                None
+            } else {
+                // SAFETY: a non-null `next` points to a structure starting with its type.
+                let ty = unsafe { *(info.next as *const xr::StructureType) };
+                if ty != xr::StructureType::GRAPHICS_BINDING_VULKAN_KHR {
+                    tracing::error!(
+                        ?ty,
+                        "xrCreateSession: Leasehold supports Vulkan graphics bindings only"
+                    );
+                    return Err(xr::Result::ERROR_GRAPHICS_DEVICE_INVALID);
+                }
+                // SAFETY: the type says it is an XrGraphicsBindingVulkanKHR.
+                Some(unsafe { *(info.next as *const xr::GraphicsBindingVulkanKHR) })
+            };
+            let (vulkan1, vulkan2) = {
+                let inst = lock(&i);
+                (
+                    inst.enabled("XR_KHR_vulkan_enable"),
+                    inst.enabled("XR_KHR_vulkan_enable2"),
+                )
+            };
+            let hmd = Arc::new(SimulatedHmd::looking_around(now_ns()));
+            let gfx = match binding {
+                None if headless => None,
+                None => return Err(xr::Result::ERROR_GRAPHICS_DEVICE_INVALID),
+                Some(_) if !(vulkan1 || vulkan2) => {
+                    tracing::error!("a Vulkan graphics binding without XR_KHR_vulkan_enable(2)");
+                    return Err(xr::Result::ERROR_GRAPHICS_DEVICE_INVALID);
+                }
+                Some(_) if !super::vulkan::requirements_queried(instance_h.into_raw()) => {
+                    return Err(xr::Result::ERROR_GRAPHICS_REQUIREMENTS_CALL_MISSING);
+                }
+                Some(b) => Some(vulkan_session(&b, hmd.clone())?),
+            };
             let hz = display.refresh_hz.first().copied().unwrap_or(90.0).max(1.0);
             let obj = SessionObj {
                 instance: instance_h.into_raw(),
-                hmd: leasehold_drivers::simulated::SimulatedHmd::looking_around(now_ns()),
+                hmd,
+                gfx,
+                max_swapchain_size: lock(&i).system.max_swapchain_size,
                 display: display.clone(),
                 api_minor,
                 session: Session::new(),
                 epoch_ns: now_ns(),
                 period_ns: (1e9 / hz as f64).round() as u64,
                 scanout_to_photon_ns: display.scanout_to_photon_ns,
-                last_vblank: None,
+                last_vblank_ns: None,
             };
             // The handle first, so the IDLE and READY events can name it.
             let h = SESSIONS.insert(Mutex::new(obj));
@@ -139,16 +209,46 @@ pub(super) unsafe extern "system" fn create_session(
             }
             // SAFETY: checked non-null.
             unsafe { *out = xr::Session::from_raw(h) };
-            tracing::info!("headless session created");
+            tracing::info!(handle = h, "session created");
             Ok(())
         })())
+    })
+}
+
+/// A Vulkan session's device and compositor, from the app's graphics binding.
+fn vulkan_session(
+    b: &xr::GraphicsBindingVulkanKHR,
+    hmd: Arc<SimulatedHmd>,
+) -> Result<Graphics, xr::Result> {
+    let uuid = super::vulkan::compositor_uuid()?;
+    let binding = Binding {
+        instance: b.instance as usize as u64,
+        physical: b.physical_device as usize as u64,
+        device: b.device as usize as u64,
+        queue_family: b.queue_family_index,
+        queue_index: b.queue_index,
+    };
+    // SAFETY: the app's live Vulkan objects, which the OpenXR contract keeps alive until
+    // the session is destroyed.
+    let device = unsafe { AppDevice::new(binding, uuid) }.map_err(|e| {
+        tracing::error!(%e, "xrCreateSession: the Vulkan binding");
+        xr::Result::ERROR_GRAPHICS_DEVICE_INVALID
+    })?;
+    let compositor = LocalCompositor::start(hmd, LocalTarget::Headless).map_err(|e| {
+        tracing::error!(%e, "xrCreateSession: the compositor");
+        xr::Result::ERROR_RUNTIME_FAILURE
+    })?;
+    Ok(Graphics {
+        device: Arc::new(device),
+        compositor: Arc::new(compositor),
     })
 }
 
 /// Destroys the sessions of an instance that is being destroyed.
 pub(super) fn destroy_children(instance: u64) -> usize {
     let n = SESSIONS.remove_where(|s| slock(s).instance == instance);
-    // Their spaces go with them.
+    // Their swapchains and spaces go with them.
+    super::swapchain::destroy_orphans();
     super::space::destroy_orphans();
     n
 }
@@ -161,6 +261,7 @@ pub fn live_sessions() -> usize {
 pub(super) unsafe extern "system" fn destroy_session(h: xr::Session) -> xr::Result {
     guard(|| match SESSIONS.remove(h.into_raw()) {
         Some(_) => {
+            super::swapchain::destroy_children(h.into_raw());
             super::space::destroy_children(h.into_raw());
             xr::Result::SUCCESS
         }
@@ -234,25 +335,35 @@ pub(super) unsafe extern "system" fn wait_frame(
             // Plan under the lock, sleep without it.
             let (wake, display, period, should_render) = {
                 let mut s = slock(&s);
+                s.check_lost(h.into_raw());
                 s.session.wait_frame().map_err(map_err)?;
                 let now = now_ns();
+                let clock = match &s.gfx {
+                    Some(g) => g.compositor.clock(),
+                    None => FrameClock {
+                        vblank_ns: s.epoch_ns,
+                        period_ns: s.period_ns,
+                        scanout_to_photon_ns: s.scanout_to_photon_ns,
+                    },
+                };
+                let period = clock.period_ns.max(1);
                 // The app gets one period to render: target the first vblank at least a
                 // period away, never the same vblank twice.
-                let earliest = (now + s.period_ns).saturating_sub(s.epoch_ns);
-                let mut k = earliest.div_ceil(s.period_ns);
-                if let Some(last) = s.last_vblank {
-                    k = k.max(last + 1);
+                let mut vblank = clock.vblank_at_or_after(now + period);
+                if let Some(last) = s.last_vblank_ns
+                    && vblank < last + period / 2
+                {
+                    vblank = clock.vblank_at_or_after(last + period / 2);
                 }
-                s.last_vblank = Some(k);
-                let vblank = s.epoch_ns + k * s.period_ns;
+                s.last_vblank_ns = Some(vblank);
                 let should_render = matches!(
                     s.session.state(),
                     SessionState::Visible | SessionState::Focused
                 ) || s.session.state() == SessionState::Ready;
                 (
-                    vblank - s.period_ns,
-                    vblank + s.scanout_to_photon_ns,
-                    s.period_ns,
+                    vblank - period,
+                    vblank + clock.scanout_to_photon_ns,
+                    period,
                     should_render,
                 )
             };
@@ -314,24 +425,221 @@ pub(super) unsafe extern "system" fn end_frame(
             if info.layer_count > 16 {
                 return Err(xr::Result::ERROR_LAYER_LIMIT_EXCEEDED);
             }
-            if info.layer_count > 0 {
+            if !s.session.frame_in_progress() {
+                return Err(xr::Result::ERROR_CALL_ORDER_INVALID);
+            }
+            let ptrs: &[*const xr::CompositionLayerBaseHeader] = if info.layer_count == 0 {
+                &[]
+            } else {
                 if info.layers.is_null() {
                     return Err(xr::Result::ERROR_VALIDATION_FAILURE);
                 }
                 // SAFETY: non-null array of `layer_count` pointers by contract.
-                let layers =
-                    unsafe { std::slice::from_raw_parts(info.layers, info.layer_count as usize) };
-                if layers.iter().any(|l| l.is_null()) {
-                    return Err(xr::Result::ERROR_LAYER_INVALID);
-                }
-                // A headless session has no swapchains, so no layer can name a valid one.
-                return Err(xr::Result::ERROR_HANDLE_INVALID);
+                unsafe { std::slice::from_raw_parts(info.layers, info.layer_count as usize) }
+            };
+            let (layers, holds) = layers(h.into_raw(), &s, info.display_time, ptrs)?;
+            if s.gfx.is_none() && !layers.is_empty() {
+                // A headless session has no swapchains, so no layer can name one.
+                return Err(xr::Result::ERROR_LAYER_INVALID);
             }
+            s.check_lost(h.into_raw());
+            s.alive()?;
             s.session.end_frame().map_err(map_err)?;
+            if let Some(g) = &s.gfx {
+                let frame = s.session.frames_ended();
+                if let Err(e) = g.compositor.submit(Submission {
+                    frame,
+                    layers,
+                    holds,
+                }) {
+                    tracing::error!(%e, "submitting a frame");
+                }
+            }
             flush(h.into_raw(), &mut s);
             Ok(())
         })())
     })
+}
+
+fn layer_flags(f: xr::CompositionLayerFlags) -> LayerFlags {
+    LayerFlags {
+        blend_texture_source_alpha: f
+            .contains(xr::CompositionLayerFlags::BLEND_TEXTURE_SOURCE_ALPHA),
+        unpremultiplied_alpha: f.contains(xr::CompositionLayerFlags::UNPREMULTIPLIED_ALPHA),
+    }
+}
+
+/// Checks a layer's sub-image against its swapchain and takes the image it shows.
+fn sub_image(
+    session: u64,
+    si: &xr::SwapchainSubImage,
+    holds: &mut Vec<Hold>,
+) -> Result<SubImage, xr::Result> {
+    let (w, h, layers, owner) = super::swapchain::extent(si.swapchain)?;
+    if owner != session {
+        return Err(xr::Result::ERROR_VALIDATION_FAILURE);
+    }
+    let r = si.image_rect;
+    if r.offset.x < 0
+        || r.offset.y < 0
+        || r.extent.width <= 0
+        || r.extent.height <= 0
+        || r.offset.x as i64 + r.extent.width as i64 > w as i64
+        || r.offset.y as i64 + r.extent.height as i64 > h as i64
+    {
+        return Err(xr::Result::ERROR_SWAPCHAIN_RECT_INVALID);
+    }
+    if si.image_array_index >= layers {
+        return Err(xr::Result::ERROR_VALIDATION_FAILURE);
+    }
+    let shown = super::swapchain::shown(si.swapchain, session)?;
+    holds.push(shown.hold);
+    Ok(SubImage {
+        image: shown.layer_id,
+        x: r.offset.x,
+        y: r.offset.y,
+        width: r.extent.width,
+        height: r.extent.height,
+        array_index: si.image_array_index,
+    })
+}
+
+fn fov(f: &xr::Fovf) -> Result<Fov, xr::Result> {
+    let fov = Fov {
+        angle_left: f.angle_left,
+        angle_right: f.angle_right,
+        angle_up: f.angle_up,
+        angle_down: f.angle_down,
+    };
+    let ok = [f.angle_left, f.angle_right, f.angle_up, f.angle_down]
+        .iter()
+        .all(|a| a.is_finite() && a.abs() < std::f32::consts::FRAC_PI_2)
+        && f.angle_left < f.angle_right
+        && f.angle_down < f.angle_up;
+    if ok {
+        Ok(fov)
+    } else {
+        Err(xr::Result::ERROR_VALIDATION_FAILURE)
+    }
+}
+
+fn app_pose(p: &xr::Posef) -> Result<leasehold_drivers::api::Pose, xr::Result> {
+    crate::state::space::validate_pose(super::space::to_pose(p))
+        .map_err(|_| xr::Result::ERROR_POSE_INVALID)
+}
+
+/// Walks a projection view's `next` chain: depth info (XR_KHR_composition_layer_depth)
+/// is checked and accepted; the compositor does not use depth yet.
+fn check_view_chain(
+    session: u64,
+    depth_enabled: bool,
+    mut next: *const std::ffi::c_void,
+) -> Result<(), xr::Result> {
+    while !next.is_null() {
+        // SAFETY: every structure in a `next` chain starts with its type and next pointer.
+        let base = unsafe { &*(next as *const xr::BaseInStructure) };
+        if base.ty == xr::StructureType::COMPOSITION_LAYER_DEPTH_INFO_KHR && depth_enabled {
+            // SAFETY: the type says what it is.
+            let d = unsafe { &*(next as *const xr::CompositionLayerDepthInfoKHR) };
+            let (_, _, _, owner) = super::swapchain::extent(d.sub_image.swapchain)?;
+            if owner != session {
+                return Err(xr::Result::ERROR_VALIDATION_FAILURE);
+            }
+            if !(0.0..=1.0).contains(&d.min_depth)
+                || !(0.0..=1.0).contains(&d.max_depth)
+                || d.min_depth > d.max_depth
+            {
+                return Err(xr::Result::ERROR_VALIDATION_FAILURE);
+            }
+        }
+        // Unknown structures in the chain are ignored, as the specification requires.
+        next = base.next.cast();
+    }
+    Ok(())
+}
+
+/// xrEndFrame's layers, checked, as the compositor's layers (and the holds that keep
+/// their images from being reused while shown).
+fn layers(
+    session: u64,
+    s: &SessionObj,
+    time: xr::Time,
+    ptrs: &[*const xr::CompositionLayerBaseHeader],
+) -> Result<(Vec<Layer>, Vec<Hold>), xr::Result> {
+    if ptrs.len() > 16 {
+        return Err(xr::Result::ERROR_LAYER_LIMIT_EXCEEDED);
+    }
+    let depth_enabled = super::INSTANCES
+        .get(s.instance)
+        .is_some_and(|i| lock(&i).enabled("XR_KHR_composition_layer_depth"));
+    let mut out = Vec::with_capacity(ptrs.len());
+    let mut holds = Vec::new();
+    for &p in ptrs {
+        if p.is_null() {
+            return Err(xr::Result::ERROR_LAYER_INVALID);
+        }
+        // SAFETY: non-null; every layer starts with the base header.
+        let base = unsafe { &*p };
+        let known = xr::CompositionLayerFlags::CORRECT_CHROMATIC_ABERRATION
+            | xr::CompositionLayerFlags::BLEND_TEXTURE_SOURCE_ALPHA
+            | xr::CompositionLayerFlags::UNPREMULTIPLIED_ALPHA;
+        if !(base.layer_flags & !known).is_empty() {
+            return Err(xr::Result::ERROR_VALIDATION_FAILURE);
+        }
+        let space = super::space::in_world(base.space, session, s, time)?;
+        match base.ty {
+            xr::StructureType::COMPOSITION_LAYER_PROJECTION => {
+                // SAFETY: the type says it is a projection layer.
+                let l = unsafe { &*(p as *const xr::CompositionLayerProjection) };
+                if l.view_count != 2 || l.views.is_null() {
+                    return Err(xr::Result::ERROR_VALIDATION_FAILURE);
+                }
+                // SAFETY: non-null array of `view_count` views by contract.
+                let views = unsafe { std::slice::from_raw_parts(l.views, 2) };
+                let mut pv = Vec::with_capacity(2);
+                for v in views {
+                    if v.ty != xr::StructureType::COMPOSITION_LAYER_PROJECTION_VIEW {
+                        return Err(xr::Result::ERROR_VALIDATION_FAILURE);
+                    }
+                    check_view_chain(session, depth_enabled, v.next)?;
+                    pv.push(ProjectionView {
+                        pose: space.compose(&app_pose(&v.pose)?),
+                        fov: fov(&v.fov)?,
+                        sub_image: sub_image(session, &v.sub_image, &mut holds)?,
+                    });
+                }
+                out.push(Layer::Projection {
+                    views: [pv[0], pv[1]],
+                    flags: layer_flags(base.layer_flags),
+                });
+            }
+            xr::StructureType::COMPOSITION_LAYER_QUAD => {
+                // SAFETY: the type says it is a quad layer.
+                let l = unsafe { &*(p as *const xr::CompositionLayerQuad) };
+                let eyes = match l.eye_visibility {
+                    xr::EyeVisibility::BOTH => [true, true],
+                    xr::EyeVisibility::LEFT => [true, false],
+                    xr::EyeVisibility::RIGHT => [false, true],
+                    _ => return Err(xr::Result::ERROR_VALIDATION_FAILURE),
+                };
+                if !(l.size.width.is_finite() && l.size.height.is_finite())
+                    || l.size.width <= 0.0
+                    || l.size.height <= 0.0
+                {
+                    return Err(xr::Result::ERROR_VALIDATION_FAILURE);
+                }
+                out.push(Layer::Quad {
+                    eyes,
+                    sub_image: sub_image(session, &l.sub_image, &mut holds)?,
+                    pose: space.compose(&app_pose(&l.pose)?),
+                    size: glam::Vec2::new(l.size.width, l.size.height),
+                    flags: layer_flags(base.layer_flags),
+                });
+            }
+            _ => return Err(xr::Result::ERROR_LAYER_INVALID),
+        }
+    }
+    Ok((out, holds))
 }
 
 // ---------------------------------------------------------------------------------
@@ -420,7 +728,7 @@ pub(super) unsafe extern "system" fn request_display_refresh_rate(
                 // Re-anchor the frame clock at the change.
                 s.epoch_ns = now_ns();
                 s.period_ns = period;
-                s.last_vblank = None;
+                s.last_vblank_ns = None;
                 if let Some(i) = super::INSTANCES.get(s.instance) {
                     lock(&i).events.push_back(Event::DisplayRefreshRateChanged {
                         from_hz: from,

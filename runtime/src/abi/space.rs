@@ -25,7 +25,7 @@ fn kind(t: xr::ReferenceSpaceType, api_minor: u16) -> Option<ReferenceKind> {
     }
 }
 
-fn to_pose(p: &xr::Posef) -> Pose {
+pub(super) fn to_pose(p: &xr::Posef) -> Pose {
     Pose {
         orientation: glam::Quat::from_xyzw(
             p.orientation.x,
@@ -67,6 +67,22 @@ fn head(s: &SessionObj, time: xr::Time) -> Result<(Pose, f32), xr::Result> {
         TrackingOrigin::Room => 0.0,
     };
     Ok((p.pose, eye_height))
+}
+
+/// Where space `h` (of session `session`) is in the world frame at `time`: the frame
+/// the compositor composes layers in.
+pub(super) fn in_world(
+    h: xr::Space,
+    session: u64,
+    s: &SessionObj,
+    time: xr::Time,
+) -> Result<Pose, xr::Result> {
+    let sp = space(h)?;
+    if sp.session != session {
+        return Err(xr::Result::ERROR_VALIDATION_FAILURE);
+    }
+    let (head, eye_height) = head(s, time)?;
+    Ok(sp.space.in_world(&head, eye_height))
 }
 
 fn space(h: xr::Space) -> Result<Arc<SpaceObj>, xr::Result> {

@@ -28,46 +28,6 @@ fn not_yet(name: &'static str) -> xr::Result {
 /// The stub for a core function, by name.
 pub(super) fn function(name: &str) -> Option<(bool, xr::pfn::VoidFunction)> {
     Some(match name {
-        "xrEnumerateSwapchainFormats" => (
-            false,
-            void_fn!(
-                unsupported_enumerate_swapchain_formats,
-                pfn::EnumerateSwapchainFormats
-            ),
-        ),
-        "xrCreateSwapchain" => (
-            false,
-            void_fn!(unsupported_create_swapchain, pfn::CreateSwapchain),
-        ),
-        "xrDestroySwapchain" => (
-            false,
-            void_fn!(unsupported_destroy_swapchain, pfn::DestroySwapchain),
-        ),
-        "xrEnumerateSwapchainImages" => (
-            false,
-            void_fn!(
-                unsupported_enumerate_swapchain_images,
-                pfn::EnumerateSwapchainImages
-            ),
-        ),
-        "xrAcquireSwapchainImage" => (
-            false,
-            void_fn!(
-                unsupported_acquire_swapchain_image,
-                pfn::AcquireSwapchainImage
-            ),
-        ),
-        "xrWaitSwapchainImage" => (
-            false,
-            void_fn!(unsupported_wait_swapchain_image, pfn::WaitSwapchainImage),
-        ),
-        "xrReleaseSwapchainImage" => (
-            false,
-            void_fn!(
-                unsupported_release_swapchain_image,
-                pfn::ReleaseSwapchainImage
-            ),
-        ),
         "xrCreateActionSpace" => (
             false,
             void_fn!(unsupported_create_action_space, pfn::CreateActionSpace),
@@ -163,58 +123,6 @@ pub(super) fn function(name: &str) -> Option<(bool, xr::pfn::VoidFunction)> {
         ),
         _ => return None,
     })
-}
-
-unsafe extern "system" fn unsupported_enumerate_swapchain_formats(
-    _session: xr::Session,
-    _format_capacity_input: u32,
-    _format_count_output: *mut u32,
-    _formats: *mut i64,
-) -> xr::Result {
-    not_yet("xrEnumerateSwapchainFormats")
-}
-
-unsafe extern "system" fn unsupported_create_swapchain(
-    _session: xr::Session,
-    _create_info: *const xr::SwapchainCreateInfo,
-    _swapchain: *mut xr::Swapchain,
-) -> xr::Result {
-    not_yet("xrCreateSwapchain")
-}
-
-unsafe extern "system" fn unsupported_destroy_swapchain(_swapchain: xr::Swapchain) -> xr::Result {
-    not_yet("xrDestroySwapchain")
-}
-
-unsafe extern "system" fn unsupported_enumerate_swapchain_images(
-    _swapchain: xr::Swapchain,
-    _image_capacity_input: u32,
-    _image_count_output: *mut u32,
-    _images: *mut xr::SwapchainImageBaseHeader,
-) -> xr::Result {
-    not_yet("xrEnumerateSwapchainImages")
-}
-
-unsafe extern "system" fn unsupported_acquire_swapchain_image(
-    _swapchain: xr::Swapchain,
-    _acquire_info: *const xr::SwapchainImageAcquireInfo,
-    _index: *mut u32,
-) -> xr::Result {
-    not_yet("xrAcquireSwapchainImage")
-}
-
-unsafe extern "system" fn unsupported_wait_swapchain_image(
-    _swapchain: xr::Swapchain,
-    _wait_info: *const xr::SwapchainImageWaitInfo,
-) -> xr::Result {
-    not_yet("xrWaitSwapchainImage")
-}
-
-unsafe extern "system" fn unsupported_release_swapchain_image(
-    _swapchain: xr::Swapchain,
-    _release_info: *const xr::SwapchainImageReleaseInfo,
-) -> xr::Result {
-    not_yet("xrReleaseSwapchainImage")
 }
 
 unsafe extern "system" fn unsupported_create_action_space(

@@ -4,6 +4,7 @@
 pub mod path;
 pub mod session;
 pub mod space;
+pub mod swapchain;
 
 use leasehold_drivers::api::DisplayInfo;
 use std::collections::{BTreeSet, VecDeque};
@@ -16,6 +17,9 @@ pub const EXTENSIONS: &[(&str, u32)] = &[
     ("XR_KHR_convert_timespec_time", 1),
     ("XR_MND_headless", 2),
     ("XR_FB_display_refresh_rate", 1),
+    ("XR_KHR_vulkan_enable", 8),
+    ("XR_KHR_vulkan_enable2", 2),
+    ("XR_KHR_composition_layer_depth", 6),
 ];
 
 /// The system id every instance hands out for its (one) head-mounted display.

@@ -222,6 +222,11 @@ impl Session {
         Ok(())
     }
 
+    /// A frame is begun and not yet ended.
+    pub fn frame_in_progress(&self) -> bool {
+        self.frame_open
+    }
+
     /// Frames the app has ended.
     pub fn frames_ended(&self) -> u64 {
         self.ended

@@ -1,0 +1,366 @@
+//! The compositor as the OpenXR runtime sees it: the [`Compositor`] trait, and
+//! [`LocalCompositor`], which runs the frame loop on a presenter thread in the app's
+//! process. Everything crossing the trait is plain data or file descriptors, so a
+//! client talking to a compositor service over a Unix socket (fds over SCM_RIGHTS) can
+//! implement it as well.
+
+use crate::frame_loop::{self, LoopRecord, Submission, SubmissionSlot};
+use crate::pacing::PacerConfig;
+use crate::render::pattern::RgbaImage;
+use crate::target::Target;
+use crate::target::headless::HeadlessTarget;
+use crate::vk::VkError;
+use crate::vk::app::SharedImage;
+use crate::vk::context::{DevicePreference, VkContext};
+use crate::vk::renderer::GpuRenderer;
+use leasehold_drivers::api::{DisplayInfo, Hmd};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::mpsc;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+#[derive(Debug, Clone, thiserror::Error, PartialEq, Eq)]
+pub enum CompositorError {
+    #[error("the compositor could not start: {0}")]
+    Start(String),
+    #[error("{0}")]
+    Vulkan(String),
+    /// The display is gone (lease revoked, headset unplugged) or the compositor stopped.
+    #[error("the compositor stopped: {0}")]
+    Lost(String),
+}
+
+impl From<VkError> for CompositorError {
+    fn from(e: VkError) -> Self {
+        CompositorError::Vulkan(e.to_string())
+    }
+}
+
+/// Where the display's vblanks fall: the last one known and the period.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct FrameClock {
+    pub vblank_ns: u64,
+    pub period_ns: u64,
+    pub scanout_to_photon_ns: u64,
+}
+
+impl FrameClock {
+    /// The first vblank at or after `t_ns`.
+    pub fn vblank_at_or_after(&self, t_ns: u64) -> u64 {
+        if t_ns <= self.vblank_ns {
+            return self.vblank_ns;
+        }
+        let k = (t_ns - self.vblank_ns).div_ceil(self.period_ns.max(1));
+        self.vblank_ns + k * self.period_ns
+    }
+}
+
+/// What the compositor has done so far.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct CompositorStats {
+    pub frames: u64,
+    pub hits: u64,
+    /// Frames that showed an app submission (not the empty scene before the first).
+    pub with_submission: u64,
+    /// Distinct app frames shown.
+    pub app_frames_shown: u64,
+    /// Render cost medians are computed by the caller from these sums.
+    pub render_ns_sum: u64,
+    pub render_ns_max: u64,
+}
+
+/// What the OpenXR runtime needs from a compositor.
+pub trait Compositor: Send + Sync {
+    /// For logs.
+    fn describe(&self) -> String;
+    /// The Vulkan device (VkPhysicalDeviceIDProperties::deviceUUID) app images must be on.
+    fn device_uuid(&self) -> [u8; 16];
+    fn display(&self) -> DisplayInfo;
+    fn clock(&self) -> FrameClock;
+    /// Takes an app swapchain image's memory; returns the layer image id layers name.
+    fn import_image(&self, image: SharedImage) -> Result<u64, CompositorError>;
+    fn destroy_image(&self, id: u64);
+    /// The app's newest frame; shown from the next compositor wake on.
+    fn submit(&self, frame: Submission) -> Result<(), CompositorError>;
+    /// The last composited panel image (headless targets), RGBA8 sRGB.
+    fn snapshot(&self) -> Result<Option<RgbaImage>, CompositorError>;
+    fn stats(&self) -> CompositorStats;
+    /// `Some(reason)` once the display is gone.
+    fn lost(&self) -> Option<String>;
+}
+
+enum Command {
+    Import(SharedImage, mpsc::Sender<Result<u64, CompositorError>>),
+    Destroy(u64),
+    Snapshot(mpsc::Sender<Result<Option<RgbaImage>, CompositorError>>),
+}
+
+struct Shared {
+    slot: SubmissionSlot,
+    stop: AtomicBool,
+    vblank_ns: AtomicU64,
+    period_ns: AtomicU64,
+    stats: Mutex<CompositorStats>,
+    lost: Mutex<Option<String>>,
+}
+
+/// Which display the local compositor drives.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum LocalTarget {
+    /// Offscreen images at the panel's size, paced by a simulated vblank clock.
+    Headless,
+}
+
+/// The compositor in the app's process: a presenter thread owning the Vulkan device, the
+/// renderer and the target.
+pub struct LocalCompositor {
+    shared: Arc<Shared>,
+    commands: Mutex<mpsc::Sender<Command>>,
+    thread: Option<std::thread::JoinHandle<()>>,
+    display: DisplayInfo,
+    uuid: [u8; 16],
+    describe: String,
+    scanout_to_photon_ns: u64,
+}
+
+impl std::fmt::Debug for LocalCompositor {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(&self.describe)
+    }
+}
+
+impl LocalCompositor {
+    /// Starts the presenter thread: Vulkan device, renderer, target, then the frame loop.
+    /// Returns once the first frame's clock is known, or with why it could not start.
+    pub fn start(
+        hmd: Arc<dyn Hmd + Send + Sync>,
+        target: LocalTarget,
+    ) -> Result<Self, CompositorError> {
+        let display = hmd.display();
+        let shared = Arc::new(Shared {
+            slot: SubmissionSlot::default(),
+            stop: AtomicBool::new(false),
+            vblank_ns: AtomicU64::new(0),
+            period_ns: AtomicU64::new(0),
+            stats: Mutex::new(CompositorStats::default()),
+            lost: Mutex::new(None),
+        });
+        let (ctx_tx, ctx_rx) = mpsc::channel();
+        let (cmd_tx, cmd_rx) = mpsc::channel::<Command>();
+        let thread = {
+            let shared = shared.clone();
+            let display = display.clone();
+            std::thread::Builder::new()
+                .name("leasehold-compositor".into())
+                .spawn(move || presenter(hmd, display, target, shared, cmd_rx, ctx_tx))
+                .map_err(|e| CompositorError::Start(format!("presenter thread: {e}")))?
+        };
+        let started = ctx_rx
+            .recv_timeout(Duration::from_secs(120))
+            .map_err(|_| CompositorError::Start("the presenter thread did not start".into()))
+            .and_then(|r| r);
+        let (uuid, describe) = match started {
+            Ok(x) => x,
+            Err(e) => {
+                shared.stop.store(true, Ordering::Release);
+                let _ = thread.join();
+                return Err(e);
+            }
+        };
+        tracing::info!(compositor = %describe, "compositor started");
+        Ok(Self {
+            shared,
+            commands: Mutex::new(cmd_tx),
+            thread: Some(thread),
+            scanout_to_photon_ns: display.scanout_to_photon_ns,
+            display,
+            uuid,
+            describe,
+        })
+    }
+
+    fn send(&self, c: Command) -> Result<(), CompositorError> {
+        if let Some(why) = self.lost() {
+            return Err(CompositorError::Lost(why));
+        }
+        self.commands
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .send(c)
+            .map_err(|_| CompositorError::Lost("the presenter thread has ended".into()))
+    }
+}
+
+fn presenter(
+    hmd: Arc<dyn Hmd + Send + Sync>,
+    display: DisplayInfo,
+    target: LocalTarget,
+    shared: Arc<Shared>,
+    commands: mpsc::Receiver<Command>,
+    started: mpsc::Sender<Result<([u8; 16], String), CompositorError>>,
+) {
+    let setup = || -> Result<(GpuRenderer, HeadlessTarget), CompositorError> {
+        let ctx = Arc::new(VkContext::new(DevicePreference::default())?);
+        let mut r = GpuRenderer::new(ctx, &hmd.lens(), &display)?;
+        let hz = display.refresh_hz.first().copied().unwrap_or(90.0);
+        let LocalTarget::Headless = target;
+        let t = HeadlessTarget::new(&mut r, display.panel_width, display.panel_height, hz, 3)?;
+        Ok((r, t))
+    };
+    let (mut renderer, mut target) = match setup() {
+        Ok(x) => x,
+        Err(e) => {
+            let _ = started.send(Err(e));
+            return;
+        }
+    };
+    // Software rendering under load can take seconds for a frame; not a hang.
+    renderer.set_gpu_timeout(Duration::from_secs(60));
+    let period = target.period_ns();
+    shared.period_ns.store(period, Ordering::Release);
+    shared
+        .vblank_ns
+        .store(crate::present::now_ns(), Ordering::Release);
+    let uuid = renderer.context().gpu.device_uuid;
+    let describe = format!("{} on {}", target.describe(), renderer.context().gpu.name);
+    let _ = started.send(Ok((uuid, describe)));
+    let mut cfg = PacerConfig::for_period(period);
+    cfg.scanout_to_photon_ns = display.scanout_to_photon_ns;
+    let mut last_app_frame = None;
+    let mut on_frame = |r: &mut GpuRenderer, t: &mut dyn Target, rec: &LoopRecord| {
+        shared.vblank_ns.store(rec.vblank_ns, Ordering::Release);
+        {
+            let mut s = shared.stats.lock().unwrap_or_else(|p| p.into_inner());
+            s.frames += 1;
+            s.hits += u64::from(rec.hit);
+            s.render_ns_sum += rec.render_ns;
+            s.render_ns_max = s.render_ns_max.max(rec.render_ns);
+            if let Some(f) = rec.submission {
+                s.with_submission += 1;
+                if last_app_frame != Some(f) {
+                    s.app_frames_shown += 1;
+                    last_app_frame = Some(f);
+                }
+            }
+        }
+        while let Ok(c) = commands.try_recv() {
+            match c {
+                Command::Import(img, reply) => {
+                    let _ = reply.send(r.import_layer_image(img).map_err(Into::into));
+                }
+                Command::Destroy(id) => {
+                    if let Err(e) = r.destroy_layer_image(id) {
+                        tracing::warn!(%e, id, "destroying a layer image");
+                    }
+                }
+                Command::Snapshot(reply) => {
+                    let _ = reply.send(t.snapshot(r).map_err(Into::into));
+                }
+            }
+        }
+    };
+    let hmd_ref: &dyn Hmd = &*hmd;
+    let result = frame_loop::run(
+        &mut renderer,
+        &mut target,
+        &display,
+        hmd_ref,
+        &shared.slot,
+        cfg,
+        &shared.stop,
+        &mut on_frame,
+    );
+    if let Err(e) = &result {
+        tracing::error!(%e, "compositor stopped");
+        *shared.lost.lock().unwrap_or_else(|p| p.into_inner()) = Some(e.to_string());
+    }
+    // Late requests: answer them against the final state.
+    while let Ok(c) = commands.recv_timeout(Duration::from_millis(0)) {
+        match c {
+            Command::Import(_, reply) => {
+                let _ = reply.send(Err(CompositorError::Lost("the compositor stopped".into())));
+            }
+            Command::Destroy(id) => {
+                let _ = renderer.destroy_layer_image(id);
+            }
+            Command::Snapshot(reply) => {
+                let _ = reply.send(target.snapshot(&mut renderer).map_err(Into::into));
+            }
+        }
+    }
+    let _ = renderer.wait();
+    if let Err(e) = target.destroy(&mut renderer) {
+        tracing::warn!(%e, "releasing the headless target");
+    }
+}
+
+impl Compositor for LocalCompositor {
+    fn describe(&self) -> String {
+        self.describe.clone()
+    }
+
+    fn device_uuid(&self) -> [u8; 16] {
+        self.uuid
+    }
+
+    fn display(&self) -> DisplayInfo {
+        self.display.clone()
+    }
+
+    fn clock(&self) -> FrameClock {
+        FrameClock {
+            vblank_ns: self.shared.vblank_ns.load(Ordering::Acquire),
+            period_ns: self.shared.period_ns.load(Ordering::Acquire),
+            scanout_to_photon_ns: self.scanout_to_photon_ns,
+        }
+    }
+
+    fn import_image(&self, image: SharedImage) -> Result<u64, CompositorError> {
+        let (tx, rx) = mpsc::channel();
+        self.send(Command::Import(image, tx))?;
+        rx.recv_timeout(Duration::from_secs(60))
+            .map_err(|_| CompositorError::Lost("the compositor did not answer".into()))?
+    }
+
+    fn destroy_image(&self, id: u64) {
+        let _ = self.send(Command::Destroy(id));
+    }
+
+    fn submit(&self, frame: Submission) -> Result<(), CompositorError> {
+        if let Some(why) = self.lost() {
+            return Err(CompositorError::Lost(why));
+        }
+        self.shared.slot.submit(frame);
+        Ok(())
+    }
+
+    fn snapshot(&self) -> Result<Option<RgbaImage>, CompositorError> {
+        let (tx, rx) = mpsc::channel();
+        self.send(Command::Snapshot(tx))?;
+        rx.recv_timeout(Duration::from_secs(60))
+            .map_err(|_| CompositorError::Lost("the compositor did not answer".into()))?
+    }
+
+    fn stats(&self) -> CompositorStats {
+        *self.shared.stats.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    fn lost(&self) -> Option<String> {
+        self.shared
+            .lost
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .clone()
+    }
+}
+
+impl Drop for LocalCompositor {
+    fn drop(&mut self) {
+        self.shared.stop.store(true, Ordering::Release);
+        if let Some(t) = self.thread.take()
+            && t.join().is_err()
+        {
+            tracing::error!("the compositor thread panicked");
+        }
+    }
+}

@@ -1,0 +1,822 @@
+//! The application's side of Vulkan interop (XR_KHR_vulkan_enable and _enable2): what the
+//! app's VkInstance and VkDevice need, creating them for the app (enable2), choosing the
+//! physical device the compositor renders on, and swapchain images allocated on the app's
+//! device from memory exported as opaque fds, which the compositor imports
+//! ([`super::renderer::GpuRenderer::import_layer_image`]) — zero copies, on any driver with
+//! VK_KHR_external_memory_fd (lavapipe included).
+//!
+//! Synchronisation is on the CPU: xrReleaseSwapchainImage submits a fence behind the app's
+//! rendering on its queue, and the frame waits for it before the compositor samples the
+//! image. The app's handles are used only from the OpenXR calls that the specification
+//! lets a runtime use the app's queue in (acquire, release, end frame).
+
+use super::{VkError, call};
+use crate::render::ColorFormat;
+use ash::vk;
+use ash::vk::Handle as _;
+use std::ffi::{CStr, c_char};
+use std::os::fd::{FromRawFd, OwnedFd};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+/// The app's (or the loader's) vkGetInstanceProcAddr.
+pub type GetInstanceProcAddr = vk::PFN_vkGetInstanceProcAddr;
+
+/// Instance extensions the app's VkInstance needs.
+pub const INSTANCE_EXTENSIONS: &[&CStr] = &[
+    ash::khr::get_physical_device_properties2::NAME,
+    ash::khr::external_memory_capabilities::NAME,
+];
+
+/// Device extensions the app's VkDevice needs (memory the compositor can import).
+pub const DEVICE_EXTENSIONS: &[&CStr] = &[
+    ash::khr::external_memory::NAME,
+    ash::khr::external_memory_fd::NAME,
+    ash::khr::dedicated_allocation::NAME,
+    ash::khr::get_memory_requirements2::NAME,
+];
+
+/// The Vulkan versions the app may use: 1.0 with the extensions above, up to 1.3.
+pub const MIN_API: (u16, u16) = (1, 0);
+pub const MAX_API: (u16, u16) = (1, 3);
+
+/// `names` space-separated (XR_KHR_vulkan_enable's string form).
+pub fn extension_string(names: &[&CStr]) -> String {
+    names
+        .iter()
+        .map(|n| n.to_string_lossy())
+        .collect::<Vec<_>>()
+        .join(" ")
+}
+
+fn entry(gipa: Option<GetInstanceProcAddr>) -> Result<ash::Entry, VkError> {
+    match gipa {
+        // SAFETY: the app's vkGetInstanceProcAddr follows Vulkan 1.0 semantics and stays
+        // valid while its instance lives (the OpenXR contract of enable2).
+        Some(f) => Ok(unsafe {
+            ash::Entry::from_static_fn(ash::StaticFn {
+                get_instance_proc_addr: f,
+            })
+        }),
+        // SAFETY: loading the system's Vulkan loader, the one the app itself uses.
+        None => Ok(unsafe { ash::Entry::load()? }),
+    }
+}
+
+/// `base` plus whichever of `extra` it lacks.
+///
+/// # Safety
+/// `base` must point to `count` NUL-terminated strings (or be null with `count` 0).
+unsafe fn merged(base: *const *const c_char, count: u32, extra: &[&CStr]) -> Vec<*const c_char> {
+    let mut out: Vec<*const c_char> = if base.is_null() || count == 0 {
+        Vec::new()
+    } else {
+        // SAFETY: by the caller's contract.
+        unsafe { std::slice::from_raw_parts(base, count as usize) }.to_vec()
+    };
+    for e in extra {
+        // SAFETY: every entry is a NUL-terminated string by the caller's contract.
+        if !out
+            .iter()
+            .any(|&p| !p.is_null() && unsafe { CStr::from_ptr(p) } == *e)
+        {
+            out.push(e.as_ptr());
+        }
+    }
+    out
+}
+
+/// xrCreateVulkanInstanceKHR: the app's VkInstance with the extensions interop needs
+/// added. Returns the VkResult (the app sees it in `vulkanResult`) and the handle.
+///
+/// # Safety
+/// `info` must point to a valid VkInstanceCreateInfo and `allocator` be null or valid,
+/// as the app passes them.
+pub unsafe fn create_instance(
+    gipa: GetInstanceProcAddr,
+    info: *const std::ffi::c_void,
+    allocator: *const std::ffi::c_void,
+) -> Result<(i32, u64), VkError> {
+    if info.is_null() {
+        return Err(VkError::Unsupported("vulkanCreateInfo is null".into()));
+    }
+    let entry = entry(Some(gipa))?;
+    // SAFETY: a global query through the app's loader.
+    let available = unsafe { entry.enumerate_instance_extension_properties(None) }
+        .map_err(call("vkEnumerateInstanceExtensionProperties"))?;
+    if let Some(missing) = INSTANCE_EXTENSIONS.iter().find(|n| {
+        !available
+            .iter()
+            .any(|e| e.extension_name_as_c_str() == Ok(**n))
+    }) {
+        tracing::error!(extension = ?missing, "the Vulkan instance lacks an extension Leasehold needs");
+        return Ok((vk::Result::ERROR_EXTENSION_NOT_PRESENT.as_raw(), 0));
+    }
+    // SAFETY: the app's structure, copied; only the extension list is replaced, with
+    // pointers that outlive the call.
+    let mut ci = unsafe { *(info as *const vk::InstanceCreateInfo<'_>) };
+    // SAFETY: the app's extension array, by the structure's contract.
+    let names = unsafe {
+        merged(
+            ci.pp_enabled_extension_names,
+            ci.enabled_extension_count,
+            INSTANCE_EXTENSIONS,
+        )
+    };
+    ci.enabled_extension_count = names.len() as u32;
+    ci.pp_enabled_extension_names = names.as_ptr();
+    let mut out = vk::Instance::null();
+    // SAFETY: a valid create info and allocator (the app's), a writable output.
+    let r = unsafe { (entry.fp_v1_0().create_instance)(&ci, allocator.cast(), &mut out) };
+    Ok((r.as_raw(), out.as_raw()))
+}
+
+/// The device the compositor renders on, as one of the app instance's physical devices
+/// (matched by device UUID): xrGetVulkanGraphicsDevice(2)KHR.
+///
+/// # Safety
+/// `instance` must be a live VkInstance created through `gipa` (or the system loader),
+/// with [`INSTANCE_EXTENSIONS`] enabled or Vulkan 1.1.
+pub unsafe fn graphics_device(
+    gipa: Option<GetInstanceProcAddr>,
+    instance: u64,
+    compositor_uuid: [u8; 16],
+) -> Result<u64, VkError> {
+    let entry = entry(gipa)?;
+    let raw = vk::Instance::from_raw(instance);
+    // SAFETY: the instance is live by the caller's contract.
+    let inst = unsafe { ash::Instance::load(entry.static_fn(), raw) };
+    // SAFETY: looking up a function by name; null when the instance lacks it.
+    let props2: Option<vk::PFN_vkGetPhysicalDeviceProperties2> = unsafe {
+        let f = (entry.static_fn().get_instance_proc_addr)(
+            raw,
+            c"vkGetPhysicalDeviceProperties2KHR".as_ptr(),
+        )
+        .or_else(|| {
+            (entry.static_fn().get_instance_proc_addr)(
+                raw,
+                c"vkGetPhysicalDeviceProperties2".as_ptr(),
+            )
+        });
+        f.map(|f| std::mem::transmute::<unsafe extern "system" fn(), _>(f))
+    };
+    let props2 = props2.ok_or_else(|| {
+        VkError::Unsupported(
+            "the application's VkInstance has neither Vulkan 1.1 nor \
+             VK_KHR_get_physical_device_properties2 (xrGetVulkanInstanceExtensionsKHR lists it)"
+                .into(),
+        )
+    })?;
+    // SAFETY: the instance is live.
+    let pds =
+        unsafe { inst.enumerate_physical_devices() }.map_err(call("vkEnumeratePhysicalDevices"))?;
+    for pd in pds {
+        let mut id = vk::PhysicalDeviceIDProperties::default();
+        let mut p2 = vk::PhysicalDeviceProperties2::default().push_next(&mut id);
+        // SAFETY: a valid physical device and a properties chain of known structures.
+        unsafe { props2(pd, &mut p2) };
+        if id.device_uuid == compositor_uuid {
+            return Ok(pd.as_raw());
+        }
+    }
+    Err(VkError::NoDevice(
+        "the application's Vulkan instance does not see the device the compositor renders on"
+            .into(),
+    ))
+}
+
+/// xrCreateVulkanDeviceKHR: the app's VkDevice with the extensions interop needs added.
+///
+/// # Safety
+/// `instance` must be the live VkInstance `physical` belongs to; `info` a valid
+/// VkDeviceCreateInfo and `allocator` null or valid, as the app passes them.
+pub unsafe fn create_device(
+    gipa: GetInstanceProcAddr,
+    instance: u64,
+    physical: u64,
+    info: *const std::ffi::c_void,
+    allocator: *const std::ffi::c_void,
+) -> Result<(i32, u64), VkError> {
+    if info.is_null() {
+        return Err(VkError::Unsupported("vulkanCreateInfo is null".into()));
+    }
+    let entry = entry(Some(gipa))?;
+    // SAFETY: the instance is live by the caller's contract.
+    let inst = unsafe { ash::Instance::load(entry.static_fn(), vk::Instance::from_raw(instance)) };
+    let pd = vk::PhysicalDevice::from_raw(physical);
+    // SAFETY: a query on a physical device of this instance.
+    let available = unsafe { inst.enumerate_device_extension_properties(pd) }
+        .map_err(call("vkEnumerateDeviceExtensionProperties"))?;
+    if let Some(missing) = DEVICE_EXTENSIONS.iter().find(|n| {
+        !available
+            .iter()
+            .any(|e| e.extension_name_as_c_str() == Ok(**n))
+    }) {
+        tracing::error!(extension = ?missing, "the Vulkan device lacks an extension Leasehold needs");
+        return Ok((vk::Result::ERROR_EXTENSION_NOT_PRESENT.as_raw(), 0));
+    }
+    // SAFETY: the app's structure, copied; only the extension list is replaced.
+    let mut ci = unsafe { *(info as *const vk::DeviceCreateInfo<'_>) };
+    // SAFETY: the app's extension array, by the structure's contract.
+    let names = unsafe {
+        merged(
+            ci.pp_enabled_extension_names,
+            ci.enabled_extension_count,
+            DEVICE_EXTENSIONS,
+        )
+    };
+    ci.enabled_extension_count = names.len() as u32;
+    ci.pp_enabled_extension_names = names.as_ptr();
+    let mut out = vk::Device::null();
+    // SAFETY: valid create info (the app's, with our extension list alive across the
+    // call), allocator and output.
+    let r = unsafe { (inst.fp_v1_0().create_device)(pd, &ci, allocator.cast(), &mut out) };
+    Ok((r.as_raw(), out.as_raw()))
+}
+
+/// The app's Vulkan objects from XrGraphicsBindingVulkanKHR, with function tables.
+pub struct AppDevice {
+    _entry: ash::Entry,
+    device: ash::Device,
+    queue: vk::Queue,
+    queue_family: u32,
+    memory: vk::PhysicalDeviceMemoryProperties,
+    memory_fd: ash::khr::external_memory_fd::Device,
+    /// Command pool on the app's queue family (layout transitions); used under the lock.
+    pool: Mutex<vk::CommandPool>,
+}
+
+impl std::fmt::Debug for AppDevice {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("AppDevice")
+            .field("queue_family", &self.queue_family)
+            .finish()
+    }
+}
+
+/// The raw handles of an XrGraphicsBindingVulkanKHR.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Binding {
+    pub instance: u64,
+    pub physical: u64,
+    pub device: u64,
+    pub queue_family: u32,
+    pub queue_index: u32,
+}
+
+impl AppDevice {
+    /// # Safety
+    /// The handles must be the app's live objects (the physical device of the instance,
+    /// the device created from it with the queue named), and outlive this value.
+    pub unsafe fn new(b: Binding, compositor_uuid: [u8; 16]) -> Result<Self, VkError> {
+        if b.instance == 0 || b.physical == 0 || b.device == 0 {
+            return Err(VkError::Unsupported(
+                "the graphics binding has a null VkInstance, VkPhysicalDevice or VkDevice".into(),
+            ));
+        }
+        let entry = entry(None)?;
+        // SAFETY: live handles by the caller's contract.
+        let instance =
+            unsafe { ash::Instance::load(entry.static_fn(), vk::Instance::from_raw(b.instance)) };
+        let pd = vk::PhysicalDevice::from_raw(b.physical);
+        // SAFETY: the app's physical device; the instance is the one it came from. The
+        // UUID check runs on the same function `graphics_device` uses.
+        let physical = unsafe { graphics_device(None, b.instance, compositor_uuid) }?;
+        if physical != b.physical {
+            return Err(VkError::NoDevice(
+                "the session's VkPhysicalDevice is not the one xrGetVulkanGraphicsDeviceKHR \
+                 returned (the device the compositor renders on)"
+                    .into(),
+            ));
+        }
+        // SAFETY: plain queries on a live physical device.
+        let (memory, families) = unsafe {
+            (
+                instance.get_physical_device_memory_properties(pd),
+                instance.get_physical_device_queue_family_properties(pd),
+            )
+        };
+        let family = families.get(b.queue_family as usize).ok_or_else(|| {
+            VkError::Unsupported(format!("queue family {} does not exist", b.queue_family))
+        })?;
+        if b.queue_index >= family.queue_count {
+            return Err(VkError::Unsupported(format!(
+                "queue {} of family {} does not exist",
+                b.queue_index, b.queue_family
+            )));
+        }
+        // SAFETY: the app's live device, created from this instance.
+        let device =
+            unsafe { ash::Device::load(instance.fp_v1_0(), vk::Device::from_raw(b.device)) };
+        // SAFETY: a name lookup; null when the device lacks the extension.
+        let has_fd = unsafe {
+            (instance.fp_v1_0().get_device_proc_addr)(device.handle(), c"vkGetMemoryFdKHR".as_ptr())
+        }
+        .is_some();
+        if !has_fd {
+            return Err(VkError::Unsupported(
+                "the application's VkDevice was created without VK_KHR_external_memory_fd \
+                 (xrGetVulkanDeviceExtensionsKHR lists what it needs)"
+                    .into(),
+            ));
+        }
+        let memory_fd = ash::khr::external_memory_fd::Device::new(&instance, &device);
+        // SAFETY: the queue exists (checked above) on the app's device.
+        let queue = unsafe { device.get_device_queue(b.queue_family, b.queue_index) };
+        // SAFETY: a command pool on the app's device for its queue family.
+        let pool = unsafe {
+            device.create_command_pool(
+                &vk::CommandPoolCreateInfo::default()
+                    .queue_family_index(b.queue_family)
+                    .flags(vk::CommandPoolCreateFlags::RESET_COMMAND_BUFFER),
+                None,
+            )
+        }
+        .map_err(call("vkCreateCommandPool"))?;
+        Ok(Self {
+            _entry: entry,
+            device,
+            queue,
+            queue_family: b.queue_family,
+            memory,
+            memory_fd,
+            pool: Mutex::new(pool),
+        })
+    }
+
+    fn memory_type(&self, bits: u32) -> Option<u32> {
+        let pick = |flags: vk::MemoryPropertyFlags| {
+            (0..self.memory.memory_type_count).find(|&i| {
+                bits & (1 << i) != 0
+                    && self.memory.memory_types[i as usize]
+                        .property_flags
+                        .contains(flags)
+            })
+        };
+        pick(vk::MemoryPropertyFlags::DEVICE_LOCAL)
+            .or_else(|| pick(vk::MemoryPropertyFlags::empty()))
+    }
+}
+
+impl Drop for AppDevice {
+    fn drop(&mut self) {
+        let pool = *self.pool.lock().unwrap_or_else(|p| p.into_inner());
+        // SAFETY: our pool; its command buffers completed (every submit is waited for
+        // before the swapchain that recorded it goes away).
+        unsafe { self.device.destroy_command_pool(pool, None) };
+    }
+}
+
+/// What a swapchain is, in the terms the app asked for.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct SwapchainDesc {
+    pub width: u32,
+    pub height: u32,
+    pub array_layers: u32,
+    pub mip_levels: u32,
+    /// VkFormat.
+    pub format: i32,
+    /// XrSwapchainUsageFlags.
+    pub xr_usage: u64,
+}
+
+/// The swapchain formats (VkFormat) offered, preferred first: the colour formats the
+/// compositor samples, then depth formats (XR_KHR_composition_layer_depth: accepted, not
+/// composited).
+pub fn swapchain_formats() -> Vec<(i32, Option<ColorFormat>)> {
+    let mut v: Vec<(i32, Option<ColorFormat>)> = [
+        ColorFormat::Rgba8Srgb,
+        ColorFormat::Bgra8Srgb,
+        ColorFormat::Rgba8Unorm,
+        ColorFormat::Bgra8Unorm,
+        ColorFormat::Rgba16Float,
+    ]
+    .into_iter()
+    .map(|c| (super::renderer::vk_format(c).as_raw(), Some(c)))
+    .collect();
+    v.extend(
+        [
+            vk::Format::D32_SFLOAT,
+            vk::Format::D24_UNORM_S8_UINT,
+            vk::Format::D16_UNORM,
+        ]
+        .into_iter()
+        .map(|f| (f.as_raw(), None)),
+    );
+    v
+}
+
+fn is_depth(f: vk::Format) -> bool {
+    matches!(
+        f,
+        vk::Format::D32_SFLOAT | vk::Format::D24_UNORM_S8_UINT | vk::Format::D16_UNORM
+    )
+}
+
+/// XrSwapchainUsageFlags → Vulkan usage and create flags.
+fn vk_usage(xr: u64, color: bool) -> (vk::ImageUsageFlags, vk::ImageCreateFlags) {
+    let mut u = vk::ImageUsageFlags::empty();
+    let map = [
+        (0x1, vk::ImageUsageFlags::COLOR_ATTACHMENT),
+        (0x2, vk::ImageUsageFlags::DEPTH_STENCIL_ATTACHMENT),
+        (0x4, vk::ImageUsageFlags::STORAGE),
+        (0x8, vk::ImageUsageFlags::TRANSFER_SRC),
+        (0x10, vk::ImageUsageFlags::TRANSFER_DST),
+        (0x20, vk::ImageUsageFlags::SAMPLED),
+        (0x80, vk::ImageUsageFlags::INPUT_ATTACHMENT),
+    ];
+    for (bit, f) in map {
+        if xr & bit != 0 {
+            u |= f;
+        }
+    }
+    if color {
+        // The compositor samples every colour image.
+        u |= vk::ImageUsageFlags::SAMPLED;
+    }
+    let flags = if xr & 0x40 != 0 {
+        vk::ImageCreateFlags::MUTABLE_FORMAT
+    } else {
+        vk::ImageCreateFlags::empty()
+    };
+    (u, flags)
+}
+
+/// A swapchain image's memory, exported for the compositor to import.
+#[derive(Debug)]
+pub struct SharedImage {
+    pub memory: OwnedFd,
+    pub allocation_size: u64,
+    pub width: u32,
+    pub height: u32,
+    pub array_layers: u32,
+    pub mip_levels: u32,
+    pub format: ColorFormat,
+    /// VkImageUsageFlags / VkImageCreateFlags the image was created with (the import must
+    /// match them).
+    pub usage: u32,
+    pub flags: u32,
+    /// The layout the app leaves the image in at release (VkImageLayout).
+    pub layout: i32,
+}
+
+struct AppImage {
+    image: vk::Image,
+    memory: vk::DeviceMemory,
+    fence: vk::Fence,
+    /// The fence was submitted and not yet waited for.
+    pending: bool,
+    /// The first acquire transitioned it into the app's layout.
+    prepared: bool,
+    cmd: vk::CommandBuffer,
+}
+
+/// Swapchain images on the app's device.
+pub struct AppSwapchain {
+    dev: Arc<AppDevice>,
+    images: Vec<AppImage>,
+    desc: SwapchainDesc,
+    layout: vk::ImageLayout,
+    aspect: vk::ImageAspectFlags,
+    color: Option<ColorFormat>,
+    usage: vk::ImageUsageFlags,
+    flags: vk::ImageCreateFlags,
+}
+
+impl std::fmt::Debug for AppSwapchain {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("AppSwapchain")
+            .field("desc", &self.desc)
+            .field("images", &self.images.len())
+            .finish()
+    }
+}
+
+impl AppSwapchain {
+    /// `count` images. Colour images come with their memory exported
+    /// ([`SharedImage`]) for the compositor; depth images stay on the app's side.
+    pub fn new(
+        dev: Arc<AppDevice>,
+        desc: SwapchainDesc,
+        count: u32,
+    ) -> Result<(Self, Vec<Option<SharedImage>>), VkError> {
+        let format = vk::Format::from_raw(desc.format);
+        let color = swapchain_formats()
+            .into_iter()
+            .find(|(f, _)| *f == desc.format)
+            .ok_or_else(|| VkError::Unsupported(format!("swapchain format {format:?}")))?
+            .1;
+        let depth = is_depth(format);
+        let (usage, flags) = vk_usage(desc.xr_usage, color.is_some());
+        let layout = if usage.contains(vk::ImageUsageFlags::COLOR_ATTACHMENT) {
+            vk::ImageLayout::COLOR_ATTACHMENT_OPTIMAL
+        } else if usage.contains(vk::ImageUsageFlags::DEPTH_STENCIL_ATTACHMENT) {
+            vk::ImageLayout::DEPTH_STENCIL_ATTACHMENT_OPTIMAL
+        } else if usage.contains(vk::ImageUsageFlags::STORAGE) {
+            vk::ImageLayout::GENERAL
+        } else {
+            vk::ImageLayout::SHADER_READ_ONLY_OPTIMAL
+        };
+        let aspect = match format {
+            vk::Format::D24_UNORM_S8_UINT => {
+                vk::ImageAspectFlags::DEPTH | vk::ImageAspectFlags::STENCIL
+            }
+            _ if depth => vk::ImageAspectFlags::DEPTH,
+            _ => vk::ImageAspectFlags::COLOR,
+        };
+        let mut sc = Self {
+            dev,
+            images: Vec::new(),
+            desc,
+            layout,
+            aspect,
+            color,
+            usage,
+            flags,
+        };
+        let mut shared = Vec::new();
+        for _ in 0..count {
+            let (img, s) = sc.create_image(format)?;
+            sc.images.push(img);
+            shared.push(s);
+        }
+        Ok((sc, shared))
+    }
+
+    fn create_image(&self, format: vk::Format) -> Result<(AppImage, Option<SharedImage>), VkError> {
+        let d = &self.dev.device;
+        let export = self.color.is_some();
+        let mut ext = vk::ExternalMemoryImageCreateInfo::default()
+            .handle_types(vk::ExternalMemoryHandleTypeFlags::OPAQUE_FD);
+        let mut info = vk::ImageCreateInfo::default()
+            .flags(self.flags)
+            .image_type(vk::ImageType::TYPE_2D)
+            .format(format)
+            .extent(vk::Extent3D {
+                width: self.desc.width,
+                height: self.desc.height,
+                depth: 1,
+            })
+            .mip_levels(self.desc.mip_levels)
+            .array_layers(self.desc.array_layers)
+            .samples(vk::SampleCountFlags::TYPE_1)
+            .tiling(vk::ImageTiling::OPTIMAL)
+            .usage(self.usage)
+            .initial_layout(vk::ImageLayout::UNDEFINED);
+        if export {
+            info = info.push_next(&mut ext);
+        }
+        // SAFETY: creating and binding new objects on the app's device; everything made
+        // here is released on each error path.
+        unsafe {
+            let image = d.create_image(&info, None).map_err(call("vkCreateImage"))?;
+            let req = d.get_image_memory_requirements(image);
+            let Some(ty) = self.dev.memory_type(req.memory_type_bits) else {
+                d.destroy_image(image, None);
+                return Err(VkError::Unsupported(
+                    "no memory type for a swapchain image".into(),
+                ));
+            };
+            let mut export_info = vk::ExportMemoryAllocateInfo::default()
+                .handle_types(vk::ExternalMemoryHandleTypeFlags::OPAQUE_FD);
+            let mut dedicated = vk::MemoryDedicatedAllocateInfo::default().image(image);
+            let mut alloc = vk::MemoryAllocateInfo::default()
+                .allocation_size(req.size)
+                .memory_type_index(ty);
+            if export {
+                alloc = alloc.push_next(&mut export_info).push_next(&mut dedicated);
+            }
+            let memory = match d.allocate_memory(&alloc, None) {
+                Ok(m) => m,
+                Err(e) => {
+                    d.destroy_image(image, None);
+                    return Err(VkError::Call {
+                        op: "vkAllocateMemory (swapchain image)",
+                        result: e,
+                    });
+                }
+            };
+            let free = |e: VkError| {
+                d.destroy_image(image, None);
+                d.free_memory(memory, None);
+                e
+            };
+            d.bind_image_memory(image, memory, 0)
+                .map_err(call("vkBindImageMemory"))
+                .map_err(free)?;
+            let fence = d
+                .create_fence(&vk::FenceCreateInfo::default(), None)
+                .map_err(call("vkCreateFence"))
+                .map_err(free)?;
+            let pool = *self.dev.pool.lock().unwrap_or_else(|p| p.into_inner());
+            let cmd = match d.allocate_command_buffers(
+                &vk::CommandBufferAllocateInfo::default()
+                    .command_pool(pool)
+                    .command_buffer_count(1),
+            ) {
+                Ok(c) => c[0],
+                Err(e) => {
+                    d.destroy_fence(fence, None);
+                    return Err(free(VkError::Call {
+                        op: "vkAllocateCommandBuffers",
+                        result: e,
+                    }));
+                }
+            };
+            let img = AppImage {
+                image,
+                memory,
+                fence,
+                pending: false,
+                prepared: false,
+                cmd,
+            };
+            let shared = match (self.color, export) {
+                (Some(c), true) => {
+                    match self.dev.memory_fd.get_memory_fd(
+                        &vk::MemoryGetFdInfoKHR::default()
+                            .memory(memory)
+                            .handle_type(vk::ExternalMemoryHandleTypeFlags::OPAQUE_FD),
+                    ) {
+                        Ok(fd) => Some(SharedImage {
+                            memory: OwnedFd::from_raw_fd(fd),
+                            allocation_size: req.size,
+                            width: self.desc.width,
+                            height: self.desc.height,
+                            array_layers: self.desc.array_layers,
+                            mip_levels: self.desc.mip_levels,
+                            format: c,
+                            usage: self.usage.as_raw(),
+                            flags: self.flags.as_raw(),
+                            layout: self.layout.as_raw(),
+                        }),
+                        Err(e) => {
+                            self.destroy_image(&img);
+                            return Err(VkError::Call {
+                                op: "vkGetMemoryFdKHR",
+                                result: e,
+                            });
+                        }
+                    }
+                }
+                _ => None,
+            };
+            Ok((img, shared))
+        }
+    }
+
+    fn destroy_image(&self, i: &AppImage) {
+        let d = &self.dev.device;
+        let pool = *self.dev.pool.lock().unwrap_or_else(|p| p.into_inner());
+        // SAFETY: our objects; the fence is waited on (or never submitted) before this.
+        unsafe {
+            if i.pending {
+                let _ = d.wait_for_fences(&[i.fence], true, 5_000_000_000);
+            }
+            d.free_command_buffers(pool, &[i.cmd]);
+            d.destroy_fence(i.fence, None);
+            d.destroy_image(i.image, None);
+            d.free_memory(i.memory, None);
+        }
+    }
+
+    /// The VkImage handles, in index order (xrEnumerateSwapchainImages).
+    pub fn handles(&self) -> Vec<u64> {
+        self.images.iter().map(|i| i.image.as_raw()).collect()
+    }
+
+    pub fn len(&self) -> usize {
+        self.images.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.images.is_empty()
+    }
+
+    /// xrAcquireSwapchainImage: the first time an image is handed out, put it into the
+    /// layout the app expects (on the app's queue, which the runtime may use here).
+    pub fn acquired(&mut self, index: usize) -> Result<(), VkError> {
+        let layout = self.layout;
+        let aspect = self.aspect;
+        let (levels, layers) = (self.desc.mip_levels, self.desc.array_layers);
+        let dev = &self.dev;
+        let img = self
+            .images
+            .get_mut(index)
+            .ok_or_else(|| VkError::Unsupported(format!("no swapchain image {index}")))?;
+        if img.prepared {
+            return Ok(());
+        }
+        let d = &dev.device;
+        // SAFETY: the app's queue, used inside xrAcquireSwapchainImage as the OpenXR
+        // specification allows; our command buffer and fence, idle (waited for below).
+        unsafe {
+            if img.pending {
+                d.wait_for_fences(&[img.fence], true, 5_000_000_000)
+                    .map_err(call("vkWaitForFences"))?;
+                img.pending = false;
+            }
+            d.reset_fences(&[img.fence])
+                .map_err(call("vkResetFences"))?;
+            d.begin_command_buffer(
+                img.cmd,
+                &vk::CommandBufferBeginInfo::default()
+                    .flags(vk::CommandBufferUsageFlags::ONE_TIME_SUBMIT),
+            )
+            .map_err(call("vkBeginCommandBuffer"))?;
+            let b = [vk::ImageMemoryBarrier::default()
+                .src_access_mask(vk::AccessFlags::empty())
+                .dst_access_mask(vk::AccessFlags::MEMORY_READ | vk::AccessFlags::MEMORY_WRITE)
+                .old_layout(vk::ImageLayout::UNDEFINED)
+                .new_layout(layout)
+                .src_queue_family_index(vk::QUEUE_FAMILY_IGNORED)
+                .dst_queue_family_index(vk::QUEUE_FAMILY_IGNORED)
+                .image(img.image)
+                .subresource_range(
+                    vk::ImageSubresourceRange::default()
+                        .aspect_mask(aspect)
+                        .level_count(levels)
+                        .layer_count(layers),
+                )];
+            d.cmd_pipeline_barrier(
+                img.cmd,
+                vk::PipelineStageFlags::TOP_OF_PIPE,
+                vk::PipelineStageFlags::ALL_COMMANDS,
+                vk::DependencyFlags::empty(),
+                &[],
+                &[],
+                &b,
+            );
+            d.end_command_buffer(img.cmd)
+                .map_err(call("vkEndCommandBuffer"))?;
+            let cbs = [img.cmd];
+            let submit = [vk::SubmitInfo::default().command_buffers(&cbs)];
+            d.queue_submit(dev.queue, &submit, img.fence)
+                .map_err(call("vkQueueSubmit (swapchain image layout)"))?;
+        }
+        img.pending = true;
+        img.prepared = true;
+        Ok(())
+    }
+
+    /// xrReleaseSwapchainImage: the app has submitted its rendering; put a fence behind
+    /// it on the app's queue.
+    pub fn released(&mut self, index: usize) -> Result<(), VkError> {
+        let dev = &self.dev;
+        let img = self
+            .images
+            .get_mut(index)
+            .ok_or_else(|| VkError::Unsupported(format!("no swapchain image {index}")))?;
+        let d = &dev.device;
+        // SAFETY: our fence (idle once waited); the app's queue inside
+        // xrReleaseSwapchainImage, as the specification allows.
+        unsafe {
+            if img.pending {
+                d.wait_for_fences(&[img.fence], true, 5_000_000_000)
+                    .map_err(call("vkWaitForFences"))?;
+            }
+            d.reset_fences(&[img.fence])
+                .map_err(call("vkResetFences"))?;
+            d.queue_submit(dev.queue, &[], img.fence)
+                .map_err(call("vkQueueSubmit (release fence)"))?;
+        }
+        img.pending = true;
+        Ok(())
+    }
+
+    /// Waits until the app's rendering into image `index` (up to its release) is done:
+    /// `Ok(false)` on timeout.
+    pub fn wait_rendered(&mut self, index: usize, timeout: Duration) -> Result<bool, VkError> {
+        let dev = &self.dev;
+        let img = self
+            .images
+            .get_mut(index)
+            .ok_or_else(|| VkError::Unsupported(format!("no swapchain image {index}")))?;
+        if !img.pending {
+            return Ok(true);
+        }
+        // SAFETY: our fence, submitted.
+        match unsafe {
+            dev.device
+                .wait_for_fences(&[img.fence], true, timeout.as_nanos() as u64)
+        } {
+            Ok(()) => {
+                img.pending = false;
+                Ok(true)
+            }
+            Err(vk::Result::TIMEOUT) => Ok(false),
+            Err(e) => Err(VkError::Call {
+                op: "vkWaitForFences",
+                result: e,
+            }),
+        }
+    }
+}
+
+impl Drop for AppSwapchain {
+    fn drop(&mut self) {
+        for i in std::mem::take(&mut self.images) {
+            self.destroy_image(&i);
+        }
+    }
+}

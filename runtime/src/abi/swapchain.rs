@@ -1,0 +1,412 @@
+//! Swapchains at the ABI: formats, creation (images on the app's VkDevice, their memory
+//! imported by the compositor), enumeration as XrSwapchainImageVulkanKHR, and the
+//! acquire / wait / release cycle with its ordering errors.
+
+use super::session::{Graphics, session, slock};
+use super::{done, guard};
+use crate::state::swapchain::{SwapchainCycle, SwapchainError};
+use leasehold_compositor::frame_loop::{Hold, InUse};
+use leasehold_compositor::service::Compositor;
+use leasehold_compositor::vk::app::{self, AppSwapchain, SwapchainDesc};
+use openxr_sys as xr;
+use openxr_sys::Handle as _;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+/// Images per swapchain: one the app renders, one waiting to be shown, one on screen.
+const IMAGES: u32 = 3;
+
+pub(super) struct SwapchainObj {
+    pub(super) session: u64,
+    pub(super) width: u32,
+    pub(super) height: u32,
+    pub(super) array_size: u32,
+    inner: Mutex<Inner>,
+}
+
+struct Inner {
+    cycle: SwapchainCycle,
+    app: AppSwapchain,
+    /// Per image: the compositor's layer image (colour swapchains), and whether the
+    /// compositor may still be reading it.
+    layer_ids: Vec<Option<u64>>,
+    in_use: Vec<Arc<InUse>>,
+    compositor: Arc<dyn Compositor>,
+}
+
+impl Drop for Inner {
+    fn drop(&mut self) {
+        for id in self.layer_ids.iter().flatten() {
+            self.compositor.destroy_image(*id);
+        }
+    }
+}
+
+pub(super) static SWAPCHAINS: super::handles::HandleTable<SwapchainObj> =
+    super::handles::HandleTable::new(4);
+
+fn swapchain(h: xr::Swapchain) -> Result<Arc<SwapchainObj>, xr::Result> {
+    SWAPCHAINS
+        .get(h.into_raw())
+        .ok_or(xr::Result::ERROR_HANDLE_INVALID)
+}
+
+fn ilock(s: &SwapchainObj) -> std::sync::MutexGuard<'_, Inner> {
+    s.inner.lock().unwrap_or_else(|p| p.into_inner())
+}
+
+fn order(e: SwapchainError) -> xr::Result {
+    match e {
+        SwapchainError::CallOrderInvalid => xr::Result::ERROR_CALL_ORDER_INVALID,
+    }
+}
+
+/// Destroys the swapchains of a session that is being destroyed.
+pub(super) fn destroy_children(session: u64) -> usize {
+    SWAPCHAINS.remove_where(|s| s.session == session)
+}
+
+/// Destroys swapchains whose session no longer exists.
+pub(super) fn destroy_orphans() -> usize {
+    SWAPCHAINS.remove_where(|s| super::session::SESSIONS.get(s.session).is_none())
+}
+
+/// Live swapchains (leak tests).
+pub fn live_swapchains() -> usize {
+    SWAPCHAINS.len()
+}
+
+pub(super) unsafe extern "system" fn enumerate_swapchain_formats(
+    h: xr::Session,
+    capacity: u32,
+    count_out: *mut u32,
+    out: *mut i64,
+) -> xr::Result {
+    guard(|| {
+        done((|| {
+            let s = session(h)?;
+            let graphics = slock(&s).graphics().is_some();
+            // A headless session has no swapchains: its list is empty.
+            let formats: Vec<i64> = if graphics {
+                app::swapchain_formats()
+                    .into_iter()
+                    .map(|(f, _)| i64::from(f))
+                    .collect()
+            } else {
+                Vec::new()
+            };
+            // SAFETY: the two-call contract of the entry point.
+            unsafe {
+                super::two_call(&formats, capacity, count_out, out, |o, f| {
+                    *o = *f;
+                    Ok(())
+                })
+            }
+        })())
+    })
+}
+
+pub(super) unsafe extern "system" fn create_swapchain(
+    h: xr::Session,
+    info: *const xr::SwapchainCreateInfo,
+    out: *mut xr::Swapchain,
+) -> xr::Result {
+    guard(|| {
+        done((|| {
+            let s = session(h)?;
+            // SAFETY: the app passes a valid structure, or null (refused).
+            let info = unsafe { super::input(info) }?;
+            if out.is_null() {
+                return Err(xr::Result::ERROR_VALIDATION_FAILURE);
+            }
+            let (gfx, max_size) = {
+                let s = slock(&s);
+                s.alive()?;
+                let Some(g) = s.graphics() else {
+                    // Headless sessions render nothing.
+                    return Err(xr::Result::ERROR_FEATURE_UNSUPPORTED);
+                };
+                (g, s.max_swapchain_size)
+            };
+            let Graphics { device, compositor } = gfx;
+            if info
+                .create_flags
+                .contains(xr::SwapchainCreateFlags::PROTECTED_CONTENT)
+            {
+                return Err(xr::Result::ERROR_FEATURE_UNSUPPORTED);
+            }
+            let known = xr::SwapchainCreateFlags::PROTECTED_CONTENT
+                | xr::SwapchainCreateFlags::STATIC_IMAGE;
+            if !(info.create_flags & !known).is_empty() {
+                return Err(xr::Result::ERROR_VALIDATION_FAILURE);
+            }
+            let Some((format, color)) = app::swapchain_formats()
+                .into_iter()
+                .find(|(f, _)| i64::from(*f) == info.format)
+            else {
+                return Err(xr::Result::ERROR_SWAPCHAIN_FORMAT_UNSUPPORTED);
+            };
+            if info.sample_count != 1 {
+                return Err(if info.sample_count == 0 {
+                    xr::Result::ERROR_VALIDATION_FAILURE
+                } else {
+                    xr::Result::ERROR_FEATURE_UNSUPPORTED
+                });
+            }
+            if info.width == 0 || info.height == 0 || info.array_size == 0 || info.mip_count == 0 {
+                return Err(xr::Result::ERROR_VALIDATION_FAILURE);
+            }
+            if info.width > max_size || info.height > max_size || info.array_size > 16 {
+                return Err(xr::Result::ERROR_SIZE_INSUFFICIENT);
+            }
+            match info.face_count {
+                1 => {}
+                6 => return Err(xr::Result::ERROR_FEATURE_UNSUPPORTED),
+                _ => return Err(xr::Result::ERROR_VALIDATION_FAILURE),
+            }
+            let depth_usage = info
+                .usage_flags
+                .contains(xr::SwapchainUsageFlags::DEPTH_STENCIL_ATTACHMENT);
+            let color_usage = info
+                .usage_flags
+                .contains(xr::SwapchainUsageFlags::COLOR_ATTACHMENT);
+            if (color.is_some() && depth_usage) || (color.is_none() && color_usage) {
+                // Depth-attachment use of a colour format, or the reverse.
+                return Err(xr::Result::ERROR_FEATURE_UNSUPPORTED);
+            }
+            let static_image = info
+                .create_flags
+                .contains(xr::SwapchainCreateFlags::STATIC_IMAGE);
+            let count = if static_image { 1 } else { IMAGES };
+            let desc = SwapchainDesc {
+                width: info.width,
+                height: info.height,
+                array_layers: info.array_size,
+                mip_levels: info.mip_count,
+                format,
+                xr_usage: info.usage_flags.into_raw(),
+            };
+            let (app_sc, shared) = AppSwapchain::new(device, desc, count).map_err(|e| {
+                tracing::error!(%e, "xrCreateSwapchain: creating the images");
+                xr::Result::ERROR_RUNTIME_FAILURE
+            })?;
+            let mut layer_ids = Vec::with_capacity(shared.len());
+            for img in shared {
+                match img {
+                    Some(img) => match compositor.import_image(img) {
+                        Ok(id) => layer_ids.push(Some(id)),
+                        Err(e) => {
+                            tracing::error!(%e, "xrCreateSwapchain: the compositor cannot import the images");
+                            for id in layer_ids.into_iter().flatten() {
+                                compositor.destroy_image(id);
+                            }
+                            return Err(xr::Result::ERROR_RUNTIME_FAILURE);
+                        }
+                    },
+                    None => layer_ids.push(None),
+                }
+            }
+            let obj = SwapchainObj {
+                session: h.into_raw(),
+                width: info.width,
+                height: info.height,
+                array_size: info.array_size,
+                inner: Mutex::new(Inner {
+                    cycle: SwapchainCycle::new(count, static_image),
+                    in_use: (0..count).map(|_| InUse::new()).collect(),
+                    app: app_sc,
+                    layer_ids,
+                    compositor,
+                }),
+            };
+            let handle = SWAPCHAINS.insert(obj);
+            tracing::debug!(
+                w = info.width,
+                h = info.height,
+                layers = info.array_size,
+                format,
+                "swapchain created"
+            );
+            // SAFETY: checked non-null.
+            unsafe { *out = xr::Swapchain::from_raw(handle) };
+            Ok(())
+        })())
+    })
+}
+
+pub(super) unsafe extern "system" fn destroy_swapchain(h: xr::Swapchain) -> xr::Result {
+    guard(|| match SWAPCHAINS.remove(h.into_raw()) {
+        Some(_) => xr::Result::SUCCESS,
+        None => xr::Result::ERROR_HANDLE_INVALID,
+    })
+}
+
+pub(super) unsafe extern "system" fn enumerate_swapchain_images(
+    h: xr::Swapchain,
+    capacity: u32,
+    count_out: *mut u32,
+    out: *mut xr::SwapchainImageBaseHeader,
+) -> xr::Result {
+    guard(|| {
+        done((|| {
+            let sc = swapchain(h)?;
+            let handles = ilock(&sc).app.handles();
+            // SAFETY: the two-call contract; the app's array is of
+            // XrSwapchainImageVulkanKHR (checked per element by its type).
+            unsafe {
+                super::two_call(
+                    &handles,
+                    capacity,
+                    count_out,
+                    out.cast::<xr::SwapchainImageVulkanKHR>(),
+                    |o, img| {
+                        if o.ty != xr::StructureType::SWAPCHAIN_IMAGE_VULKAN_KHR {
+                            return Err(xr::Result::ERROR_VALIDATION_FAILURE);
+                        }
+                        o.image = *img;
+                        Ok(())
+                    },
+                )
+            }
+        })())
+    })
+}
+
+/// Checks an optional info structure's type.
+///
+/// # Safety
+/// `p` must be null or point to a structure starting with its type.
+unsafe fn optional_info(
+    p: *const xr::StructureType,
+    ty: xr::StructureType,
+) -> Result<(), xr::Result> {
+    // SAFETY: by the caller's contract.
+    if !p.is_null() && unsafe { *p } != ty {
+        return Err(xr::Result::ERROR_VALIDATION_FAILURE);
+    }
+    Ok(())
+}
+
+pub(super) unsafe extern "system" fn acquire_swapchain_image(
+    h: xr::Swapchain,
+    info: *const xr::SwapchainImageAcquireInfo,
+    index: *mut u32,
+) -> xr::Result {
+    guard(|| {
+        done((|| {
+            let sc = swapchain(h)?;
+            // SAFETY: the app passes a structure or null.
+            unsafe { optional_info(info.cast(), xr::StructureType::SWAPCHAIN_IMAGE_ACQUIRE_INFO) }?;
+            if index.is_null() {
+                return Err(xr::Result::ERROR_VALIDATION_FAILURE);
+            }
+            let mut inner = ilock(&sc);
+            let i = inner.cycle.acquire().map_err(order)?;
+            if let Err(e) = inner.app.acquired(i as usize) {
+                tracing::error!(%e, "xrAcquireSwapchainImage");
+                return Err(xr::Result::ERROR_RUNTIME_FAILURE);
+            }
+            // SAFETY: checked non-null.
+            unsafe { *index = i };
+            Ok(())
+        })())
+    })
+}
+
+pub(super) unsafe extern "system" fn wait_swapchain_image(
+    h: xr::Swapchain,
+    info: *const xr::SwapchainImageWaitInfo,
+) -> xr::Result {
+    guard(|| {
+        let r = (|| {
+            let sc = swapchain(h)?;
+            // SAFETY: the app passes a valid structure, or null (refused).
+            let info = unsafe { super::input(info) }?;
+            let (i, in_use) = {
+                let inner = ilock(&sc);
+                let i = inner.cycle.to_wait().map_err(order)?;
+                (i, inner.in_use[i as usize].clone())
+            };
+            // Until the compositor no longer reads the image; without the lock, so the
+            // app may release other images meanwhile.
+            let t = info.timeout.as_nanos();
+            let timeout = if t <= 0 {
+                Duration::ZERO
+            } else {
+                Duration::from_nanos(t as u64)
+            };
+            if !in_use.wait_free(timeout) {
+                return Ok(xr::Result::TIMEOUT_EXPIRED);
+            }
+            ilock(&sc).cycle.waited(i);
+            Ok(xr::Result::SUCCESS)
+        })();
+        r.unwrap_or_else(|e| e)
+    })
+}
+
+pub(super) unsafe extern "system" fn release_swapchain_image(
+    h: xr::Swapchain,
+    info: *const xr::SwapchainImageReleaseInfo,
+) -> xr::Result {
+    guard(|| {
+        done((|| {
+            let sc = swapchain(h)?;
+            // SAFETY: the app passes a structure or null.
+            unsafe { optional_info(info.cast(), xr::StructureType::SWAPCHAIN_IMAGE_RELEASE_INFO) }?;
+            let mut inner = ilock(&sc);
+            let i = inner.cycle.to_release().map_err(order)?;
+            if let Err(e) = inner.app.released(i as usize) {
+                tracing::error!(%e, "xrReleaseSwapchainImage");
+                return Err(xr::Result::ERROR_RUNTIME_FAILURE);
+            }
+            inner.cycle.release().map_err(order)?;
+            Ok(())
+        })())
+    })
+}
+
+/// What a layer naming this swapchain shows: the last released image, ready for the
+/// compositor (the app's rendering into it complete) and held while it is shown.
+pub(super) struct Shown {
+    pub(super) layer_id: u64,
+    pub(super) hold: Hold,
+}
+
+/// For xrEndFrame: the released image of `h`, after the app's GPU work on it is done.
+pub(super) fn shown(h: xr::Swapchain, session: u64) -> Result<Shown, xr::Result> {
+    let sc = swapchain(h)?;
+    if sc.session != session {
+        return Err(xr::Result::ERROR_VALIDATION_FAILURE);
+    }
+    let mut inner = ilock(&sc);
+    let Some(i) = inner.cycle.released() else {
+        // Never released: nothing to show.
+        return Err(xr::Result::ERROR_LAYER_INVALID);
+    };
+    let Some(layer_id) = inner.layer_ids[i as usize] else {
+        // A depth swapchain as a colour layer.
+        return Err(xr::Result::ERROR_LAYER_INVALID);
+    };
+    match inner.app.wait_rendered(i as usize, Duration::from_secs(10)) {
+        Ok(true) => {}
+        Ok(false) => {
+            tracing::error!("the application's rendering did not finish within 10 s");
+            return Err(xr::Result::ERROR_RUNTIME_FAILURE);
+        }
+        Err(e) => {
+            tracing::error!(%e, "waiting for the application's rendering");
+            return Err(xr::Result::ERROR_RUNTIME_FAILURE);
+        }
+    }
+    Ok(Shown {
+        layer_id,
+        hold: inner.in_use[i as usize].hold(),
+    })
+}
+
+/// A swapchain's size and layers, for sub-image checks.
+pub(super) fn extent(h: xr::Swapchain) -> Result<(u32, u32, u32, u64), xr::Result> {
+    let sc = swapchain(h)?;
+    Ok((sc.width, sc.height, sc.array_size, sc.session))
+}

@@ -1,0 +1,135 @@
+//! A swapchain's image cycle as the OpenXR specification defines it: images are
+//! acquired in order, each acquired image is waited on before it is released, releases
+//! happen in acquisition order, and a static swapchain's one image is acquired once.
+
+use std::collections::VecDeque;
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum SwapchainError {
+    /// Acquire with every image already acquired, wait with nothing acquired (or the
+    /// oldest already waited), release with nothing waited, a second acquire of a
+    /// static image (XR_ERROR_CALL_ORDER_INVALID).
+    CallOrderInvalid,
+}
+
+#[derive(Debug, Clone)]
+pub struct SwapchainCycle {
+    count: u32,
+    static_image: bool,
+    next: u32,
+    /// Acquired and not yet released, oldest first: (index, waited).
+    acquired: VecDeque<(u32, bool)>,
+    released: Option<u32>,
+    acquisitions: u64,
+}
+
+impl SwapchainCycle {
+    pub fn new(count: u32, static_image: bool) -> Self {
+        Self {
+            count: count.max(1),
+            static_image,
+            next: 0,
+            acquired: VecDeque::new(),
+            released: None,
+            acquisitions: 0,
+        }
+    }
+
+    pub fn acquire(&mut self) -> Result<u32, SwapchainError> {
+        if self.acquired.len() as u32 >= self.count || (self.static_image && self.acquisitions > 0)
+        {
+            return Err(SwapchainError::CallOrderInvalid);
+        }
+        let i = self.next;
+        self.next = (self.next + 1) % self.count;
+        self.acquired.push_back((i, false));
+        self.acquisitions += 1;
+        Ok(i)
+    }
+
+    /// The image the next wait is for (the oldest acquired, not yet waited).
+    pub fn to_wait(&self) -> Result<u32, SwapchainError> {
+        self.acquired
+            .iter()
+            .find(|(_, w)| !w)
+            .map(|&(i, _)| i)
+            .ok_or(SwapchainError::CallOrderInvalid)
+    }
+
+    pub fn waited(&mut self, index: u32) {
+        if let Some(e) = self.acquired.iter_mut().find(|(i, _)| *i == index) {
+            e.1 = true;
+        }
+    }
+
+    /// The image the next release is for (the oldest acquired, if waited).
+    pub fn to_release(&self) -> Result<u32, SwapchainError> {
+        match self.acquired.front() {
+            Some(&(i, true)) => Ok(i),
+            _ => Err(SwapchainError::CallOrderInvalid),
+        }
+    }
+
+    pub fn release(&mut self) -> Result<u32, SwapchainError> {
+        let i = self.to_release()?;
+        self.acquired.pop_front();
+        self.released = Some(i);
+        Ok(i)
+    }
+
+    /// The most recently released image: what a layer naming this swapchain shows.
+    pub fn released(&self) -> Option<u32> {
+        self.released
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::SwapchainError::CallOrderInvalid;
+    use super::*;
+
+    #[test]
+    fn images_cycle_in_order_through_acquire_wait_release() {
+        let mut c = SwapchainCycle::new(3, false);
+        assert_eq!(c.released(), None);
+        for round in 0..7u32 {
+            let i = c.acquire().unwrap();
+            assert_eq!(i, round % 3);
+            assert_eq!(c.to_release(), Err(CallOrderInvalid), "not waited yet");
+            assert_eq!(c.to_wait(), Ok(i));
+            c.waited(i);
+            assert_eq!(c.to_wait(), Err(CallOrderInvalid), "already waited");
+            assert_eq!(c.release(), Ok(i));
+            assert_eq!(c.released(), Some(i));
+        }
+        assert_eq!(c.release(), Err(CallOrderInvalid), "nothing acquired");
+        assert_eq!(c.to_wait(), Err(CallOrderInvalid));
+    }
+
+    #[test]
+    fn at_most_every_image_acquired_and_releases_in_acquisition_order() {
+        let mut c = SwapchainCycle::new(2, false);
+        assert_eq!(c.acquire(), Ok(0));
+        assert_eq!(c.acquire(), Ok(1));
+        assert_eq!(c.acquire(), Err(CallOrderInvalid));
+        // Waits go oldest first.
+        assert_eq!(c.to_wait(), Ok(0));
+        c.waited(0);
+        assert_eq!(c.to_wait(), Ok(1));
+        assert_eq!(c.release(), Ok(0));
+        assert_eq!(c.release(), Err(CallOrderInvalid), "1 is not waited yet");
+        c.waited(1);
+        assert_eq!(c.release(), Ok(1));
+        assert_eq!(c.acquire(), Ok(0));
+    }
+
+    #[test]
+    fn a_static_image_is_acquired_once() {
+        let mut c = SwapchainCycle::new(1, true);
+        assert_eq!(c.acquire(), Ok(0));
+        c.waited(0);
+        c.release().unwrap();
+        assert_eq!(c.acquire(), Err(CallOrderInvalid));
+        assert_eq!(c.released(), Some(0));
+    }
+}
