@@ -80,17 +80,43 @@ impl<T> HandleTable<T> {
         s.value.take()
     }
 
-    /// Removes every object `pred` selects (children of a destroyed parent).
+    /// Removes every object `pred` selects (children of a destroyed parent). They are
+    /// dropped after the table is unlocked (a drop may take time: a session's
+    /// compositor thread is joined).
     pub fn remove_where(&self, pred: impl Fn(&T) -> bool) -> usize {
-        let mut slots = self.lock();
-        let mut n = 0;
-        for s in slots.iter_mut() {
-            if s.value.as_deref().is_some_and(&pred) {
-                s.value = None;
-                n += 1;
+        let mut removed = Vec::new();
+        {
+            let mut slots = self.lock();
+            for s in slots.iter_mut() {
+                if s.value.as_deref().is_some_and(&pred) {
+                    removed.extend(s.value.take());
+                }
             }
         }
-        n
+        removed.len()
+    }
+
+    /// The live objects with their handles (a snapshot: `f` runs without the lock).
+    pub fn for_each_handle(&self, mut f: impl FnMut(u64, &T)) {
+        let live: Vec<(u64, Arc<T>)> = {
+            let slots = self.lock();
+            slots
+                .iter()
+                .enumerate()
+                .filter_map(|(i, s)| {
+                    let g = (u64::from(self.tag) << 24) | u64::from(s.generation);
+                    s.value.clone().map(|v| ((g << 32) | (i as u64 + 1), v))
+                })
+                .collect()
+        };
+        for (h, v) in live {
+            f(h, &v);
+        }
+    }
+
+    /// The live objects (a snapshot: `f` runs without the lock).
+    pub fn for_each(&self, mut f: impl FnMut(&T)) {
+        self.for_each_handle(|_, v| f(v));
     }
 
     pub fn len(&self) -> usize {
@@ -122,5 +148,8 @@ mod tests {
         assert_eq!(*a.get(h2).unwrap(), 8);
         assert!(a.remove(h).is_none());
         assert_eq!(a.len(), 1);
+        let mut seen = Vec::new();
+        a.for_each_handle(|h, v| seen.push((h, *v)));
+        assert_eq!(seen, vec![(h2, 8)], "handles as `insert` made them");
     }
 }

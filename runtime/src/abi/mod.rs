@@ -78,6 +78,21 @@ typed!(
     SpaceLocation,
     SwapchainCreateInfo,
     SwapchainImageWaitInfo,
+    ActionSetCreateInfo,
+    ActionCreateInfo,
+    InteractionProfileSuggestedBinding,
+    SessionActionSetsAttachInfo,
+    InteractionProfileState,
+    ActionsSyncInfo,
+    ActionStateGetInfo,
+    ActionStateBoolean,
+    ActionStateFloat,
+    ActionStateVector2f,
+    ActionStatePose,
+    HapticActionInfo,
+    BoundSourcesForActionEnumerateInfo,
+    InputSourceLocalizedNameGetInfo,
+    ActionSpaceCreateInfo,
     GraphicsRequirementsVulkanKHR,
     VulkanInstanceCreateInfoKHR,
     VulkanDeviceCreateInfoKHR,
@@ -246,10 +261,10 @@ macro_rules! void_fn {
     }};
 }
 
+pub mod action;
 pub mod session;
 mod space;
 pub mod swapchain;
-mod unsupported;
 mod vulkan;
 
 /// Core functions, and those available without an instance.
@@ -349,6 +364,83 @@ fn core_function(name: &str) -> Option<(bool, xr::pfn::VoidFunction)> {
         "xrDestroySpace" => (false, void_fn!(space::destroy_space, pfn::DestroySpace)),
         "xrLocateSpace" => (false, void_fn!(space::locate_space, pfn::LocateSpace)),
         "xrLocateViews" => (false, void_fn!(space::locate_views, pfn::LocateViews)),
+        "xrCreateActionSet" => (
+            false,
+            void_fn!(action::create_action_set, pfn::CreateActionSet),
+        ),
+        "xrDestroyActionSet" => (
+            false,
+            void_fn!(action::destroy_action_set, pfn::DestroyActionSet),
+        ),
+        "xrCreateAction" => (false, void_fn!(action::create_action, pfn::CreateAction)),
+        "xrDestroyAction" => (false, void_fn!(action::destroy_action, pfn::DestroyAction)),
+        "xrSuggestInteractionProfileBindings" => (
+            false,
+            void_fn!(
+                action::suggest_interaction_profile_bindings,
+                pfn::SuggestInteractionProfileBindings
+            ),
+        ),
+        "xrAttachSessionActionSets" => (
+            false,
+            void_fn!(
+                action::attach_session_action_sets,
+                pfn::AttachSessionActionSets
+            ),
+        ),
+        "xrGetCurrentInteractionProfile" => (
+            false,
+            void_fn!(
+                action::get_current_interaction_profile,
+                pfn::GetCurrentInteractionProfile
+            ),
+        ),
+        "xrSyncActions" => (false, void_fn!(action::sync_actions, pfn::SyncActions)),
+        "xrGetActionStateBoolean" => (
+            false,
+            void_fn!(action::get_action_state_boolean, pfn::GetActionStateBoolean),
+        ),
+        "xrGetActionStateFloat" => (
+            false,
+            void_fn!(action::get_action_state_float, pfn::GetActionStateFloat),
+        ),
+        "xrGetActionStateVector2f" => (
+            false,
+            void_fn!(
+                action::get_action_state_vector2f,
+                pfn::GetActionStateVector2f
+            ),
+        ),
+        "xrGetActionStatePose" => (
+            false,
+            void_fn!(action::get_action_state_pose, pfn::GetActionStatePose),
+        ),
+        "xrApplyHapticFeedback" => (
+            false,
+            void_fn!(action::apply_haptic_feedback, pfn::ApplyHapticFeedback),
+        ),
+        "xrStopHapticFeedback" => (
+            false,
+            void_fn!(action::stop_haptic_feedback, pfn::StopHapticFeedback),
+        ),
+        "xrEnumerateBoundSourcesForAction" => (
+            false,
+            void_fn!(
+                action::enumerate_bound_sources_for_action,
+                pfn::EnumerateBoundSourcesForAction
+            ),
+        ),
+        "xrGetInputSourceLocalizedName" => (
+            false,
+            void_fn!(
+                action::get_input_source_localized_name,
+                pfn::GetInputSourceLocalizedName
+            ),
+        ),
+        "xrCreateActionSpace" => (
+            false,
+            void_fn!(space::create_action_space, pfn::CreateActionSpace),
+        ),
         "xrEnumerateSwapchainFormats" => (
             false,
             void_fn!(
@@ -389,7 +481,14 @@ fn core_function(name: &str) -> Option<(bool, xr::pfn::VoidFunction)> {
                 pfn::ReleaseSwapchainImage
             ),
         ),
-        _ => return unsupported::function(name),
+        "xrGetReferenceSpaceBoundsRect" => (
+            false,
+            void_fn!(
+                space::get_reference_space_bounds_rect,
+                pfn::GetReferenceSpaceBoundsRect
+            ),
+        ),
+        _ => return None,
     })
 }
 
@@ -674,6 +773,7 @@ unsafe extern "system" fn destroy_instance(h: xr::Instance) -> xr::Result {
         Some(_) => {
             let children = session::destroy_children(h.into_raw());
             vulkan::forget(h.into_raw());
+            action::forget(h.into_raw());
             tracing::info!(sessions = children, "instance destroyed");
             xr::Result::SUCCESS
         }
@@ -743,6 +843,17 @@ unsafe extern "system" fn poll_event(h: xr::Instance, buf: *mut xr::EventDataBuf
                 unsafe {
                     std::ptr::write(buf.cast::<xr::EventDataDisplayRefreshRateChangedFB>(), e)
                 };
+                xr::Result::SUCCESS
+            }
+            Some(state::Event::InteractionProfileChanged { session: sh }) => {
+                let e = xr::EventDataInteractionProfileChanged {
+                    ty: xr::StructureType::EVENT_DATA_INTERACTION_PROFILE_CHANGED,
+                    next: std::ptr::null(),
+                    session: xr::Session::from_raw(sh),
+                };
+                // SAFETY: the event buffer is larger than any event structure and ours
+                // to write for this call.
+                unsafe { std::ptr::write(buf.cast::<xr::EventDataInteractionProfileChanged>(), e) };
                 xr::Result::SUCCESS
             }
             Some(state::Event::InstanceLossPending { loss_time_ns }) => {

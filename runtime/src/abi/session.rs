@@ -9,8 +9,9 @@ use leasehold_compositor::frame_loop::{Hold, Submission};
 use leasehold_compositor::render::{Layer, LayerFlags, ProjectionView, SubImage};
 use leasehold_compositor::service::{Compositor, FrameClock, LocalCompositor, LocalTarget};
 use leasehold_compositor::vk::app::{AppDevice, Binding};
+use leasehold_drivers::api::DeviceRole;
 use leasehold_drivers::api::Fov;
-use leasehold_drivers::simulated::SimulatedHmd;
+use leasehold_drivers::simulated::{SimulatedController, SimulatedHmd};
 use openxr_sys as xr;
 use openxr_sys::Handle as _;
 use std::sync::{Arc, Mutex};
@@ -29,6 +30,10 @@ pub(super) struct SessionObj {
     pub(super) hmd: Arc<SimulatedHmd>,
     /// Vulkan sessions; `None` for headless ones.
     gfx: Option<Graphics>,
+    /// The controllers actions read (simulated until a driver is attached).
+    pub(super) controllers: [SimulatedController; 2],
+    /// Attached action sets (xrAttachSessionActionSets).
+    pub(super) actions: Option<super::action::Attached>,
     pub(super) max_swapchain_size: u32,
     pub(super) display: leasehold_drivers::api::DisplayInfo,
     /// OpenXR 1.1 instances also get LOCAL_FLOOR.
@@ -42,7 +47,30 @@ pub(super) struct SessionObj {
     last_vblank_ns: Option<u64>,
 }
 
+impl Drop for SessionObj {
+    fn drop(&mut self) {
+        let frames = self.session.frames_ended();
+        match &self.gfx {
+            Some(g) => {
+                let c = g.compositor.stats();
+                tracing::info!(
+                    app_frames = frames,
+                    compositor_frames = c.frames,
+                    app_frames_shown = c.app_frames_shown,
+                    vblanks_hit = c.hits,
+                    "session ended"
+                );
+            }
+            None => tracing::info!(app_frames = frames, "headless session ended"),
+        }
+    }
+}
+
 impl SessionObj {
+    pub(super) fn is_focused(&self) -> bool {
+        self.session.state() == SessionState::Focused
+    }
+
     pub(super) fn graphics(&self) -> Option<Graphics> {
         self.gfx.clone()
     }
@@ -175,7 +203,8 @@ pub(super) unsafe extern "system" fn create_session(
                     inst.enabled("XR_KHR_vulkan_enable2"),
                 )
             };
-            let hmd = Arc::new(SimulatedHmd::looking_around(now_ns()));
+            let epoch = now_ns();
+            let hmd = Arc::new(SimulatedHmd::looking_around(epoch));
             let gfx = match binding {
                 None if headless => None,
                 None => return Err(xr::Result::ERROR_GRAPHICS_DEVICE_INVALID),
@@ -191,6 +220,11 @@ pub(super) unsafe extern "system" fn create_session(
             let hz = display.refresh_hz.first().copied().unwrap_or(90.0).max(1.0);
             let obj = SessionObj {
                 instance: instance_h.into_raw(),
+                controllers: [
+                    SimulatedController::new(DeviceRole::LeftController, epoch),
+                    SimulatedController::new(DeviceRole::RightController, epoch),
+                ],
+                actions: None,
                 hmd,
                 gfx,
                 max_swapchain_size: lock(&i).system.max_swapchain_size,

@@ -2,7 +2,7 @@
 
 use super::session::{SessionObj, session, slock};
 use super::{done, guard};
-use crate::state::space::{ReferenceKind, ReferenceSpace, validate_pose};
+use crate::state::space::{ReferenceKind, ReferenceSpace, relative, validate_pose};
 use leasehold_drivers::api::{Pose, TrackedDevice, TrackingOrigin};
 use openxr_sys as xr;
 use openxr_sys::Handle as _;
@@ -11,6 +11,21 @@ use std::sync::{Arc, Mutex};
 struct SpaceObj {
     session: u64,
     space: ReferenceSpace,
+    /// Action spaces: (action, subaction path); `space.pose_in_reference` is then the
+    /// pose in the action space.
+    action: Option<(u64, u64)>,
+}
+
+impl SpaceObj {
+    /// Where this space is in the world frame at `time`; `None` when it is an action
+    /// space whose pose input is not tracked now.
+    fn world(&self, s: &SessionObj, head: &Pose, eye_height: f32, time: xr::Time) -> Option<Pose> {
+        match self.action {
+            None => Some(self.space.in_world(head, eye_height)),
+            Some((a, sub)) => super::action::action_pose(s, a, sub, time.as_nanos() as u64)
+                .map(|p| p.compose(&self.space.pose_in_reference)),
+        }
+    }
 }
 
 static SPACES: super::handles::HandleTable<SpaceObj> = super::handles::HandleTable::new(3);
@@ -82,7 +97,10 @@ pub(super) fn in_world(
         return Err(xr::Result::ERROR_VALIDATION_FAILURE);
     }
     let (head, eye_height) = head(s, time)?;
-    Ok(sp.space.in_world(&head, eye_height))
+    // A layer in an untracked action space stays where the space was defined.
+    Ok(sp
+        .world(s, &head, eye_height, time)
+        .unwrap_or(sp.space.pose_in_reference))
 }
 
 fn space(h: xr::Space) -> Result<Arc<SpaceObj>, xr::Result> {
@@ -156,6 +174,7 @@ pub(super) unsafe extern "system" fn create_reference_space(
                     kind: k,
                     pose_in_reference: pose,
                 },
+                action: None,
             });
             // SAFETY: checked non-null.
             unsafe { *out = xr::Space::from_raw(handle) };
@@ -189,15 +208,25 @@ pub(super) unsafe extern "system" fn locate_space(
             let s = session_of(&sp)?;
             let s = slock(&s);
             let (head, eye_height) = head(&s, time)?;
-            let p = sp.space.locate_in(&bp.space, &head, eye_height);
+            let (Some(a), Some(b)) = (
+                sp.world(&s, &head, eye_height, time),
+                bp.world(&s, &head, eye_height, time),
+            ) else {
+                // An action space whose input is not tracked: nothing is known.
+                loc.location_flags = xr::SpaceLocationFlags::EMPTY;
+                loc.pose = from_pose(&Pose::IDENTITY);
+                return Ok(());
+            };
+            let p = relative(&b, &a);
             loc.pose = from_pose(&p);
             // Orientation is tracked; a 3-DoF headset's position is valid (neck-less,
             // fixed) but not tracked.
             let view_involved =
                 sp.space.kind == ReferenceKind::View || bp.space.kind == ReferenceKind::View;
+            let action_involved = sp.action.is_some() || bp.action.is_some();
             loc.location_flags = xr::SpaceLocationFlags::ORIENTATION_VALID
                 | xr::SpaceLocationFlags::POSITION_VALID
-                | if view_involved {
+                | if view_involved || action_involved {
                     xr::SpaceLocationFlags::ORIENTATION_TRACKED
                 } else {
                     xr::SpaceLocationFlags::ORIENTATION_TRACKED
@@ -238,11 +267,21 @@ pub(super) unsafe extern "system" fn locate_views(
             }
             let s = slock(&s);
             let (head, eye_height) = head(&s, info.display_time)?;
-            let view = ReferenceSpace {
-                kind: ReferenceKind::View,
-                pose_in_reference: Pose::IDENTITY,
-            }
-            .locate_in(&base.space, &head, eye_height);
+            let Some(base_world) = base.world(&s, &head, eye_height, info.display_time) else {
+                // Views in an untracked action space: no valid pose.
+                st.view_state_flags = xr::ViewStateFlags::EMPTY;
+                // SAFETY: the two-call contract of the entry point.
+                return unsafe {
+                    super::two_call(&s.display.eyes, capacity, count_out, views, |o, _| {
+                        if o.ty != xr::StructureType::VIEW {
+                            return Err(xr::Result::ERROR_VALIDATION_FAILURE);
+                        }
+                        o.pose = from_pose(&Pose::IDENTITY);
+                        Ok(())
+                    })
+                };
+            };
+            let view = relative(&base_world, &head);
             let eyes: Vec<(Pose, leasehold_drivers::api::Fov)> = s
                 .display
                 .eyes
@@ -269,5 +308,64 @@ pub(super) unsafe extern "system" fn locate_views(
                 })
             }
         })())
+    })
+}
+
+pub(super) unsafe extern "system" fn create_action_space(
+    h: xr::Session,
+    info: *const xr::ActionSpaceCreateInfo,
+    out: *mut xr::Space,
+) -> xr::Result {
+    guard(|| {
+        done((|| {
+            let s = session(h)?;
+            // SAFETY: the app passes a valid structure, or null (refused).
+            let info = unsafe { super::input(info) }?;
+            if out.is_null() {
+                return Err(xr::Result::ERROR_VALIDATION_FAILURE);
+            }
+            super::action::pose_action(&slock(&s), info.action, info.subaction_path)?;
+            let pose = validate_pose(to_pose(&info.pose_in_action_space))
+                .map_err(|_| xr::Result::ERROR_POSE_INVALID)?;
+            let handle = SPACES.insert(SpaceObj {
+                session: h.into_raw(),
+                space: ReferenceSpace {
+                    kind: ReferenceKind::Local,
+                    pose_in_reference: pose,
+                },
+                action: Some((info.action.into_raw(), info.subaction_path.into_raw())),
+            });
+            // SAFETY: checked non-null.
+            unsafe { *out = xr::Space::from_raw(handle) };
+            Ok(())
+        })())
+    })
+}
+
+/// No play-area bounds are configured: STAGE exists (at the floor below the start
+/// position) but its bounds are unknown, which the specification reports as
+/// XR_SPACE_BOUNDS_UNAVAILABLE with a zero extent.
+pub(super) unsafe extern "system" fn get_reference_space_bounds_rect(
+    h: xr::Session,
+    t: xr::ReferenceSpaceType,
+    bounds: *mut xr::Extent2Df,
+) -> xr::Result {
+    guard(|| {
+        let r = (|| {
+            let s = session(h)?;
+            if bounds.is_null() {
+                return Err(xr::Result::ERROR_VALIDATION_FAILURE);
+            }
+            kind(t, slock(&s).api_minor).ok_or(xr::Result::ERROR_REFERENCE_SPACE_UNSUPPORTED)?;
+            // SAFETY: checked non-null.
+            unsafe {
+                *bounds = xr::Extent2Df {
+                    width: 0.0,
+                    height: 0.0,
+                }
+            };
+            Ok(xr::Result::SPACE_BOUNDS_UNAVAILABLE)
+        })();
+        r.unwrap_or_else(|e| e)
     })
 }

@@ -1,6 +1,7 @@
 //! The runtime's objects and rules, in plain Rust: no unsafe, no FFI types beyond plain
 //! numbers. The ABI layer (`abi`) translates between these and the C structures.
 
+pub mod action;
 pub mod path;
 pub mod session;
 pub mod space;
@@ -66,6 +67,9 @@ pub enum Event {
     DisplayRefreshRateChanged {
         from_hz: f32,
         to_hz: f32,
+    },
+    InteractionProfileChanged {
+        session: u64,
     },
 }
 

@@ -41,6 +41,11 @@ pub fn validate_pose(p: Pose) -> Result<Pose, PoseError> {
     })
 }
 
+/// `world` expressed relative to `base_world` (both in the world frame).
+pub fn relative(base_world: &Pose, world: &Pose) -> Pose {
+    inverse(base_world).compose(world)
+}
+
 fn inverse(p: &Pose) -> Pose {
     let q = p.orientation.inverse();
     Pose {

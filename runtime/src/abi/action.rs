@@ -1,0 +1,893 @@
+//! Actions at the ABI: action sets and actions, suggested bindings, attaching to a
+//! session, xrSyncActions and the action state getters, bound sources, haptics, and the
+//! poses behind action spaces. The rules live in `state::action`.
+
+use super::session::{SessionObj, session, slock};
+use super::{done, guard, instance, lock, path_err};
+use crate::state::Event;
+use crate::state::action::{
+    self, ActionState, ActionType, Binding, HANDS, SIMPLE_CONTROLLER, Value,
+};
+use leasehold_drivers::api::{Pose, TrackedDevice};
+use openxr_sys as xr;
+use openxr_sys::Handle as _;
+use std::collections::HashMap;
+use std::ffi::c_char;
+use std::sync::Mutex;
+use std::sync::atomic::{AtomicBool, Ordering};
+
+pub(super) struct ActionSetObj {
+    instance: u64,
+    name: String,
+    localized: String,
+    attached: AtomicBool,
+}
+
+pub(super) struct ActionObj {
+    set: u64,
+    instance: u64,
+    name: String,
+    localized: String,
+    pub(super) ty: ActionType,
+    /// Subaction path ids (of the instance's path table).
+    subactions: Vec<u64>,
+}
+
+static SETS: super::handles::HandleTable<ActionSetObj> = super::handles::HandleTable::new(5);
+static ACTIONS: super::handles::HandleTable<ActionObj> = super::handles::HandleTable::new(6);
+
+/// Per instance: suggested bindings by interaction profile: (action, binding path id,
+/// resolved binding).
+type Suggestions = HashMap<String, Vec<(u64, u64, Binding)>>;
+static SUGGESTED: Mutex<Option<HashMap<u64, Suggestions>>> = Mutex::new(None);
+
+fn suggested<R>(instance: u64, f: impl FnOnce(&mut Suggestions) -> R) -> R {
+    let mut m = SUGGESTED.lock().unwrap_or_else(|p| p.into_inner());
+    f(m.get_or_insert_with(HashMap::new)
+        .entry(instance)
+        .or_default())
+}
+
+/// A session's attached action sets and what they are bound to.
+#[derive(Debug, Default)]
+pub(super) struct Attached {
+    sets: Vec<u64>,
+    /// The current interaction profile of both hands (path string), when one is bound.
+    profile: Option<String>,
+    /// Per action: its bindings in the current profile.
+    bindings: HashMap<u64, Vec<(u64, Binding)>>,
+    /// Per (action, subaction path id or 0 for the whole action).
+    states: HashMap<(u64, u64), ActionState>,
+}
+
+/// Forgets an instance that is being destroyed: its sets, actions and suggestions.
+pub(super) fn forget(instance: u64) {
+    SETS.remove_where(|s| s.instance == instance);
+    ACTIONS.remove_where(|a| a.instance == instance);
+    if let Some(m) = SUGGESTED.lock().unwrap_or_else(|p| p.into_inner()).as_mut() {
+        m.remove(&instance);
+    }
+}
+
+/// Action names: one path component, lowercase letters, digits, `-`, `_`, `.`.
+fn check_name(raw: &[c_char], localized_raw: &[c_char]) -> Result<(String, String), xr::Result> {
+    let name = super::fixed_str(raw)?;
+    let localized = super::fixed_str(localized_raw)?;
+    if name.is_empty() {
+        return Err(xr::Result::ERROR_NAME_INVALID);
+    }
+    if !crate::state::path::well_formed(&format!("/{name}")) {
+        return Err(xr::Result::ERROR_PATH_FORMAT_INVALID);
+    }
+    if localized.is_empty() {
+        return Err(xr::Result::ERROR_LOCALIZED_NAME_INVALID);
+    }
+    Ok((name, localized))
+}
+
+pub(super) unsafe extern "system" fn create_action_set(
+    h: xr::Instance,
+    info: *const xr::ActionSetCreateInfo,
+    out: *mut xr::ActionSet,
+) -> xr::Result {
+    guard(|| {
+        done((|| {
+            instance(h)?;
+            // SAFETY: the app passes a valid structure, or null (refused).
+            let info = unsafe { super::input(info) }?;
+            if out.is_null() {
+                return Err(xr::Result::ERROR_VALIDATION_FAILURE);
+            }
+            let (name, localized) =
+                check_name(&info.action_set_name, &info.localized_action_set_name)?;
+            let (mut dup_name, mut dup_loc) = (false, false);
+            SETS.for_each(|s| {
+                if s.instance == h.into_raw() {
+                    dup_name |= s.name == name;
+                    dup_loc |= s.localized == localized;
+                }
+            });
+            if dup_name {
+                return Err(xr::Result::ERROR_NAME_DUPLICATED);
+            }
+            if dup_loc {
+                return Err(xr::Result::ERROR_LOCALIZED_NAME_DUPLICATED);
+            }
+            let handle = SETS.insert(ActionSetObj {
+                instance: h.into_raw(),
+                name,
+                localized,
+                attached: AtomicBool::new(false),
+            });
+            // SAFETY: checked non-null.
+            unsafe { *out = xr::ActionSet::from_raw(handle) };
+            Ok(())
+        })())
+    })
+}
+
+pub(super) unsafe extern "system" fn destroy_action_set(h: xr::ActionSet) -> xr::Result {
+    guard(|| match SETS.remove(h.into_raw()) {
+        Some(_) => {
+            ACTIONS.remove_where(|a| a.set == h.into_raw());
+            xr::Result::SUCCESS
+        }
+        None => xr::Result::ERROR_HANDLE_INVALID,
+    })
+}
+
+fn action_type(t: xr::ActionType) -> Option<ActionType> {
+    Some(match t {
+        xr::ActionType::BOOLEAN_INPUT => ActionType::Boolean,
+        xr::ActionType::FLOAT_INPUT => ActionType::Float,
+        xr::ActionType::VECTOR2F_INPUT => ActionType::Vector2f,
+        xr::ActionType::POSE_INPUT => ActionType::Pose,
+        xr::ActionType::VIBRATION_OUTPUT => ActionType::Vibration,
+        _ => return None,
+    })
+}
+
+/// Top-level user paths subaction paths may name.
+const TOP_LEVEL: [&str; 4] = [
+    "/user/hand/left",
+    "/user/hand/right",
+    "/user/head",
+    "/user/gamepad",
+];
+
+pub(super) unsafe extern "system" fn create_action(
+    set_h: xr::ActionSet,
+    info: *const xr::ActionCreateInfo,
+    out: *mut xr::Action,
+) -> xr::Result {
+    guard(|| {
+        done((|| {
+            let set = SETS
+                .get(set_h.into_raw())
+                .ok_or(xr::Result::ERROR_HANDLE_INVALID)?;
+            // SAFETY: the app passes a valid structure, or null (refused).
+            let info = unsafe { super::input(info) }?;
+            if out.is_null() {
+                return Err(xr::Result::ERROR_VALIDATION_FAILURE);
+            }
+            if set.attached.load(Ordering::Acquire) {
+                return Err(xr::Result::ERROR_ACTIONSETS_ALREADY_ATTACHED);
+            }
+            let (name, localized) = check_name(&info.action_name, &info.localized_action_name)?;
+            let ty = action_type(info.action_type).ok_or(xr::Result::ERROR_VALIDATION_FAILURE)?;
+            let (mut dup_name, mut dup_loc) = (false, false);
+            ACTIONS.for_each(|a| {
+                if a.set == set_h.into_raw() {
+                    dup_name |= a.name == name;
+                    dup_loc |= a.localized == localized;
+                }
+            });
+            if dup_name {
+                return Err(xr::Result::ERROR_NAME_DUPLICATED);
+            }
+            if dup_loc {
+                return Err(xr::Result::ERROR_LOCALIZED_NAME_DUPLICATED);
+            }
+            let paths: &[xr::Path] = if info.count_subaction_paths == 0 {
+                &[]
+            } else if info.subaction_paths.is_null() {
+                return Err(xr::Result::ERROR_VALIDATION_FAILURE);
+            } else {
+                // SAFETY: non-null array of `count_subaction_paths` paths by contract.
+                unsafe {
+                    std::slice::from_raw_parts(
+                        info.subaction_paths,
+                        info.count_subaction_paths as usize,
+                    )
+                }
+            };
+            let mut subactions = Vec::with_capacity(paths.len());
+            {
+                let inst = super::INSTANCES
+                    .get(set.instance)
+                    .ok_or(xr::Result::ERROR_HANDLE_INVALID)?;
+                let inst = lock(&inst);
+                for p in paths {
+                    let s = inst.paths.name(p.into_raw()).map_err(path_err)?;
+                    if !TOP_LEVEL.contains(&s) {
+                        return Err(xr::Result::ERROR_PATH_UNSUPPORTED);
+                    }
+                    if subactions.contains(&p.into_raw()) {
+                        return Err(xr::Result::ERROR_PATH_UNSUPPORTED);
+                    }
+                    subactions.push(p.into_raw());
+                }
+            }
+            let handle = ACTIONS.insert(ActionObj {
+                set: set_h.into_raw(),
+                instance: set.instance,
+                name,
+                localized,
+                ty,
+                subactions,
+            });
+            // SAFETY: checked non-null.
+            unsafe { *out = xr::Action::from_raw(handle) };
+            Ok(())
+        })())
+    })
+}
+
+pub(super) unsafe extern "system" fn destroy_action(h: xr::Action) -> xr::Result {
+    guard(|| match ACTIONS.remove(h.into_raw()) {
+        Some(_) => xr::Result::SUCCESS,
+        None => xr::Result::ERROR_HANDLE_INVALID,
+    })
+}
+
+pub(super) unsafe extern "system" fn suggest_interaction_profile_bindings(
+    h: xr::Instance,
+    info: *const xr::InteractionProfileSuggestedBinding,
+) -> xr::Result {
+    guard(|| {
+        done((|| {
+            let i = instance(h)?;
+            // SAFETY: the app passes a valid structure, or null (refused).
+            let info = unsafe { super::input(info) }?;
+            if info.count_suggested_bindings == 0 || info.suggested_bindings.is_null() {
+                return Err(xr::Result::ERROR_VALIDATION_FAILURE);
+            }
+            // SAFETY: non-null array of `count_suggested_bindings` by contract.
+            let bindings = unsafe {
+                std::slice::from_raw_parts(
+                    info.suggested_bindings,
+                    info.count_suggested_bindings as usize,
+                )
+            };
+            let mut any_attached = false;
+            SETS.for_each(|s| {
+                any_attached |= s.instance == h.into_raw() && s.attached.load(Ordering::Acquire)
+            });
+            if any_attached {
+                return Err(xr::Result::ERROR_ACTIONSETS_ALREADY_ATTACHED);
+            }
+            let profile = {
+                let inst = lock(&i);
+                inst.paths
+                    .name(info.interaction_profile.into_raw())
+                    .map_err(path_err)?
+                    .to_string()
+            };
+            let mut resolved = Vec::with_capacity(bindings.len());
+            for b in bindings {
+                let a = ACTIONS
+                    .get(b.action.into_raw())
+                    .ok_or(xr::Result::ERROR_HANDLE_INVALID)?;
+                if a.instance != h.into_raw() {
+                    return Err(xr::Result::ERROR_HANDLE_INVALID);
+                }
+                let path = lock(&i)
+                    .paths
+                    .name(b.binding.into_raw())
+                    .map_err(path_err)?
+                    .to_string();
+                let r = action::resolve(&profile, &path).map_err(|_| {
+                    tracing::warn!(%profile, binding = %path, "unsupported binding suggested");
+                    xr::Result::ERROR_PATH_UNSUPPORTED
+                })?;
+                resolved.push((b.action.into_raw(), b.binding.into_raw(), r));
+            }
+            tracing::debug!(%profile, bindings = resolved.len(), "bindings suggested");
+            suggested(h.into_raw(), |m| m.insert(profile, resolved));
+            Ok(())
+        })())
+    })
+}
+
+pub(super) unsafe extern "system" fn attach_session_action_sets(
+    h: xr::Session,
+    info: *const xr::SessionActionSetsAttachInfo,
+) -> xr::Result {
+    guard(|| {
+        done((|| {
+            let s = session(h)?;
+            // SAFETY: the app passes a valid structure, or null (refused).
+            let info = unsafe { super::input(info) }?;
+            if info.count_action_sets == 0 || info.action_sets.is_null() {
+                return Err(xr::Result::ERROR_VALIDATION_FAILURE);
+            }
+            // SAFETY: non-null array of `count_action_sets` by contract.
+            let sets = unsafe {
+                std::slice::from_raw_parts(info.action_sets, info.count_action_sets as usize)
+            };
+            let mut s = slock(&s);
+            if s.actions.is_some() {
+                return Err(xr::Result::ERROR_ACTIONSETS_ALREADY_ATTACHED);
+            }
+            let mut objs = Vec::with_capacity(sets.len());
+            for set in sets {
+                let o = SETS
+                    .get(set.into_raw())
+                    .ok_or(xr::Result::ERROR_HANDLE_INVALID)?;
+                if o.instance != s.instance {
+                    return Err(xr::Result::ERROR_HANDLE_INVALID);
+                }
+                objs.push((set.into_raw(), o));
+            }
+            for (_, o) in &objs {
+                o.attached.store(true, Ordering::Release);
+            }
+            let set_ids: Vec<u64> = objs.iter().map(|(h, _)| *h).collect();
+            // The profile the drivers' controllers offer, if the app bound anything to it.
+            let simple = suggested(s.instance, |m| m.get(SIMPLE_CONTROLLER).cloned());
+            let mut attached = Attached {
+                sets: set_ids.clone(),
+                ..Default::default()
+            };
+            if let Some(list) = simple {
+                attached.profile = Some(SIMPLE_CONTROLLER.to_string());
+                for (a, path, b) in list {
+                    let Some(obj) = ACTIONS.get(a) else { continue };
+                    if set_ids.contains(&obj.set) && b.kind.fits(obj.ty) {
+                        attached.bindings.entry(a).or_default().push((path, b));
+                    }
+                }
+            }
+            let profile = attached.profile.clone();
+            s.actions = Some(attached);
+            tracing::info!(sets = set_ids.len(), ?profile, "action sets attached");
+            if profile.is_some()
+                && let Some(i) = super::INSTANCES.get(s.instance)
+            {
+                lock(&i).events.push_back(Event::InteractionProfileChanged {
+                    session: h.into_raw(),
+                });
+            }
+            Ok(())
+        })())
+    })
+}
+
+pub(super) unsafe extern "system" fn get_current_interaction_profile(
+    h: xr::Session,
+    top_level: xr::Path,
+    out: *mut xr::InteractionProfileState,
+) -> xr::Result {
+    guard(|| {
+        done((|| {
+            let s = session(h)?;
+            // SAFETY: the app passes a writable structure, or null (refused).
+            let out = unsafe { super::output(out) }?;
+            let s = slock(&s);
+            let i = super::INSTANCES
+                .get(s.instance)
+                .ok_or(xr::Result::ERROR_HANDLE_INVALID)?;
+            let mut inst = lock(&i);
+            let user = inst
+                .paths
+                .name(top_level.into_raw())
+                .map_err(path_err)?
+                .to_string();
+            if !TOP_LEVEL.contains(&user.as_str()) {
+                return Err(xr::Result::ERROR_PATH_UNSUPPORTED);
+            }
+            let a = s
+                .actions
+                .as_ref()
+                .ok_or(xr::Result::ERROR_ACTIONSET_NOT_ATTACHED)?;
+            out.interaction_profile = match &a.profile {
+                Some(p) if HANDS.contains(&user.as_str()) => {
+                    xr::Path::from_raw(inst.paths.intern(p).map_err(path_err)?)
+                }
+                _ => xr::Path::NULL,
+            };
+            Ok(())
+        })())
+    })
+}
+
+/// The subaction path ids of an action that exist for `hand`.
+fn hand_path(inst_paths: &crate::state::PathTable, id: u64) -> Option<usize> {
+    let n = inst_paths.name(id).ok()?;
+    HANDS.iter().position(|h| *h == n)
+}
+
+pub(super) unsafe extern "system" fn sync_actions(
+    h: xr::Session,
+    info: *const xr::ActionsSyncInfo,
+) -> xr::Result {
+    guard(|| {
+        let r = (|| {
+            let s = session(h)?;
+            // SAFETY: the app passes a valid structure, or null (refused).
+            let info = unsafe { super::input(info) }?;
+            let active: &[xr::ActiveActionSet] = if info.count_active_action_sets == 0 {
+                &[]
+            } else if info.active_action_sets.is_null() {
+                return Err(xr::Result::ERROR_VALIDATION_FAILURE);
+            } else {
+                // SAFETY: non-null array of `count_active_action_sets` by contract.
+                unsafe {
+                    std::slice::from_raw_parts(
+                        info.active_action_sets,
+                        info.count_active_action_sets as usize,
+                    )
+                }
+            };
+            let mut guard_s = slock(&s);
+            let s: &mut SessionObj = &mut guard_s;
+            s.alive()?;
+            let focused = s.is_focused();
+            let inputs = [s.controllers[0].inputs(), s.controllers[1].inputs()];
+            let instance = s.instance;
+            let Some(att) = s.actions.as_mut() else {
+                return Err(xr::Result::ERROR_ACTIONSET_NOT_ATTACHED);
+            };
+            for a in active {
+                if !att.sets.contains(&a.action_set.into_raw()) {
+                    return Err(if SETS.get(a.action_set.into_raw()).is_some() {
+                        xr::Result::ERROR_ACTIONSET_NOT_ATTACHED
+                    } else {
+                        xr::Result::ERROR_HANDLE_INVALID
+                    });
+                }
+            }
+            let i = super::INSTANCES
+                .get(instance)
+                .ok_or(xr::Result::ERROR_HANDLE_INVALID)?;
+            let inst = lock(&i);
+            let now = super::session::now_ns() as i64;
+            let mut actions = Vec::new();
+            ACTIONS.for_each_handle(|handle, a| {
+                if att.sets.contains(&a.set) {
+                    actions.push((handle, a.set, a.ty, a.subactions.clone()));
+                }
+            });
+            for (handle, set, ty, subs) in actions {
+                // Active: its set is in the list, for all subaction paths or the one named.
+                let filter: Option<Vec<u64>> = active
+                    .iter()
+                    .filter(|x| x.action_set.into_raw() == set)
+                    .map(|x| x.subaction_path.into_raw())
+                    .try_fold(Vec::new(), |mut v, p| {
+                        if p == 0 {
+                            None
+                        } else {
+                            v.push(p);
+                            Some(v)
+                        }
+                    });
+                let set_active = active.iter().any(|x| x.action_set.into_raw() == set);
+                let bindings = att.bindings.get(&handle).cloned().unwrap_or_default();
+                let value_for = |hand: Option<usize>| -> Option<Value> {
+                    if !focused || !set_active {
+                        return None;
+                    }
+                    let mut v: Option<Value> = None;
+                    for (_, b) in &bindings {
+                        if hand.is_some_and(|h| h != b.hand) {
+                            continue;
+                        }
+                        if let Some(f) = &filter {
+                            let allowed = f
+                                .iter()
+                                .any(|p| inst.paths.name(*p).ok() == Some(HANDS[b.hand]));
+                            if !allowed {
+                                continue;
+                            }
+                        }
+                        if let Some(x) = action::read(&inputs[b.hand], b.component, ty) {
+                            v = Some(match v {
+                                Some(y) => action::combine(y, x),
+                                None => x,
+                            });
+                        }
+                    }
+                    v
+                };
+                let mut keys = vec![(0u64, None)];
+                for p in &subs {
+                    keys.push((*p, hand_path(&inst.paths, *p)));
+                }
+                for (p, hand) in keys {
+                    // A subaction path that is not a hand (head, gamepad) has no inputs.
+                    let v = if p != 0 && hand.is_none() {
+                        None
+                    } else {
+                        value_for(hand)
+                    };
+                    let prev = att
+                        .states
+                        .get(&(handle, p))
+                        .copied()
+                        .unwrap_or_else(|| ActionState::inactive(ty));
+                    att.states.insert((handle, p), prev.sync(ty, v, now));
+                }
+            }
+            Ok(if focused {
+                xr::Result::SUCCESS
+            } else {
+                xr::Result::SESSION_NOT_FOCUSED
+            })
+        })();
+        r.unwrap_or_else(|e| e)
+    })
+}
+
+/// The state of the action named by `info`, checked: handle, type, attachment, and the
+/// subaction path being one of the action's.
+fn state_of(
+    h: xr::Session,
+    info: *const xr::ActionStateGetInfo,
+    want: &[ActionType],
+) -> Result<ActionState, xr::Result> {
+    let s = session(h)?;
+    // SAFETY: the app passes a valid structure, or null (refused).
+    let info = unsafe { super::input(info) }?;
+    let a = ACTIONS
+        .get(info.action.into_raw())
+        .ok_or(xr::Result::ERROR_HANDLE_INVALID)?;
+    let s = slock(&s);
+    if a.instance != s.instance {
+        return Err(xr::Result::ERROR_HANDLE_INVALID);
+    }
+    if !want.contains(&a.ty) {
+        return Err(xr::Result::ERROR_ACTION_TYPE_MISMATCH);
+    }
+    let att = s
+        .actions
+        .as_ref()
+        .filter(|att| att.sets.contains(&a.set))
+        .ok_or(xr::Result::ERROR_ACTIONSET_NOT_ATTACHED)?;
+    let sub = info.subaction_path.into_raw();
+    if sub != 0 && !a.subactions.contains(&sub) {
+        return Err(xr::Result::ERROR_PATH_UNSUPPORTED);
+    }
+    Ok(att
+        .states
+        .get(&(info.action.into_raw(), sub))
+        .copied()
+        .unwrap_or_else(|| ActionState::inactive(a.ty)))
+}
+
+pub(super) unsafe extern "system" fn get_action_state_boolean(
+    h: xr::Session,
+    info: *const xr::ActionStateGetInfo,
+    out: *mut xr::ActionStateBoolean,
+) -> xr::Result {
+    guard(|| {
+        done((|| {
+            // SAFETY: the app passes a writable structure, or null (refused).
+            let out = unsafe { super::output(out) }?;
+            let st = state_of(h, info, &[ActionType::Boolean])?;
+            out.current_state = matches!(st.value, Value::Boolean(true)).into();
+            out.changed_since_last_sync = st.changed_since_last_sync.into();
+            out.last_change_time = xr::Time::from_nanos(st.last_change_ns);
+            out.is_active = st.active.into();
+            Ok(())
+        })())
+    })
+}
+
+pub(super) unsafe extern "system" fn get_action_state_float(
+    h: xr::Session,
+    info: *const xr::ActionStateGetInfo,
+    out: *mut xr::ActionStateFloat,
+) -> xr::Result {
+    guard(|| {
+        done((|| {
+            // SAFETY: the app passes a writable structure, or null (refused).
+            let out = unsafe { super::output(out) }?;
+            let st = state_of(h, info, &[ActionType::Float])?;
+            out.current_state = match st.value {
+                Value::Float(f) => f,
+                _ => 0.0,
+            };
+            out.changed_since_last_sync = st.changed_since_last_sync.into();
+            out.last_change_time = xr::Time::from_nanos(st.last_change_ns);
+            out.is_active = st.active.into();
+            Ok(())
+        })())
+    })
+}
+
+pub(super) unsafe extern "system" fn get_action_state_vector2f(
+    h: xr::Session,
+    info: *const xr::ActionStateGetInfo,
+    out: *mut xr::ActionStateVector2f,
+) -> xr::Result {
+    guard(|| {
+        done((|| {
+            // SAFETY: the app passes a writable structure, or null (refused).
+            let out = unsafe { super::output(out) }?;
+            let st = state_of(h, info, &[ActionType::Vector2f])?;
+            let v = match st.value {
+                Value::Vector2(v) => v,
+                _ => [0.0; 2],
+            };
+            out.current_state = xr::Vector2f { x: v[0], y: v[1] };
+            out.changed_since_last_sync = st.changed_since_last_sync.into();
+            out.last_change_time = xr::Time::from_nanos(st.last_change_ns);
+            out.is_active = st.active.into();
+            Ok(())
+        })())
+    })
+}
+
+pub(super) unsafe extern "system" fn get_action_state_pose(
+    h: xr::Session,
+    info: *const xr::ActionStateGetInfo,
+    out: *mut xr::ActionStatePose,
+) -> xr::Result {
+    guard(|| {
+        done((|| {
+            // SAFETY: the app passes a writable structure, or null (refused).
+            let out = unsafe { super::output(out) }?;
+            let st = state_of(h, info, &[ActionType::Pose])?;
+            out.is_active = st.active.into();
+            Ok(())
+        })())
+    })
+}
+
+fn haptic(h: xr::Session, info: *const xr::HapticActionInfo) -> Result<(), xr::Result> {
+    let s = session(h)?;
+    // SAFETY: the app passes a valid structure, or null (refused).
+    let info = unsafe { super::input(info) }?;
+    let a = ACTIONS
+        .get(info.action.into_raw())
+        .ok_or(xr::Result::ERROR_HANDLE_INVALID)?;
+    let s = slock(&s);
+    if a.instance != s.instance {
+        return Err(xr::Result::ERROR_HANDLE_INVALID);
+    }
+    if a.ty != ActionType::Vibration {
+        return Err(xr::Result::ERROR_ACTION_TYPE_MISMATCH);
+    }
+    if !s
+        .actions
+        .as_ref()
+        .is_some_and(|att| att.sets.contains(&a.set))
+    {
+        return Err(xr::Result::ERROR_ACTIONSET_NOT_ATTACHED);
+    }
+    let sub = info.subaction_path.into_raw();
+    if sub != 0 && !a.subactions.contains(&sub) {
+        return Err(xr::Result::ERROR_PATH_UNSUPPORTED);
+    }
+    Ok(())
+}
+
+pub(super) unsafe extern "system" fn apply_haptic_feedback(
+    h: xr::Session,
+    info: *const xr::HapticActionInfo,
+    feedback: *const xr::HapticBaseHeader,
+) -> xr::Result {
+    guard(|| {
+        done((|| {
+            haptic(h, info)?;
+            if feedback.is_null() {
+                return Err(xr::Result::ERROR_VALIDATION_FAILURE);
+            }
+            // SAFETY: non-null; every haptic structure starts with its type.
+            let ty = unsafe { (*feedback).ty };
+            if ty != xr::StructureType::HAPTIC_VIBRATION {
+                return Err(xr::Result::ERROR_VALIDATION_FAILURE);
+            }
+            // The simulated controllers have no actuator; a real driver takes it here.
+            tracing::trace!("haptic pulse");
+            Ok(())
+        })())
+    })
+}
+
+pub(super) unsafe extern "system" fn stop_haptic_feedback(
+    h: xr::Session,
+    info: *const xr::HapticActionInfo,
+) -> xr::Result {
+    guard(|| done(haptic(h, info)))
+}
+
+/// The full binding paths an action is bound to in the current profile.
+pub(super) unsafe extern "system" fn enumerate_bound_sources_for_action(
+    h: xr::Session,
+    info: *const xr::BoundSourcesForActionEnumerateInfo,
+    capacity: u32,
+    count_out: *mut u32,
+    out: *mut xr::Path,
+) -> xr::Result {
+    guard(|| {
+        done((|| {
+            let s = session(h)?;
+            // SAFETY: the app passes a valid structure, or null (refused).
+            let info = unsafe { super::input(info) }?;
+            let a = ACTIONS
+                .get(info.action.into_raw())
+                .ok_or(xr::Result::ERROR_HANDLE_INVALID)?;
+            let s = slock(&s);
+            let att = s
+                .actions
+                .as_ref()
+                .filter(|att| att.sets.contains(&a.set))
+                .ok_or(xr::Result::ERROR_ACTIONSET_NOT_ATTACHED)?;
+            let paths: Vec<u64> = att
+                .bindings
+                .get(&info.action.into_raw())
+                .map(|v| v.iter().map(|(p, _)| *p).collect())
+                .unwrap_or_default();
+            // SAFETY: the two-call contract of the entry point.
+            unsafe {
+                super::two_call(&paths, capacity, count_out, out, |o, p| {
+                    *o = xr::Path::from_raw(*p);
+                    Ok(())
+                })
+            }
+        })())
+    })
+}
+
+fn title(s: &str) -> String {
+    s.split(['/', '_'])
+        .filter(|w| !w.is_empty())
+        .map(|w| {
+            let mut c = w.chars();
+            c.next()
+                .map(|f| f.to_uppercase().collect::<String>() + c.as_str())
+                .unwrap_or_default()
+        })
+        .collect::<Vec<_>>()
+        .join(" ")
+}
+
+pub(super) unsafe extern "system" fn get_input_source_localized_name(
+    h: xr::Session,
+    info: *const xr::InputSourceLocalizedNameGetInfo,
+    capacity: u32,
+    count_out: *mut u32,
+    buffer: *mut c_char,
+) -> xr::Result {
+    guard(|| {
+        done((|| {
+            let s = session(h)?;
+            // SAFETY: the app passes a valid structure, or null (refused).
+            let info = unsafe { super::input(info) }?;
+            let all = xr::InputSourceLocalizedNameFlags::USER_PATH
+                | xr::InputSourceLocalizedNameFlags::INTERACTION_PROFILE
+                | xr::InputSourceLocalizedNameFlags::COMPONENT;
+            if info.which_components.is_empty() || !(info.which_components & !all).is_empty() {
+                return Err(xr::Result::ERROR_VALIDATION_FAILURE);
+            }
+            let s = slock(&s);
+            let att = s
+                .actions
+                .as_ref()
+                .ok_or(xr::Result::ERROR_ACTIONSET_NOT_ATTACHED)?;
+            let i = super::INSTANCES
+                .get(s.instance)
+                .ok_or(xr::Result::ERROR_HANDLE_INVALID)?;
+            let source = lock(&i)
+                .paths
+                .name(info.source_path.into_raw())
+                .map_err(path_err)?
+                .to_string();
+            let profile = att
+                .profile
+                .clone()
+                .ok_or(xr::Result::ERROR_PATH_UNSUPPORTED)?;
+            let b = action::resolve(&profile, &source)
+                .map_err(|_| xr::Result::ERROR_PATH_UNSUPPORTED)?;
+            let mut parts = Vec::new();
+            let w = info.which_components;
+            if w.contains(xr::InputSourceLocalizedNameFlags::USER_PATH) {
+                parts.push(
+                    if b.hand == 0 {
+                        "Left Hand"
+                    } else {
+                        "Right Hand"
+                    }
+                    .to_string(),
+                );
+            }
+            if w.contains(xr::InputSourceLocalizedNameFlags::INTERACTION_PROFILE) {
+                parts.push(title(
+                    profile.trim_start_matches("/interaction_profiles/khr/"),
+                ));
+            }
+            if w.contains(xr::InputSourceLocalizedNameFlags::COMPONENT) {
+                parts.push(title(
+                    b.component
+                        .trim_start_matches("input/")
+                        .trim_start_matches("output/"),
+                ));
+            }
+            let mut bytes = parts.join(" ").into_bytes();
+            bytes.push(0);
+            // SAFETY: the two-call contract of the entry point.
+            unsafe {
+                super::two_call(&bytes, capacity, count_out, buffer, |o, c| {
+                    *o = *c as c_char;
+                    Ok(())
+                })
+            }
+        })())
+    })
+}
+
+/// A pose action's action: checked for xrCreateActionSpace.
+pub(super) fn pose_action(
+    s: &SessionObj,
+    action: xr::Action,
+    subaction: xr::Path,
+) -> Result<(), xr::Result> {
+    let a = ACTIONS
+        .get(action.into_raw())
+        .ok_or(xr::Result::ERROR_HANDLE_INVALID)?;
+    if a.instance != s.instance {
+        return Err(xr::Result::ERROR_HANDLE_INVALID);
+    }
+    if a.ty != ActionType::Pose {
+        return Err(xr::Result::ERROR_ACTION_TYPE_MISMATCH);
+    }
+    let sub = subaction.into_raw();
+    if sub != 0 && !a.subactions.contains(&sub) {
+        return Err(xr::Result::ERROR_PATH_UNSUPPORTED);
+    }
+    Ok(())
+}
+
+/// Where an action space's pose input is in the world frame at `time_ns`: the bound
+/// controller's grip/aim pose while the action is active, else `None` (untracked).
+pub(super) fn action_pose(
+    s: &SessionObj,
+    action: u64,
+    subaction: u64,
+    time_ns: u64,
+) -> Option<Pose> {
+    let att = s.actions.as_ref()?;
+    let st = att.states.get(&(action, subaction))?;
+    if !st.active {
+        return None;
+    }
+    let i = super::INSTANCES.get(s.instance)?;
+    let hand = if subaction == 0 {
+        None
+    } else {
+        Some(hand_path(&lock(&i).paths, subaction)?)
+    };
+    let b = att
+        .bindings
+        .get(&action)?
+        .iter()
+        .map(|(_, b)| b)
+        .find(|b| hand.is_none_or(|h| h == b.hand))?;
+    let p = s.controllers[b.hand].pose_at(time_ns).ok()?;
+    Some(if b.component == "input/aim/pose" {
+        // The aim ray leaves the controller's tip, tilted down from the grip.
+        p.pose.compose(&Pose {
+            orientation: glam::Quat::from_rotation_x(-0.6),
+            position: glam::Vec3::new(0.0, 0.0, -0.05),
+        })
+    } else {
+        p.pose
+    })
+}
+
+/// Live action sets and actions (leak tests).
+pub fn live_actions() -> (usize, usize) {
+    (SETS.len(), ACTIONS.len())
+}
