@@ -56,17 +56,22 @@ impl FrameClock {
 }
 
 /// What the compositor has done so far.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct CompositorStats {
     pub frames: u64,
+    /// Frames shown at the vblank they were planned for.
     pub hits: u64,
     /// Frames that showed an app submission (not the empty scene before the first).
     pub with_submission: u64,
     /// Distinct app frames shown.
     pub app_frames_shown: u64,
-    /// Render cost medians are computed by the caller from these sums.
-    pub render_ns_sum: u64,
-    pub render_ns_max: u64,
+    /// Render cost of the most recent frames (CPU submit + GPU time), oldest first.
+    pub render_ns: std::collections::VecDeque<u64>,
+}
+
+impl CompositorStats {
+    /// Render-cost samples kept.
+    pub const SAMPLES: usize = 4096;
 }
 
 /// What the OpenXR runtime needs from a compositor.
@@ -233,8 +238,10 @@ fn presenter(
             let mut s = shared.stats.lock().unwrap_or_else(|p| p.into_inner());
             s.frames += 1;
             s.hits += u64::from(rec.hit);
-            s.render_ns_sum += rec.render_ns;
-            s.render_ns_max = s.render_ns_max.max(rec.render_ns);
+            if s.render_ns.len() == CompositorStats::SAMPLES {
+                s.render_ns.pop_front();
+            }
+            s.render_ns.push_back(rec.render_ns);
             if let Some(f) = rec.submission {
                 s.with_submission += 1;
                 if last_app_frame != Some(f) {
@@ -342,7 +349,11 @@ impl Compositor for LocalCompositor {
     }
 
     fn stats(&self) -> CompositorStats {
-        *self.shared.stats.lock().unwrap_or_else(|p| p.into_inner())
+        self.shared
+            .stats
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .clone()
     }
 
     fn lost(&self) -> Option<String> {

@@ -4,4 +4,5 @@
 mod common;
 mod compositor;
 mod frame_loop;
+mod hello_xr;
 mod openxr;

@@ -46,6 +46,28 @@ impl RgbaImage {
             .map_err(std::io::Error::other)?;
         w.finish().map_err(std::io::Error::other)
     }
+
+    /// Reads an 8-bit RGBA PNG (what [`RgbaImage::write_png`] writes).
+    pub fn read_png(path: &std::path::Path) -> std::io::Result<Self> {
+        let dec = png::Decoder::new(std::io::BufReader::new(std::fs::File::open(path)?));
+        let mut r = dec.read_info().map_err(std::io::Error::other)?;
+        let mut data = vec![0; r.output_buffer_size()];
+        let info = r.next_frame(&mut data).map_err(std::io::Error::other)?;
+        if (info.color_type, info.bit_depth) != (png::ColorType::Rgba, png::BitDepth::Eight) {
+            return Err(std::io::Error::other(format!(
+                "{}: {:?} {:?}, not 8-bit RGBA",
+                path.display(),
+                info.color_type,
+                info.bit_depth
+            )));
+        }
+        data.truncate(info.buffer_size());
+        Ok(Self {
+            width: info.width,
+            height: info.height,
+            data,
+        })
+    }
 }
 
 const BARS: [[u8; 3]; 8] = [

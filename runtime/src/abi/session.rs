@@ -50,18 +50,54 @@ pub(super) struct SessionObj {
 impl Drop for SessionObj {
     fn drop(&mut self) {
         let frames = self.session.frames_ended();
-        match &self.gfx {
-            Some(g) => {
-                let c = g.compositor.stats();
-                tracing::info!(
-                    app_frames = frames,
-                    compositor_frames = c.frames,
-                    app_frames_shown = c.app_frames_shown,
-                    vblanks_hit = c.hits,
-                    "session ended"
-                );
+        let Some(g) = &self.gfx else {
+            tracing::info!(app_frames = frames, "headless session ended");
+            return;
+        };
+        let c = g.compositor.stats();
+        let secs = now_ns().saturating_sub(self.epoch_ns) as f64 * 1e-9;
+        let mut render: Vec<u64> = c.render_ns.iter().copied().collect();
+        render.sort_unstable();
+        let pct = |p: f64| {
+            render
+                .get(((render.len() as f64 - 1.0) * p).round() as usize)
+                .map_or(0.0, |n| *n as f64 * 1e-6)
+        };
+        tracing::info!(
+            app_frames = frames,
+            compositor_frames = c.frames,
+            app_frames_shown = c.app_frames_shown,
+            vblanks_hit = c.hits,
+            "session ended"
+        );
+        // What `leasehold demo` (and anyone else who asks) reads back: the last
+        // composited panel image and a frame-timing report.
+        if let Some(path) = std::env::var_os("LEASEHOLD_SNAPSHOT") {
+            match g.compositor.snapshot() {
+                Ok(Some(img)) => match img.write_png(std::path::Path::new(&path)) {
+                    Ok(()) => {
+                        tracing::info!(path = %std::path::Path::new(&path).display(), "panel image written")
+                    }
+                    Err(e) => tracing::error!(%e, "writing the panel image"),
+                },
+                Ok(None) => tracing::warn!("this display target keeps no image to write"),
+                Err(e) => tracing::error!(%e, "reading the panel image back"),
             }
-            None => tracing::info!(app_frames = frames, "headless session ended"),
+        }
+        if let Some(path) = std::env::var_os("LEASEHOLD_FRAME_REPORT") {
+            let report = format!(
+                "{{\n  \"seconds\": {secs:.3},\n  \"app_frames\": {frames},\n  \"compositor_frames\": {},\n  \"app_frames_shown\": {},\n  \"vblanks_hit\": {},\n  \"refresh_hz\": {:.3},\n  \"render_ms_median\": {:.3},\n  \"render_ms_p99\": {:.3},\n  \"compositor\": \"{}\"\n}}\n",
+                c.frames,
+                c.app_frames_shown,
+                c.hits,
+                1e9 / g.compositor.clock().period_ns.max(1) as f64,
+                pct(0.5),
+                pct(0.99),
+                g.compositor.describe().replace('"', "'"),
+            );
+            if let Err(e) = std::fs::write(&path, report) {
+                tracing::error!(%e, "writing the frame report");
+            }
         }
     }
 }
@@ -148,6 +184,7 @@ fn flush(handle: u64, s: &mut SessionObj) {
         let t = now_ns() as i64;
         let mut inst = lock(&i);
         for state in events {
+            tracing::debug!(?state, "session state");
             inst.events.push_back(Event::SessionStateChanged {
                 session: handle,
                 state,
@@ -479,8 +516,11 @@ pub(super) unsafe extern "system" fn end_frame(
             s.check_lost(h.into_raw());
             s.alive()?;
             s.session.end_frame().map_err(map_err)?;
+            let frame = s.session.frames_ended();
+            if frame % 100 == 0 {
+                tracing::debug!(frames = frame, "frames ended");
+            }
             if let Some(g) = &s.gfx {
-                let frame = s.session.frames_ended();
                 if let Err(e) = g.compositor.submit(Submission {
                     frame,
                     layers,

@@ -1,0 +1,159 @@
+//! Khronos' hello_xr (Debian's libopenxr-utils) on Leasehold through the real loader:
+//! both Vulkan bindings, at least 300 frames, FOCUSED, a clean exit on a key press, and
+//! its scene on the composited panel.
+
+use std::io::{BufRead, BufReader, Write};
+use std::process::{Command, Stdio};
+use std::sync::mpsc;
+use std::time::{Duration, Instant};
+
+const FRAMES: u64 = 300;
+
+fn field(report: &str, key: &str) -> f64 {
+    let at = report
+        .find(&format!("\"{key}\":"))
+        .unwrap_or_else(|| panic!("{key} in the frame report:\n{report}"));
+    report[at + key.len() + 3..]
+        .split([',', '\n'])
+        .next()
+        .unwrap()
+        .trim()
+        .parse()
+        .unwrap_or_else(|e| panic!("{key}: {e}"))
+}
+
+fn run(graphics: &str) {
+    leasehold_tests::init_tracing();
+    let manifest = super::openxr::manifest();
+    let dir = std::env::temp_dir().join(format!(
+        "leasehold-hello-xr-{graphics}-{}",
+        std::process::id()
+    ));
+    std::fs::create_dir_all(&dir).unwrap();
+    let png = dir.join("panel.png");
+    let report = dir.join("frames.json");
+    let mut child = Command::new("hello_xr")
+        .args(["-g", graphics])
+        .env("XR_RUNTIME_JSON", &manifest)
+        .env("LEASEHOLD_LOG", "info,leasehold_openxr::abi::session=debug")
+        .env("LEASEHOLD_SNAPSHOT", &png)
+        .env("LEASEHOLD_FRAME_REPORT", &report)
+        .env("NO_COLOR", "1")
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("hello_xr (libopenxr-utils, installed by `cargo xtask setup`)");
+    let (tx, rx) = mpsc::channel::<String>();
+    let readers: Vec<_> = [
+        Box::new(child.stdout.take().unwrap()) as Box<dyn std::io::Read + Send>,
+        Box::new(child.stderr.take().unwrap()),
+    ]
+    .into_iter()
+    .map(|r| {
+        let tx = tx.clone();
+        std::thread::spawn(move || {
+            for line in BufReader::new(r).lines().map_while(Result::ok) {
+                let _ = tx.send(line);
+            }
+        })
+    })
+    .collect();
+    drop(tx);
+    let mut log = Vec::new();
+    let (mut focused, mut frames) = (false, 0u64);
+    let deadline = Instant::now() + Duration::from_secs(300);
+    while !(focused && frames >= FRAMES) {
+        let left = deadline.saturating_duration_since(Instant::now());
+        match rx.recv_timeout(left) {
+            Ok(line) => {
+                // The runtime's log (stderr, unbuffered; hello_xr's own stdout arrives
+                // only when it exits).
+                focused |= line.contains("session state state=Focused");
+                if let Some(n) = line
+                    .split("frames=")
+                    .nth(1)
+                    .and_then(|r| r.split_whitespace().next())
+                    .and_then(|n| n.parse::<u64>().ok())
+                {
+                    frames = frames.max(n);
+                }
+                log.push(line);
+            }
+            Err(e) => {
+                let _ = child.kill();
+                let why = match e {
+                    mpsc::RecvTimeoutError::Timeout => "within 300 s",
+                    mpsc::RecvTimeoutError::Disconnected => "before it exited",
+                };
+                panic!(
+                    "hello_xr -g {graphics}: no {FRAMES} focused frames {why} \
+                     (focused {focused}, frames {frames}):\n{}",
+                    log.join("\n")
+                );
+            }
+        }
+    }
+    // "Press any key to shutdown".
+    child.stdin.take().unwrap().write_all(b"\n").unwrap();
+    let exit = loop {
+        if let Some(status) = child.try_wait().unwrap() {
+            break status;
+        }
+        assert!(
+            Instant::now() < deadline + Duration::from_secs(60),
+            "hello_xr did not exit after the key press"
+        );
+        std::thread::sleep(Duration::from_millis(50));
+    };
+    for r in readers {
+        r.join().unwrap();
+    }
+    log.extend(rx.try_iter());
+    let text = log.join("\n");
+    assert!(
+        exit.success(),
+        "hello_xr -g {graphics} exited with {exit}:\n{text}"
+    );
+    for bad in ["XrResult failure", " ERROR ", "panicked"] {
+        assert!(!text.contains(bad), "`{bad}` in the output:\n{text}");
+    }
+    let report = std::fs::read_to_string(&report).expect("the runtime's frame report");
+    tracing::info!(graphics, "{report}");
+    assert!(field(&report, "app_frames") >= FRAMES as f64, "{report}");
+    assert!(
+        field(&report, "app_frames_shown") > 0.0,
+        "the compositor showed hello_xr's frames: {report}"
+    );
+    // The panel shows hello_xr's scene: its background in the middle of each eye, not
+    // the compositor's black, and both eyes alike there.
+    let img =
+        leasehold_compositor::render::pattern::RgbaImage::read_png(&png).expect("the panel image");
+    let px = |x: u32, y: u32| {
+        let i = ((y * img.width + x) * 4) as usize;
+        [img.data[i], img.data[i + 1], img.data[i + 2]]
+    };
+    let (l, r) = (
+        px(img.width / 4, img.height / 3),
+        px(3 * img.width / 4, img.height / 3),
+    );
+    assert!(
+        l.iter().map(|&c| u32::from(c)).sum::<u32>() > 120,
+        "left eye: {l:?}"
+    );
+    assert!(
+        l.iter().zip(&r).all(|(a, b)| a.abs_diff(*b) < 12),
+        "eyes differ at the same spot: {l:?} vs {r:?}"
+    );
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+#[test]
+fn hello_xr_vulkan2_runs_focused_and_exits_cleanly() {
+    run("Vulkan2");
+}
+
+#[test]
+fn hello_xr_vulkan_runs_focused_and_exits_cleanly() {
+    run("Vulkan");
+}
