@@ -29,7 +29,7 @@ fn xdg(var: &str, fallback: &str) -> Result<PathBuf> {
 }
 
 /// The library, checked: an existing ELF file, as an absolute path.
-fn library(arg: Option<PathBuf>) -> Result<PathBuf> {
+pub(crate) fn library(arg: Option<PathBuf>) -> Result<PathBuf> {
     let lib = match arg {
         Some(p) => p,
         None => std::env::current_exe()?
@@ -50,7 +50,7 @@ fn library(arg: Option<PathBuf>) -> Result<PathBuf> {
     Ok(lib)
 }
 
-fn manifest(lib: &Path) -> Result<String> {
+pub(crate) fn manifest(lib: &Path) -> Result<String> {
     let path = lib
         .to_str()
         .context("the library path is not UTF-8")?
@@ -59,7 +59,7 @@ fn manifest(lib: &Path) -> Result<String> {
     Ok(TEMPLATE.replace("@LIBRARY_PATH@", &path))
 }
 
-fn write_atomically(path: &Path, text: &str) -> Result<()> {
+pub(crate) fn write_atomically(path: &Path, text: &str) -> Result<()> {
     if let Some(dir) = path.parent() {
         std::fs::create_dir_all(dir).with_context(|| format!("cannot create {}", dir.display()))?;
     }

@@ -5,6 +5,7 @@
 mod bench;
 mod bench_compositor;
 mod calibrate;
+mod demo;
 mod install;
 mod plot;
 mod probe;
@@ -25,6 +26,9 @@ struct Cli {
 
 #[derive(Subcommand, Debug)]
 enum Command {
+    /// Run the bundled OpenXR app on the simulated headset through the real loader and
+    /// Leasehold: writes the composited panel image (PNG) and a frame-timing summary.
+    Demo(demo::DemoArgs),
     /// List what this machine offers a VR runtime: DRM cards and connectors (headset
     /// candidates marked), Vulkan devices and their display-path capabilities, HID headsets.
     Probe,
@@ -67,6 +71,7 @@ fn main() -> ExitCode {
         .init();
     let cli = Cli::parse();
     let result = match cli.command {
+        Command::Demo(a) => demo::run(a),
         Command::Probe => probe::run(),
         Command::Bench(BenchCommand::FrameTiming(a)) => bench::frame_timing(a),
         Command::Bench(BenchCommand::Compositor(a)) => bench_compositor::compositor(a),

@@ -356,6 +356,15 @@ pub fn run_cli(args: &[String]) -> Result {
     setup::run(&[])?;
     let root = workspace_root();
     step(&format!("leasehold {}", args.join(" ")));
+    // The OpenXR runtime library goes beside the CLI (`leasehold demo` and `install`
+    // find it there).
+    util::run(cargo(&root).args([
+        "build",
+        "--quiet",
+        "--release",
+        "-p",
+        "leasehold-runtime",
+    ]))?;
     util::run(
         cargo(&root)
             .args([

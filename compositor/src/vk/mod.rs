@@ -8,6 +8,7 @@
 pub mod app;
 pub mod context;
 pub mod renderer;
+pub mod scene;
 
 use ash::vk;
 use std::ffi::CStr;
