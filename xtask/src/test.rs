@@ -358,13 +358,7 @@ pub fn run_cli(args: &[String]) -> Result {
     step(&format!("leasehold {}", args.join(" ")));
     // The OpenXR runtime library goes beside the CLI (`leasehold demo` and `install`
     // find it there).
-    util::run(cargo(&root).args([
-        "build",
-        "--quiet",
-        "--release",
-        "-p",
-        "leasehold-runtime",
-    ]))?;
+    util::run(cargo(&root).args(["build", "--quiet", "--release", "-p", "leasehold-runtime"]))?;
     util::run(
         cargo(&root)
             .args([

@@ -75,11 +75,11 @@ unsafe fn merged(base: *const *const c_char, count: u32, extra: &[&CStr]) -> Vec
         unsafe { std::slice::from_raw_parts(base, count as usize) }.to_vec()
     };
     for e in extra {
-        // SAFETY: every entry is a NUL-terminated string by the caller's contract.
-        if !out
-            .iter()
-            .any(|&p| !p.is_null() && unsafe { CStr::from_ptr(p) } == *e)
-        {
+        let present = out.iter().any(|&p| {
+            // SAFETY: every entry is a NUL-terminated string by the caller's contract.
+            !p.is_null() && unsafe { CStr::from_ptr(p) } == *e
+        });
+        if !present {
             out.push(e.as_ptr());
         }
     }

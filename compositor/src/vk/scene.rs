@@ -86,7 +86,8 @@ impl SceneDevice {
                 physical_for(instance.handle().as_raw()).map_err(VkError::NoDevice)?,
             );
             // SAFETY: a physical device of this instance (the runtime named it).
-            let families = unsafe { instance.get_physical_device_queue_family_properties(physical) };
+            let families =
+                unsafe { instance.get_physical_device_queue_family_properties(physical) };
             let queue_family = families
                 .iter()
                 .position(|f| f.queue_flags.contains(vk::QueueFlags::GRAPHICS))
@@ -203,7 +204,9 @@ impl SceneDevice {
                         .array_layers(1)
                         .samples(vk::SampleCountFlags::TYPE_1)
                         .tiling(vk::ImageTiling::OPTIMAL)
-                        .usage(vk::ImageUsageFlags::TRANSFER_SRC | vk::ImageUsageFlags::TRANSFER_DST)
+                        .usage(
+                            vk::ImageUsageFlags::TRANSFER_SRC | vk::ImageUsageFlags::TRANSFER_DST,
+                        )
                         .initial_layout(vk::ImageLayout::UNDEFINED),
                     None,
                 )
@@ -232,7 +235,8 @@ impl SceneDevice {
                 )
                 .map_err(call("vkCreateBuffer"))?;
             let breq = d.get_buffer_memory_requirements(buf);
-            let host = vk::MemoryPropertyFlags::HOST_VISIBLE | vk::MemoryPropertyFlags::HOST_COHERENT;
+            let host =
+                vk::MemoryPropertyFlags::HOST_VISIBLE | vk::MemoryPropertyFlags::HOST_COHERENT;
             let Some(bty) = self.memory_type(breq.memory_type_bits, host) else {
                 d.destroy_buffer(buf, None);
                 return Err(VkError::Unsupported("no host-visible memory".into()));
@@ -311,7 +315,8 @@ impl SceneDevice {
                 d.wait_for_fences(&[slot.fence], true, 10_000_000_000)
                     .map_err(call("vkWaitForFences"))?;
             }
-            d.reset_fences(&[slot.fence]).map_err(call("vkResetFences"))?;
+            d.reset_fences(&[slot.fence])
+                .map_err(call("vkResetFences"))?;
             d.begin_command_buffer(
                 slot.cmd,
                 &vk::CommandBufferBeginInfo::default()

@@ -1362,8 +1362,24 @@ mod tests {
             proc_addr(with_ext, c"xrConvertTimespecTimeToTimeKHR"),
             xr::Result::SUCCESS
         );
-        let (r, _) = create(&[c"XR_KHR_vulkan_enable2"]);
+        let (r, _) = create(&[c"XR_KHR_opengl_enable"]);
         assert_eq!(r, xr::Result::ERROR_EXTENSION_NOT_PRESENT);
+        // Vulkan functions exist only for instances that enabled their extension.
+        assert_eq!(
+            proc_addr(plain, c"xrGetVulkanGraphicsRequirements2KHR"),
+            xr::Result::ERROR_FUNCTION_UNSUPPORTED
+        );
+        let (r, vk2) = create(&[c"XR_KHR_vulkan_enable2"]);
+        assert_eq!(r, xr::Result::SUCCESS);
+        assert_eq!(
+            proc_addr(vk2, c"xrGetVulkanGraphicsRequirements2KHR"),
+            xr::Result::SUCCESS
+        );
+        assert_eq!(
+            proc_addr(vk2, c"xrGetVulkanInstanceExtensionsKHR"),
+            xr::Result::ERROR_FUNCTION_UNSUPPORTED,
+            "an XR_KHR_vulkan_enable function"
+        );
         let mut f = None;
         // SAFETY: null pointers on purpose.
         unsafe {
@@ -1373,6 +1389,7 @@ mod tests {
             );
             assert_eq!(destroy_instance(plain), xr::Result::SUCCESS);
             assert_eq!(destroy_instance(with_ext), xr::Result::SUCCESS);
+            assert_eq!(destroy_instance(vk2), xr::Result::SUCCESS);
         }
         assert_eq!(
             proc_addr(plain, c"xrGetSystem"),

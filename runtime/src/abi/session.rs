@@ -517,17 +517,17 @@ pub(super) unsafe extern "system" fn end_frame(
             s.alive()?;
             s.session.end_frame().map_err(map_err)?;
             let frame = s.session.frames_ended();
-            if frame % 100 == 0 {
+            if frame.is_multiple_of(100) {
                 tracing::debug!(frames = frame, "frames ended");
             }
-            if let Some(g) = &s.gfx {
-                if let Err(e) = g.compositor.submit(Submission {
+            if let Some(g) = &s.gfx
+                && let Err(e) = g.compositor.submit(Submission {
                     frame,
                     layers,
                     holds,
-                }) {
-                    tracing::error!(%e, "submitting a frame");
-                }
+                })
+            {
+                tracing::error!(%e, "submitting a frame");
             }
             flush(h.into_raw(), &mut s);
             Ok(())
