@@ -65,6 +65,8 @@ pub struct CompositorStats {
     pub with_submission: u64,
     /// Distinct app frames shown.
     pub app_frames_shown: u64,
+    /// Page flips the display completed (KMS targets).
+    pub flips: Option<u64>,
     /// Render cost of the most recent frames (CPU submit + GPU time), oldest first.
     pub render_ns: std::collections::VecDeque<u64>,
 }
@@ -114,6 +116,22 @@ struct Shared {
 pub enum LocalTarget {
     /// Offscreen images at the panel's size, paced by a simulated vblank clock.
     Headless,
+    /// The headset's display through a DRM lease taken as master of its card
+    /// ([`crate::kms::DirectLease`]), in its preferred mode.
+    Kms,
+}
+
+impl LocalTarget {
+    /// From `LEASEHOLD_TARGET` (`headless`, the default, or `kms`).
+    pub fn from_env() -> Result<Self, CompositorError> {
+        match std::env::var("LEASEHOLD_TARGET").as_deref() {
+            Err(_) | Ok("") | Ok("headless") => Ok(LocalTarget::Headless),
+            Ok("kms") => Ok(LocalTarget::Kms),
+            Ok(other) => Err(CompositorError::Start(format!(
+                "LEASEHOLD_TARGET={other}: expected `headless` or `kms`"
+            ))),
+        }
+    }
 }
 
 /// The compositor in the app's process: a presenter thread owning the Vulkan device, the
@@ -196,29 +214,118 @@ impl LocalCompositor {
     }
 }
 
+type Started = mpsc::Sender<Result<([u8; 16], String), CompositorError>>;
+
 fn presenter(
     hmd: Arc<dyn Hmd + Send + Sync>,
     display: DisplayInfo,
     target: LocalTarget,
     shared: Arc<Shared>,
     commands: mpsc::Receiver<Command>,
-    started: mpsc::Sender<Result<([u8; 16], String), CompositorError>>,
+    started: Started,
 ) {
-    let setup = || -> Result<(GpuRenderer, HeadlessTarget), CompositorError> {
-        let ctx = Arc::new(VkContext::new(DevicePreference::default())?);
+    match target {
+        LocalTarget::Headless => {
+            let setup = || -> Result<(GpuRenderer, HeadlessTarget), CompositorError> {
+                let ctx = Arc::new(VkContext::new(DevicePreference::default())?);
+                let mut r = GpuRenderer::new(ctx, &hmd.lens(), &display)?;
+                let hz = display.refresh_hz.first().copied().unwrap_or(90.0);
+                let t =
+                    HeadlessTarget::new(&mut r, display.panel_width, display.panel_height, hz, 3)?;
+                Ok((r, t))
+            };
+            let (mut r, mut t) = match setup() {
+                Ok(x) => x,
+                Err(e) => {
+                    let _ = started.send(Err(e));
+                    return;
+                }
+            };
+            drive(&mut r, &mut t, &*hmd, &display, &shared, &commands, started);
+            if let Err(e) = t.destroy(&mut r) {
+                tracing::warn!(%e, "releasing the headless target");
+            }
+        }
+        LocalTarget::Kms => kms_presenter(hmd, display, shared, commands, started),
+    }
+}
+
+/// The KMS target: lease the headset's output, light it in its preferred mode, render
+/// into its scanout buffers (or copy, where the device cannot import them).
+fn kms_presenter(
+    hmd: Arc<dyn Hmd + Send + Sync>,
+    mut display: DisplayInfo,
+    shared: Arc<Shared>,
+    commands: mpsc::Receiver<Command>,
+    started: Started,
+) {
+    use crate::kms::{LeaseSource, Output, ScanoutRing};
+    let fail = |started: Started, e: String| {
+        let _ = started.send(Err(CompositorError::Start(e)));
+    };
+    let mut source = crate::kms::DirectLease::default();
+    let (lease, headset) = match source.acquire() {
+        Ok(x) => x,
+        Err(e) => return fail(started, format!("leasing the headset's display: {e}")),
+    };
+    let lessee = lease.card();
+    let Some(mode) = headset.as_ref().and_then(|h| h.connector.preferred_mode()) else {
+        return fail(started, "the headset output reports no mode".into());
+    };
+    let (w, h) = (u32::from(mode.size().0), u32::from(mode.size().1));
+    // The panel is what the output scans out; the eyes split it.
+    display.panel_width = w;
+    display.panel_height = h;
+    let period = crate::kms::discovery::period_ns(&mode);
+    let setup = || -> Result<(GpuRenderer, crate::target::kms::KmsTarget<'_>), CompositorError> {
+        let mut ring = ScanoutRing::new(lessee, (w, h), 3)
+            .map_err(|e| CompositorError::Start(format!("scanout buffers: {e}")))?;
+        let first = ring
+            .acquire()
+            .ok_or_else(|| CompositorError::Start("no free scanout buffer".into()))?;
+        ring.buffer(first)
+            .write_with(|b| b.fill(0))
+            .map_err(|e| CompositorError::Start(e.to_string()))?;
+        let mut out = Output::new(lessee, lease.connector, lease.crtc, lease.plane)
+            .map_err(|e| CompositorError::Start(format!("the leased output: {e}")))?;
+        ring.queue(first)
+            .map_err(|e| CompositorError::Start(e.to_string()))?;
+        out.modeset(&mode, ring.buffer(first).fb)
+            .map_err(|e| CompositorError::Start(format!("modeset: {e}")))?;
+        ring.flipped(first)
+            .map_err(|e| CompositorError::Start(e.to_string()))?;
+        let ctx = Arc::new(VkContext::new(DevicePreference {
+            drm_node: lessee.device_node(),
+        })?);
         let mut r = GpuRenderer::new(ctx, &hmd.lens(), &display)?;
-        let hz = display.refresh_hz.first().copied().unwrap_or(90.0);
-        let LocalTarget::Headless = target;
-        let t = HeadlessTarget::new(&mut r, display.panel_width, display.panel_height, hz, 3)?;
+        let t = crate::target::kms::KmsTarget::new(out, ring, &mut r, period)
+            .map_err(|e| CompositorError::Start(e.to_string()))?;
         Ok((r, t))
     };
-    let (mut renderer, mut target) = match setup() {
+    let (mut r, mut t) = match setup() {
         Ok(x) => x,
         Err(e) => {
             let _ = started.send(Err(e));
             return;
         }
     };
+    drive(&mut r, &mut t, &*hmd, &display, &shared, &commands, started);
+    if let Err(e) = t.destroy(&mut r) {
+        tracing::warn!(%e, "releasing the KMS target");
+    }
+    drop(lease);
+}
+
+/// Runs the frame loop on a made target until stopped, serving commands between frames.
+fn drive(
+    renderer: &mut GpuRenderer,
+    target: &mut dyn Target,
+    hmd: &dyn Hmd,
+    display: &DisplayInfo,
+    shared: &Shared,
+    commands: &mpsc::Receiver<Command>,
+    started: Started,
+) {
     // Software rendering under load can take seconds for a frame; not a hang.
     renderer.set_gpu_timeout(Duration::from_secs(60));
     let period = target.period_ns();
@@ -238,11 +345,18 @@ fn presenter(
             let mut s = shared.stats.lock().unwrap_or_else(|p| p.into_inner());
             s.frames += 1;
             s.hits += u64::from(rec.hit);
+            s.flips = t.completed_flips();
             if s.render_ns.len() == CompositorStats::SAMPLES {
                 s.render_ns.pop_front();
             }
             s.render_ns.push_back(rec.render_ns);
             if let Some(f) = rec.submission {
+                tracing::debug!(
+                    app_frame = f,
+                    vblank = rec.shown_sequence,
+                    hit = rec.hit,
+                    "compositor frame"
+                );
                 s.with_submission += 1;
                 if last_app_frame != Some(f) {
                     s.app_frames_shown += 1;
@@ -266,12 +380,11 @@ fn presenter(
             }
         }
     };
-    let hmd_ref: &dyn Hmd = &*hmd;
     let result = frame_loop::run(
-        &mut renderer,
-        &mut target,
-        &display,
-        hmd_ref,
+        renderer,
+        target,
+        display,
+        hmd,
         &shared.slot,
         cfg,
         &shared.stop,
@@ -291,14 +404,11 @@ fn presenter(
                 let _ = renderer.destroy_layer_image(id);
             }
             Command::Snapshot(reply) => {
-                let _ = reply.send(target.snapshot(&mut renderer).map_err(Into::into));
+                let _ = reply.send(target.snapshot(renderer).map_err(Into::into));
             }
         }
     }
     let _ = renderer.wait();
-    if let Err(e) = target.destroy(&mut renderer) {
-        tracing::warn!(%e, "releasing the headless target");
-    }
 }
 
 impl Compositor for LocalCompositor {

@@ -13,18 +13,47 @@ pub mod state;
 pub const VERSION: (u16, u16, u32) = (0, 1, 0);
 
 /// Routes the runtime's logs to stderr, filtered by `LEASEHOLD_LOG` (default: warnings),
-/// once per process. A host that installed its own subscriber keeps it.
+/// once per process, and its warnings and errors to the app's XR_EXT_debug_utils
+/// messengers. A host that installed its own subscriber keeps it.
 pub fn init_logging() {
+    use std::io::IsTerminal;
+    use tracing_subscriber::prelude::*;
     static ONCE: std::sync::Once = std::sync::Once::new();
     ONCE.call_once(|| {
         let filter = tracing_subscriber::EnvFilter::try_from_env("LEASEHOLD_LOG")
             .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("warn"));
-        use std::io::IsTerminal;
         let ansi = std::io::stderr().is_terminal() && std::env::var_os("NO_COLOR").is_none();
-        let _ = tracing_subscriber::fmt()
-            .with_env_filter(filter)
-            .with_ansi(ansi)
-            .with_writer(std::io::stderr)
+        let _ = tracing_subscriber::registry()
+            .with(
+                tracing_subscriber::fmt::layer()
+                    .with_writer(std::io::stderr)
+                    .with_ansi(ansi)
+                    .with_filter(filter),
+            )
+            .with(ToMessengers.with_filter(tracing_subscriber::filter::LevelFilter::WARN))
             .try_init();
     });
+}
+
+/// Forwards warnings and errors to the app's debug messengers.
+struct ToMessengers;
+
+impl<S: tracing::Subscriber> tracing_subscriber::Layer<S> for ToMessengers {
+    fn on_event(&self, event: &tracing::Event<'_>, _: tracing_subscriber::layer::Context<'_, S>) {
+        struct Text(String);
+        impl tracing::field::Visit for Text {
+            fn record_debug(&mut self, f: &tracing::field::Field, v: &dyn std::fmt::Debug) {
+                use std::fmt::Write;
+                if f.name() == "message" {
+                    let _ = write!(self.0, "{v:?}");
+                } else {
+                    let _ = write!(self.0, " {}={v:?}", f.name());
+                }
+            }
+        }
+        let mut t = Text(String::new());
+        event.record(&mut t);
+        let m = event.metadata();
+        abi::debug_utils::broadcast(*m.level() == tracing::Level::ERROR, m.target(), &t.0);
+    }
 }

@@ -6,3 +6,4 @@ mod compositor;
 mod frame_loop;
 mod hello_xr;
 mod openxr;
+mod openxr_vulkan;

@@ -28,14 +28,14 @@ pub fn manifest() -> PathBuf {
     json
 }
 
-fn entry() -> xr::Entry {
+pub fn entry() -> xr::Entry {
     manifest();
     // SAFETY: loads the system's OpenXR loader (a well-behaved C library) by its
     // standard name; it stays loaded for the Entry's lifetime.
     unsafe { xr::Entry::load(&()) }.expect("the Khronos OpenXR loader (libopenxr-loader1)")
 }
 
-fn app_info() -> xr::ApplicationInfo<'static> {
+pub fn app_info() -> xr::ApplicationInfo<'static> {
     xr::ApplicationInfo {
         application_name: "leasehold-tests",
         application_version: 1,
@@ -557,5 +557,126 @@ fn display_refresh_rates_come_from_the_headset() {
             (fns.request_display_refresh_rate)(raw, 0.0),
             xr::sys::Result::SUCCESS
         );
+    }
+}
+
+static HEARD: std::sync::Mutex<Vec<(u64, String)>> = std::sync::Mutex::new(Vec::new());
+
+unsafe extern "system" fn heard(
+    severity: xr::sys::DebugUtilsMessageSeverityFlagsEXT,
+    _types: xr::sys::DebugUtilsMessageTypeFlagsEXT,
+    data: *const xr::sys::DebugUtilsMessengerCallbackDataEXT,
+    _user: *mut std::ffi::c_void,
+) -> xr::sys::Bool32 {
+    // SAFETY: the runtime passes valid callback data with a NUL-terminated message.
+    let msg = unsafe { std::ffi::CStr::from_ptr((*data).message) }
+        .to_string_lossy()
+        .into_owned();
+    HEARD.lock().unwrap().push((severity.into_raw(), msg));
+    xr::sys::FALSE
+}
+
+#[test]
+fn debug_utils_messengers_hear_submissions_and_runtime_warnings() {
+    use xr::sys::Result as R;
+    leasehold_tests::init_tracing();
+    let entry = entry();
+    let mut exts = xr::ExtensionSet::default();
+    exts.ext_debug_utils = true;
+    exts.mnd_headless = true;
+    let instance = entry
+        .create_instance(&app_info(), &exts, &[], &())
+        .expect("instance with XR_EXT_debug_utils");
+    let du = instance
+        .exts()
+        .ext_debug_utils
+        .expect("debug utils functions");
+    let info = xr::sys::DebugUtilsMessengerCreateInfoEXT {
+        ty: xr::sys::DebugUtilsMessengerCreateInfoEXT::TYPE,
+        next: std::ptr::null(),
+        message_severities: xr::sys::DebugUtilsMessageSeverityFlagsEXT::WARNING
+            | xr::sys::DebugUtilsMessageSeverityFlagsEXT::ERROR
+            | xr::sys::DebugUtilsMessageSeverityFlagsEXT::INFO,
+        message_types: xr::sys::DebugUtilsMessageTypeFlagsEXT::GENERAL
+            | xr::sys::DebugUtilsMessageTypeFlagsEXT::VALIDATION,
+        user_callback: Some(heard),
+        user_data: std::ptr::null_mut(),
+    };
+    let mut m = <xr::sys::DebugUtilsMessengerEXT as xr::sys::Handle>::NULL;
+    // SAFETY: valid structures and output pointer.
+    let r = unsafe { (du.create_debug_utils_messenger)(instance.as_raw(), &info, &mut m) };
+    assert_eq!(r, R::SUCCESS);
+    // The app's own message comes back.
+    let data = xr::sys::DebugUtilsMessengerCallbackDataEXT {
+        ty: xr::sys::DebugUtilsMessengerCallbackDataEXT::TYPE,
+        next: std::ptr::null(),
+        message_id: c"test".as_ptr(),
+        function_name: c"test".as_ptr(),
+        message: c"hello from the app".as_ptr(),
+        object_count: 0,
+        objects: std::ptr::null_mut(),
+        session_label_count: 0,
+        session_labels: std::ptr::null_mut(),
+    };
+    // SAFETY: valid callback data.
+    let r = unsafe {
+        (du.submit_debug_utils_message)(
+            instance.as_raw(),
+            xr::sys::DebugUtilsMessageSeverityFlagsEXT::INFO,
+            xr::sys::DebugUtilsMessageTypeFlagsEXT::GENERAL,
+            &data,
+        )
+    };
+    assert_eq!(r, R::SUCCESS);
+    // A runtime warning reaches it too: a binding no profile has.
+    let set = instance.create_action_set("set", "Set", 0).unwrap();
+    let action = set.create_action::<bool>("select", "Select", &[]).unwrap();
+    let bad = instance
+        .string_to_path("/user/hand/left/input/trigger/value")
+        .unwrap();
+    let r = instance.suggest_interaction_profile_bindings(
+        instance
+            .string_to_path("/interaction_profiles/khr/simple_controller")
+            .unwrap(),
+        &[xr::Binding::new(&action, bad)],
+    );
+    assert_eq!(r.err(), Some(R::ERROR_PATH_UNSUPPORTED));
+    let heard_now = HEARD.lock().unwrap().clone();
+    assert!(
+        heard_now.iter().any(|(_, m)| m == "hello from the app"),
+        "{heard_now:?}"
+    );
+    assert!(
+        heard_now.iter().any(|(s, m)| *s
+            == xr::sys::DebugUtilsMessageSeverityFlagsEXT::WARNING.into_raw()
+            && m.contains("unsupported binding")),
+        "{heard_now:?}"
+    );
+    // Session labels: begin, insert, end; an end with nothing open is an error.
+    let (session, _, _) = headless_session(&instance);
+    let label = |name: &std::ffi::CStr| xr::sys::DebugUtilsLabelEXT {
+        ty: xr::sys::DebugUtilsLabelEXT::TYPE,
+        next: std::ptr::null(),
+        label_name: name.as_ptr(),
+    };
+    // SAFETY: valid session and label structures.
+    unsafe {
+        let s = session.as_raw();
+        assert_eq!(
+            (du.session_begin_debug_utils_label_region)(s, &label(c"frame")),
+            R::SUCCESS
+        );
+        assert_eq!(
+            (du.session_insert_debug_utils_label)(s, &label(c"mark")),
+            R::SUCCESS
+        );
+        assert_eq!((du.session_end_debug_utils_label_region)(s), R::SUCCESS);
+        assert_eq!(
+            (du.session_end_debug_utils_label_region)(s),
+            R::ERROR_VALIDATION_FAILURE
+        );
+        // (A second destroy is left out: the loader keeps its own messenger table and
+        // dereferences the stale handle before the runtime sees it.)
+        assert_eq!((du.destroy_debug_utils_messenger)(m), R::SUCCESS);
     }
 }

@@ -11,6 +11,7 @@ mod hid;
 mod lease;
 mod lease_source;
 mod lessors;
+mod openxr;
 mod present;
 mod probe;
 mod scanout;

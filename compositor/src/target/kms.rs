@@ -179,6 +179,10 @@ impl<'c> KmsTarget<'c> {
 }
 
 impl Target for KmsTarget<'_> {
+    fn completed_flips(&self) -> Option<u64> {
+        Some(self.flips)
+    }
+
     fn describe(&self) -> String {
         let b = self.ring.buffer(0);
         format!(

@@ -69,6 +69,10 @@ pub trait Target {
         fence: RenderFence,
         target_vblank_ns: u64,
     ) -> Result<Feedback, TargetError>;
+    /// Page flips the display completed, for targets with a display.
+    fn completed_flips(&self) -> Option<u64> {
+        None
+    }
     /// The last presented image, read back (targets that can: headless).
     fn snapshot(
         &self,

@@ -94,6 +94,10 @@ typed!(
     InputSourceLocalizedNameGetInfo,
     ActionSpaceCreateInfo,
     GraphicsRequirementsVulkanKHR,
+    DebugUtilsObjectNameInfoEXT,
+    DebugUtilsMessengerCreateInfoEXT,
+    DebugUtilsMessengerCallbackDataEXT,
+    DebugUtilsLabelEXT,
     VulkanInstanceCreateInfoKHR,
     VulkanDeviceCreateInfoKHR,
     VulkanGraphicsDeviceGetInfoKHR,
@@ -262,6 +266,7 @@ macro_rules! void_fn {
 }
 
 pub mod action;
+pub mod debug_utils;
 pub mod session;
 mod space;
 pub mod swapchain;
@@ -531,6 +536,55 @@ fn extension_function(name: &str) -> Option<(&'static str, xr::pfn::VoidFunction
                 pfn::ConvertTimeToTimespecTimeKHR
             ),
         ),
+        "xrSetDebugUtilsObjectNameEXT" => (
+            "XR_EXT_debug_utils",
+            void_fn!(
+                debug_utils::set_debug_utils_object_name,
+                pfn::SetDebugUtilsObjectNameEXT
+            ),
+        ),
+        "xrCreateDebugUtilsMessengerEXT" => (
+            "XR_EXT_debug_utils",
+            void_fn!(
+                debug_utils::create_debug_utils_messenger,
+                pfn::CreateDebugUtilsMessengerEXT
+            ),
+        ),
+        "xrDestroyDebugUtilsMessengerEXT" => (
+            "XR_EXT_debug_utils",
+            void_fn!(
+                debug_utils::destroy_debug_utils_messenger,
+                pfn::DestroyDebugUtilsMessengerEXT
+            ),
+        ),
+        "xrSubmitDebugUtilsMessageEXT" => (
+            "XR_EXT_debug_utils",
+            void_fn!(
+                debug_utils::submit_debug_utils_message,
+                pfn::SubmitDebugUtilsMessageEXT
+            ),
+        ),
+        "xrSessionBeginDebugUtilsLabelRegionEXT" => (
+            "XR_EXT_debug_utils",
+            void_fn!(
+                debug_utils::session_begin_debug_utils_label_region,
+                pfn::SessionBeginDebugUtilsLabelRegionEXT
+            ),
+        ),
+        "xrSessionEndDebugUtilsLabelRegionEXT" => (
+            "XR_EXT_debug_utils",
+            void_fn!(
+                debug_utils::session_end_debug_utils_label_region,
+                pfn::SessionEndDebugUtilsLabelRegionEXT
+            ),
+        ),
+        "xrSessionInsertDebugUtilsLabelEXT" => (
+            "XR_EXT_debug_utils",
+            void_fn!(
+                debug_utils::session_insert_debug_utils_label,
+                pfn::SessionInsertDebugUtilsLabelEXT
+            ),
+        ),
         "xrGetVulkanGraphicsRequirementsKHR" => (
             "XR_KHR_vulkan_enable",
             void_fn!(
@@ -774,6 +828,7 @@ unsafe extern "system" fn destroy_instance(h: xr::Instance) -> xr::Result {
             let children = session::destroy_children(h.into_raw());
             vulkan::forget(h.into_raw());
             action::forget(h.into_raw());
+            debug_utils::forget(h.into_raw());
             tracing::info!(sessions = children, "instance destroyed");
             xr::Result::SUCCESS
         }

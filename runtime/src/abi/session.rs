@@ -86,7 +86,8 @@ impl Drop for SessionObj {
         }
         if let Some(path) = std::env::var_os("LEASEHOLD_FRAME_REPORT") {
             let report = format!(
-                "{{\n  \"seconds\": {secs:.3},\n  \"app_frames\": {frames},\n  \"compositor_frames\": {},\n  \"app_frames_shown\": {},\n  \"vblanks_hit\": {},\n  \"refresh_hz\": {:.3},\n  \"render_ms_median\": {:.3},\n  \"render_ms_p99\": {:.3},\n  \"compositor\": \"{}\"\n}}\n",
+                "{{\n  \"seconds\": {secs:.3},\n  \"app_frames\": {frames},\n  \"flips\": {},\n  \"compositor_frames\": {},\n  \"app_frames_shown\": {},\n  \"vblanks_hit\": {},\n  \"refresh_hz\": {:.3},\n  \"render_ms_median\": {:.3},\n  \"render_ms_p99\": {:.3},\n  \"compositor\": \"{}\"\n}}\n",
+                c.flips.map_or("null".to_string(), |f| f.to_string()),
                 c.frames,
                 c.app_frames_shown,
                 c.hits,
@@ -305,7 +306,11 @@ fn vulkan_session(
         tracing::error!(%e, "xrCreateSession: the Vulkan binding");
         xr::Result::ERROR_GRAPHICS_DEVICE_INVALID
     })?;
-    let compositor = LocalCompositor::start(hmd, LocalTarget::Headless).map_err(|e| {
+    let target = LocalTarget::from_env().map_err(|e| {
+        tracing::error!(%e, "xrCreateSession");
+        xr::Result::ERROR_RUNTIME_FAILURE
+    })?;
+    let compositor = LocalCompositor::start(hmd, target).map_err(|e| {
         tracing::error!(%e, "xrCreateSession: the compositor");
         xr::Result::ERROR_RUNTIME_FAILURE
     })?;
@@ -332,6 +337,7 @@ pub fn live_sessions() -> usize {
 pub(super) unsafe extern "system" fn destroy_session(h: xr::Session) -> xr::Result {
     guard(|| match SESSIONS.remove(h.into_raw()) {
         Some(_) => {
+            super::debug_utils::forget_session(h.into_raw());
             super::swapchain::destroy_children(h.into_raw());
             super::space::destroy_children(h.into_raw());
             xr::Result::SUCCESS

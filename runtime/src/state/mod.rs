@@ -21,6 +21,7 @@ pub const EXTENSIONS: &[(&str, u32)] = &[
     ("XR_KHR_vulkan_enable", 8),
     ("XR_KHR_vulkan_enable2", 2),
     ("XR_KHR_composition_layer_depth", 6),
+    ("XR_EXT_debug_utils", 5),
 ];
 
 /// The system id every instance hands out for its (one) head-mounted display.
