@@ -260,14 +260,14 @@ const LAB_GROUPS: &[LabGroup] = &[
         hmd: Some("vive"),
         mode: None,
         filters: &[],
-        skip: &["no_headset", "lessors::", "compositor::"],
+        skip: &["no_headset", "lessors::", "compositor::", "openxr::"],
     },
     LabGroup {
-        what: "one output, Index EDID with a custom 640x360@120 mode (cadence, compositor)",
+        what: "one output, Index EDID with a custom 640x360@120 mode (cadence, compositor, hello_xr)",
         outputs: 1,
         hmd: Some("index"),
         mode: Some("640x360@120"),
-        filters: &["lease::lease_flip_isolate_revoke", "compositor::"],
+        filters: &["lease::lease_flip_isolate_revoke", "compositor::", "openxr::"],
         skip: &[],
     },
     LabGroup {
