@@ -318,8 +318,13 @@ fn vulkan_sessions_swapchains_and_their_errors() {
                 .views(&views)],
         )
     };
+    let mut times = Vec::new();
     for _ in 0..3 {
         let fs = waiter.wait().unwrap();
+        times.push((
+            fs.predicted_display_time.as_nanos(),
+            fs.predicted_display_period.as_nanos(),
+        ));
         stream.begin().unwrap();
         sc.acquire_image().unwrap();
         sc.wait_image(xr::Duration::INFINITE).unwrap();
@@ -347,6 +352,13 @@ fn vulkan_sessions_swapchains_and_their_errors() {
             "a depth swapchain that was never released is no colour layer"
         );
         end(&mut stream, fs.predicted_display_time, &sc, rect(64, 48), 2).expect("end frame");
+    }
+    // Paced by the compositor's display clock: strictly increasing, whole periods apart.
+    for w in times.windows(2) {
+        let ((t0, p), (t1, _)) = (w[0], w[1]);
+        assert!(t1 > t0, "{times:?}");
+        let k = ((t1 - t0) as f64 / p as f64).round() as i64;
+        assert!(k >= 1 && (t1 - t0 - k * p).abs() < 2, "{times:?}");
     }
     let mut seen = Vec::new();
     let mut buf = xr::EventDataBuffer::new();

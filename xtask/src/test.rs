@@ -267,7 +267,11 @@ const LAB_GROUPS: &[LabGroup] = &[
         outputs: 1,
         hmd: Some("index"),
         mode: Some("640x360@120"),
-        filters: &["lease::lease_flip_isolate_revoke", "compositor::", "openxr::"],
+        filters: &[
+            "lease::lease_flip_isolate_revoke",
+            "compositor::",
+            "openxr::",
+        ],
         skip: &[],
     },
     LabGroup {

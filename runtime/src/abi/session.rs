@@ -314,6 +314,12 @@ fn vulkan_session(
         tracing::error!(%e, "xrCreateSession: the compositor");
         xr::Result::ERROR_RUNTIME_FAILURE
     })?;
+    tracing::info!(
+        compositor = %compositor.describe(),
+        images = "shared memory (opaque fd), no copies",
+        sync = "CPU: a fence behind the app's work at release, waited at xrEndFrame",
+        "Vulkan session"
+    );
     Ok(Graphics {
         device: Arc::new(device),
         compositor: Arc::new(compositor),
