@@ -16,3 +16,37 @@ pub fn init_tracing() {
             .try_init();
     });
 }
+
+/// A number from the runtime's frame report (LEASEHOLD_FRAME_REPORT, flat JSON).
+pub fn report_field(report: &str, key: &str) -> f64 {
+    let at = report
+        .find(&format!("\"{key}\":"))
+        .unwrap_or_else(|| panic!("{key} in the frame report:\n{report}"));
+    report[at + key.len() + 3..]
+        .split([',', '\n'])
+        .next()
+        .unwrap()
+        .trim()
+        .parse()
+        .unwrap_or_else(|e| panic!("{key}: {e}\n{report}"))
+}
+
+/// This process's open file descriptors, threads and resident memory (kB), for leak tests.
+pub mod proc_stats {
+    pub fn fds() -> usize {
+        std::fs::read_dir("/proc/self/fd").unwrap().count()
+    }
+
+    pub fn threads() -> usize {
+        std::fs::read_dir("/proc/self/task").unwrap().count()
+    }
+
+    pub fn rss_kb() -> u64 {
+        std::fs::read_to_string("/proc/self/status")
+            .unwrap()
+            .lines()
+            .find_map(|l| l.strip_prefix("VmRSS:"))
+            .and_then(|v| v.trim().trim_end_matches("kB").trim().parse().ok())
+            .unwrap()
+    }
+}

@@ -165,6 +165,7 @@ pub fn run(
     let anchor = target.present(renderer, fence, 0)?;
     let mut pacer = Pacer::new(pacer_cfg, anchor.sequence, anchor.vblank_ns);
     let mut last_pose = Pose::IDENTITY;
+    let mut last_rejections = Vec::new();
     let mut shown = 0;
     while !stop.load(Ordering::Acquire) {
         let plan = pacer.plan(now_ns());
@@ -178,6 +179,14 @@ pub fn run(
         last_pose = head;
         let layers = sub.as_ref().map(|s| s.layers.as_slice()).unwrap_or(&[]);
         let fplan = render::plan(display, head, layers, &|id| renderer.layer_desc(id));
+        // The same submission is shown frame after frame: say what was wrong with it
+        // once, not at the display's refresh rate.
+        if fplan.rejections != last_rejections {
+            for r in &fplan.rejections {
+                tracing::warn!(layer = r.layer, clamped = r.clamped, reason = %r.reason, "layer input corrected");
+            }
+            last_rejections = fplan.rejections.clone();
+        }
         let (fence, mut timing) = {
             let img = target.acquire()?;
             renderer.render(&fplan, img, true)?

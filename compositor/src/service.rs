@@ -234,12 +234,8 @@ fn presenter(
                     HeadlessTarget::new(&mut r, display.panel_width, display.panel_height, hz, 3)?;
                 Ok((r, t))
             };
-            let (mut r, mut t) = match setup() {
-                Ok(x) => x,
-                Err(e) => {
-                    let _ = started.send(Err(e));
-                    return;
-                }
+            let Some((mut r, mut t)) = started_or_report(setup(), &started) else {
+                return;
             };
             drive(&mut r, &mut t, &*hmd, &display, &shared, &commands, started);
             if let Err(e) = t.destroy(&mut r) {
@@ -302,18 +298,25 @@ fn kms_presenter(
             .map_err(|e| CompositorError::Start(e.to_string()))?;
         Ok((r, t))
     };
-    let (mut r, mut t) = match setup() {
-        Ok(x) => x,
-        Err(e) => {
-            let _ = started.send(Err(e));
-            return;
-        }
+    let Some((mut r, mut t)) = started_or_report(setup(), &started) else {
+        return;
     };
     drive(&mut r, &mut t, &*hmd, &display, &shared, &commands, started);
     if let Err(e) = t.destroy(&mut r) {
         tracing::warn!(%e, "releasing the KMS target");
     }
     drop(lease);
+}
+
+/// A setup's result; a failure goes back to the thread waiting in `start`.
+fn started_or_report<T>(r: Result<T, CompositorError>, started: &Started) -> Option<T> {
+    match r {
+        Ok(x) => Some(x),
+        Err(e) => {
+            let _ = started.send(Err(e));
+            None
+        }
+    }
 }
 
 /// Runs the frame loop on a made target until stopped, serving commands between frames.
@@ -365,19 +368,7 @@ fn drive(
             }
         }
         while let Ok(c) = commands.try_recv() {
-            match c {
-                Command::Import(img, reply) => {
-                    let _ = reply.send(r.import_layer_image(img).map_err(Into::into));
-                }
-                Command::Destroy(id) => {
-                    if let Err(e) = r.destroy_layer_image(id) {
-                        tracing::warn!(%e, id, "destroying a layer image");
-                    }
-                }
-                Command::Snapshot(reply) => {
-                    let _ = reply.send(t.snapshot(r).map_err(Into::into));
-                }
-            }
+            serve(c, r, t, true);
         }
     };
     let result = frame_loop::run(
@@ -394,21 +385,32 @@ fn drive(
         tracing::error!(%e, "compositor stopped");
         *shared.lost.lock().unwrap_or_else(|p| p.into_inner()) = Some(e.to_string());
     }
-    // Late requests: answer them against the final state.
-    while let Ok(c) = commands.recv_timeout(Duration::from_millis(0)) {
-        match c {
-            Command::Import(_, reply) => {
-                let _ = reply.send(Err(CompositorError::Lost("the compositor stopped".into())));
-            }
-            Command::Destroy(id) => {
-                let _ = renderer.destroy_layer_image(id);
-            }
-            Command::Snapshot(reply) => {
-                let _ = reply.send(target.snapshot(renderer).map_err(Into::into));
-            }
-        }
+    // Late requests: answered against the final state, imports refused.
+    while let Ok(c) = commands.try_recv() {
+        serve(c, renderer, target, false);
     }
     let _ = renderer.wait();
+}
+
+/// Carries out one request on the presenter thread.
+fn serve(c: Command, r: &mut GpuRenderer, t: &mut dyn Target, running: bool) {
+    match c {
+        Command::Import(img, reply) => {
+            let _ = reply.send(if running {
+                r.import_layer_image(img).map_err(Into::into)
+            } else {
+                Err(CompositorError::Lost("the compositor stopped".into()))
+            });
+        }
+        Command::Destroy(id) => {
+            if let Err(e) = r.destroy_layer_image(id) {
+                tracing::warn!(%e, id, "destroying a layer image");
+            }
+        }
+        Command::Snapshot(reply) => {
+            let _ = reply.send(t.snapshot(r).map_err(Into::into));
+        }
+    }
 }
 
 impl Compositor for LocalCompositor {

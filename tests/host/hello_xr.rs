@@ -9,18 +9,7 @@ use std::time::{Duration, Instant};
 
 const FRAMES: u64 = 300;
 
-fn field(report: &str, key: &str) -> f64 {
-    let at = report
-        .find(&format!("\"{key}\":"))
-        .unwrap_or_else(|| panic!("{key} in the frame report:\n{report}"));
-    report[at + key.len() + 3..]
-        .split([',', '\n'])
-        .next()
-        .unwrap()
-        .trim()
-        .parse()
-        .unwrap_or_else(|e| panic!("{key}: {e}"))
-}
+use leasehold_tests::report_field as field;
 
 fn run(graphics: &str) {
     leasehold_tests::init_tracing();

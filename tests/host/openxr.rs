@@ -198,16 +198,7 @@ fn errors_the_spec_requires() {
 fn a_hundred_instances_leak_nothing() {
     leasehold_tests::init_tracing();
     let entry = entry();
-    let fds = || std::fs::read_dir("/proc/self/fd").unwrap().count();
-    let threads = || std::fs::read_dir("/proc/self/task").unwrap().count();
-    let rss_kb = || {
-        std::fs::read_to_string("/proc/self/status")
-            .unwrap()
-            .lines()
-            .find_map(|l| l.strip_prefix("VmRSS:"))
-            .and_then(|v| v.trim().trim_end_matches("kB").trim().parse::<u64>().ok())
-            .unwrap()
-    };
+    use leasehold_tests::proc_stats::{fds, rss_kb, threads};
     // Each cycle: an instance with a running headless session and one frame.
     let cycle = |n: usize| {
         for _ in 0..n {

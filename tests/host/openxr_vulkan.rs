@@ -376,16 +376,7 @@ fn vulkan_sessions_swapchains_and_their_errors() {
 fn a_hundred_vulkan_instances_with_sessions_and_swapchains_leak_nothing() {
     leasehold_tests::init_tracing();
     let entry = super::openxr::entry();
-    let fds = || std::fs::read_dir("/proc/self/fd").unwrap().count();
-    let threads = || std::fs::read_dir("/proc/self/task").unwrap().count();
-    let rss_kb = || {
-        std::fs::read_to_string("/proc/self/status")
-            .unwrap()
-            .lines()
-            .find_map(|l| l.strip_prefix("VmRSS:"))
-            .and_then(|v| v.trim().trim_end_matches("kB").trim().parse::<u64>().ok())
-            .unwrap()
-    };
+    use leasehold_tests::proc_stats::{fds, rss_kb, threads};
     // The app's Vulkan device lives across the cycles, as an engine's would (the loader
     // allows one XrInstance at a time, so the one that named the device goes first).
     let gpu = {

@@ -8,18 +8,7 @@ use std::path::PathBuf;
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
-fn field(report: &str, key: &str) -> f64 {
-    let at = report
-        .find(&format!("\"{key}\":"))
-        .unwrap_or_else(|| panic!("{key} in the frame report:\n{report}"));
-    report[at + key.len() + 3..]
-        .split([',', '\n'])
-        .next()
-        .unwrap()
-        .trim()
-        .parse()
-        .unwrap_or_else(|e| panic!("{key}: {e}\n{report}"))
-}
+use leasehold_tests::report_field as field;
 
 #[test]
 fn hello_xr_runs_on_the_leased_headset_with_a_flip_per_frame() {

@@ -178,7 +178,7 @@ fn rect(s: &SubImage, d: &ImageDesc) -> [f32; 4] {
 
 /// Plans a frame: `head` is the predicted head pose at the frame's display time.
 /// Invalid input never fails the frame: a layer is clamped (and drawn) or dropped, and
-/// each case is reported in `rejections` (and logged).
+/// each case is reported in `rejections` (the frame loop logs them).
 pub fn plan(
     display: &DisplayInfo,
     head: Pose,
@@ -312,9 +312,6 @@ pub fn plan(
                 push,
             });
         }
-    }
-    for r in &rejections {
-        tracing::warn!(layer = r.layer, clamped = r.clamped, reason = %r.reason, "layer input corrected");
     }
     FramePlan {
         draws,

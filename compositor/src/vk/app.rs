@@ -63,6 +63,21 @@ fn entry(gipa: Option<GetInstanceProcAddr>) -> Result<ash::Entry, VkError> {
     }
 }
 
+/// The first of `needed` that `available` lacks.
+fn first_missing<'a>(
+    available: &[vk::ExtensionProperties],
+    needed: &[&'a CStr],
+) -> Option<&'a CStr> {
+    needed
+        .iter()
+        .find(|n| {
+            !available
+                .iter()
+                .any(|e| e.extension_name_as_c_str() == Ok(**n))
+        })
+        .copied()
+}
+
 /// `base` plus whichever of `extra` it lacks.
 ///
 /// # Safety
@@ -104,11 +119,7 @@ pub unsafe fn create_instance(
     // SAFETY: a global query through the app's loader.
     let available = unsafe { entry.enumerate_instance_extension_properties(None) }
         .map_err(call("vkEnumerateInstanceExtensionProperties"))?;
-    if let Some(missing) = INSTANCE_EXTENSIONS.iter().find(|n| {
-        !available
-            .iter()
-            .any(|e| e.extension_name_as_c_str() == Ok(**n))
-    }) {
+    if let Some(missing) = first_missing(&available, INSTANCE_EXTENSIONS) {
         tracing::error!(extension = ?missing, "the Vulkan instance lacks an extension Leasehold needs");
         return Ok((vk::Result::ERROR_EXTENSION_NOT_PRESENT.as_raw(), 0));
     }
@@ -207,11 +218,7 @@ pub unsafe fn create_device(
     // SAFETY: a query on a physical device of this instance.
     let available = unsafe { inst.enumerate_device_extension_properties(pd) }
         .map_err(call("vkEnumerateDeviceExtensionProperties"))?;
-    if let Some(missing) = DEVICE_EXTENSIONS.iter().find(|n| {
-        !available
-            .iter()
-            .any(|e| e.extension_name_as_c_str() == Ok(**n))
-    }) {
+    if let Some(missing) = first_missing(&available, DEVICE_EXTENSIONS) {
         tracing::error!(extension = ?missing, "the Vulkan device lacks an extension Leasehold needs");
         return Ok((vk::Result::ERROR_EXTENSION_NOT_PRESENT.as_raw(), 0));
     }

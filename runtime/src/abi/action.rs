@@ -565,22 +565,35 @@ fn state_of(
         .unwrap_or_else(|| ActionState::inactive(a.ty)))
 }
 
-pub(super) unsafe extern "system" fn get_action_state_boolean(
+/// An action state getter: checks the output structure and the action, then fills it.
+fn getter<T: super::Typed>(
     h: xr::Session,
     info: *const xr::ActionStateGetInfo,
-    out: *mut xr::ActionStateBoolean,
+    out: *mut T,
+    ty: ActionType,
+    fill: impl FnOnce(&mut T, &ActionState),
 ) -> xr::Result {
     guard(|| {
         done((|| {
             // SAFETY: the app passes a writable structure, or null (refused).
             let out = unsafe { super::output(out) }?;
-            let st = state_of(h, info, &[ActionType::Boolean])?;
-            out.current_state = matches!(st.value, Value::Boolean(true)).into();
-            out.changed_since_last_sync = st.changed_since_last_sync.into();
-            out.last_change_time = xr::Time::from_nanos(st.last_change_ns);
-            out.is_active = st.active.into();
+            let st = state_of(h, info, &[ty])?;
+            fill(out, &st);
             Ok(())
         })())
+    })
+}
+
+pub(super) unsafe extern "system" fn get_action_state_boolean(
+    h: xr::Session,
+    info: *const xr::ActionStateGetInfo,
+    out: *mut xr::ActionStateBoolean,
+) -> xr::Result {
+    getter(h, info, out, ActionType::Boolean, |o, st| {
+        o.current_state = matches!(st.value, Value::Boolean(true)).into();
+        o.changed_since_last_sync = st.changed_since_last_sync.into();
+        o.last_change_time = xr::Time::from_nanos(st.last_change_ns);
+        o.is_active = st.active.into();
     })
 }
 
@@ -589,20 +602,14 @@ pub(super) unsafe extern "system" fn get_action_state_float(
     info: *const xr::ActionStateGetInfo,
     out: *mut xr::ActionStateFloat,
 ) -> xr::Result {
-    guard(|| {
-        done((|| {
-            // SAFETY: the app passes a writable structure, or null (refused).
-            let out = unsafe { super::output(out) }?;
-            let st = state_of(h, info, &[ActionType::Float])?;
-            out.current_state = match st.value {
-                Value::Float(f) => f,
-                _ => 0.0,
-            };
-            out.changed_since_last_sync = st.changed_since_last_sync.into();
-            out.last_change_time = xr::Time::from_nanos(st.last_change_ns);
-            out.is_active = st.active.into();
-            Ok(())
-        })())
+    getter(h, info, out, ActionType::Float, |o, st| {
+        o.current_state = match st.value {
+            Value::Float(f) => f,
+            _ => 0.0,
+        };
+        o.changed_since_last_sync = st.changed_since_last_sync.into();
+        o.last_change_time = xr::Time::from_nanos(st.last_change_ns);
+        o.is_active = st.active.into();
     })
 }
 
@@ -611,21 +618,15 @@ pub(super) unsafe extern "system" fn get_action_state_vector2f(
     info: *const xr::ActionStateGetInfo,
     out: *mut xr::ActionStateVector2f,
 ) -> xr::Result {
-    guard(|| {
-        done((|| {
-            // SAFETY: the app passes a writable structure, or null (refused).
-            let out = unsafe { super::output(out) }?;
-            let st = state_of(h, info, &[ActionType::Vector2f])?;
-            let v = match st.value {
-                Value::Vector2(v) => v,
-                _ => [0.0; 2],
-            };
-            out.current_state = xr::Vector2f { x: v[0], y: v[1] };
-            out.changed_since_last_sync = st.changed_since_last_sync.into();
-            out.last_change_time = xr::Time::from_nanos(st.last_change_ns);
-            out.is_active = st.active.into();
-            Ok(())
-        })())
+    getter(h, info, out, ActionType::Vector2f, |o, st| {
+        let v = match st.value {
+            Value::Vector2(v) => v,
+            _ => [0.0; 2],
+        };
+        o.current_state = xr::Vector2f { x: v[0], y: v[1] };
+        o.changed_since_last_sync = st.changed_since_last_sync.into();
+        o.last_change_time = xr::Time::from_nanos(st.last_change_ns);
+        o.is_active = st.active.into();
     })
 }
 
@@ -634,14 +635,8 @@ pub(super) unsafe extern "system" fn get_action_state_pose(
     info: *const xr::ActionStateGetInfo,
     out: *mut xr::ActionStatePose,
 ) -> xr::Result {
-    guard(|| {
-        done((|| {
-            // SAFETY: the app passes a writable structure, or null (refused).
-            let out = unsafe { super::output(out) }?;
-            let st = state_of(h, info, &[ActionType::Pose])?;
-            out.is_active = st.active.into();
-            Ok(())
-        })())
+    getter(h, info, out, ActionType::Pose, |o, st| {
+        o.is_active = st.active.into()
     })
 }
 
