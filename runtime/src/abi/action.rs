@@ -188,19 +188,9 @@ pub(super) unsafe extern "system" fn create_action(
             if dup_loc {
                 return Err(xr::Result::ERROR_LOCALIZED_NAME_DUPLICATED);
             }
-            let paths: &[xr::Path] = if info.count_subaction_paths == 0 {
-                &[]
-            } else if info.subaction_paths.is_null() {
-                return Err(xr::Result::ERROR_VALIDATION_FAILURE);
-            } else {
-                // SAFETY: non-null array of `count_subaction_paths` paths by contract.
-                unsafe {
-                    std::slice::from_raw_parts(
-                        info.subaction_paths,
-                        info.count_subaction_paths as usize,
-                    )
-                }
-            };
+            // SAFETY: an array of `count_subaction_paths` paths by contract.
+            let paths =
+                unsafe { super::array(info.subaction_paths, info.count_subaction_paths, true) }?;
             let mut subactions = Vec::with_capacity(paths.len());
             {
                 let inst = super::INSTANCES
@@ -249,16 +239,14 @@ pub(super) unsafe extern "system" fn suggest_interaction_profile_bindings(
             let i = instance(h)?;
             // SAFETY: the app passes a valid structure, or null (refused).
             let info = unsafe { super::input(info) }?;
-            if info.count_suggested_bindings == 0 || info.suggested_bindings.is_null() {
-                return Err(xr::Result::ERROR_VALIDATION_FAILURE);
-            }
-            // SAFETY: non-null array of `count_suggested_bindings` by contract.
+            // SAFETY: an array of `count_suggested_bindings` by contract.
             let bindings = unsafe {
-                std::slice::from_raw_parts(
+                super::array(
                     info.suggested_bindings,
-                    info.count_suggested_bindings as usize,
+                    info.count_suggested_bindings,
+                    false,
                 )
-            };
+            }?;
             let mut any_attached = false;
             SETS.for_each(|s| {
                 any_attached |= s.instance == h.into_raw() && s.attached.load(Ordering::Acquire)
@@ -308,13 +296,8 @@ pub(super) unsafe extern "system" fn attach_session_action_sets(
             let s = session(h)?;
             // SAFETY: the app passes a valid structure, or null (refused).
             let info = unsafe { super::input(info) }?;
-            if info.count_action_sets == 0 || info.action_sets.is_null() {
-                return Err(xr::Result::ERROR_VALIDATION_FAILURE);
-            }
-            // SAFETY: non-null array of `count_action_sets` by contract.
-            let sets = unsafe {
-                std::slice::from_raw_parts(info.action_sets, info.count_action_sets as usize)
-            };
+            // SAFETY: an array of `count_action_sets` by contract.
+            let sets = unsafe { super::array(info.action_sets, info.count_action_sets, false) }?;
             let mut s = slock(&s);
             if s.actions.is_some() {
                 return Err(xr::Result::ERROR_ACTIONSETS_ALREADY_ATTACHED);
@@ -416,19 +399,10 @@ pub(super) unsafe extern "system" fn sync_actions(
             let s = session(h)?;
             // SAFETY: the app passes a valid structure, or null (refused).
             let info = unsafe { super::input(info) }?;
-            let active: &[xr::ActiveActionSet] = if info.count_active_action_sets == 0 {
-                &[]
-            } else if info.active_action_sets.is_null() {
-                return Err(xr::Result::ERROR_VALIDATION_FAILURE);
-            } else {
-                // SAFETY: non-null array of `count_active_action_sets` by contract.
-                unsafe {
-                    std::slice::from_raw_parts(
-                        info.active_action_sets,
-                        info.count_active_action_sets as usize,
-                    )
-                }
-            };
+            // SAFETY: an array of `count_active_action_sets` by contract.
+            let active = unsafe {
+                super::array(info.active_action_sets, info.count_active_action_sets, true)
+            }?;
             let mut guard_s = slock(&s);
             let s: &mut SessionObj = &mut guard_s;
             s.alive()?;

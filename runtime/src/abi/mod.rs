@@ -135,6 +135,41 @@ unsafe fn output<'a, T: Typed>(p: *mut T) -> Result<&'a mut T, xr::Result> {
     Ok(r)
 }
 
+/// A C array the app passes as (pointer, count): empty when `count` is 0 and `empty_ok`,
+/// else the pointer must not be null.
+///
+/// # Safety
+/// `p` must be null or point to `count` readable `T`s that outlive `'a`.
+unsafe fn array<'a, T>(p: *const T, count: u32, empty_ok: bool) -> Result<&'a [T], xr::Result> {
+    if count == 0 && empty_ok {
+        return Ok(&[]);
+    }
+    if count == 0 || p.is_null() {
+        return Err(xr::Result::ERROR_VALIDATION_FAILURE);
+    }
+    // SAFETY: non-null, `count` elements by the caller's contract.
+    Ok(unsafe { std::slice::from_raw_parts(p, count as usize) })
+}
+
+/// [`two_call`] for plain values copied as they are.
+///
+/// # Safety
+/// As [`two_call`].
+unsafe fn two_call_copy<T: Copy>(
+    items: &[T],
+    capacity: u32,
+    count_out: *mut u32,
+    out: *mut T,
+) -> Result<(), xr::Result> {
+    // SAFETY: the caller's contract is two_call's.
+    unsafe {
+        two_call(items, capacity, count_out, out, |o, v| {
+            *o = *v;
+            Ok(())
+        })
+    }
+}
+
 /// Copies `s` into a fixed C string buffer (truncated, always NUL-terminated).
 fn put_str(dst: &mut [c_char], s: &str) {
     let n = s.len().min(dst.len().saturating_sub(1));
@@ -1067,12 +1102,7 @@ unsafe extern "system" fn enumerate_view_configurations(
             system_of(h, id)?;
             let types = [xr::ViewConfigurationType::PRIMARY_STEREO];
             // SAFETY: the two-call contract of the entry point.
-            unsafe {
-                two_call(&types, capacity, count_out, out, |o, t| {
-                    *o = *t;
-                    Ok(())
-                })
-            }
+            unsafe { two_call_copy(&types, capacity, count_out, out) }
         })())
     })
 }
@@ -1150,12 +1180,7 @@ unsafe extern "system" fn enumerate_environment_blend_modes(
             }
             let modes = [xr::EnvironmentBlendMode::OPAQUE];
             // SAFETY: the two-call contract of the entry point.
-            unsafe {
-                two_call(&modes, capacity, count_out, out, |o, m| {
-                    *o = *m;
-                    Ok(())
-                })
-            }
+            unsafe { two_call_copy(&modes, capacity, count_out, out) }
         })())
     })
 }
@@ -1209,12 +1234,7 @@ unsafe extern "system" fn path_to_string(
             let mut bytes: Vec<c_char> = name.bytes().map(|b| b as c_char).collect();
             bytes.push(0);
             // SAFETY: the two-call contract of the entry point.
-            unsafe {
-                two_call(&bytes, capacity, count_out, buffer, |o, c| {
-                    *o = *c;
-                    Ok(())
-                })
-            }
+            unsafe { two_call_copy(&bytes, capacity, count_out, buffer) }
         })())
     })
 }

@@ -511,15 +511,8 @@ pub(super) unsafe extern "system" fn end_frame(
             if !s.session.frame_in_progress() {
                 return Err(xr::Result::ERROR_CALL_ORDER_INVALID);
             }
-            let ptrs: &[*const xr::CompositionLayerBaseHeader] = if info.layer_count == 0 {
-                &[]
-            } else {
-                if info.layers.is_null() {
-                    return Err(xr::Result::ERROR_VALIDATION_FAILURE);
-                }
-                // SAFETY: non-null array of `layer_count` pointers by contract.
-                unsafe { std::slice::from_raw_parts(info.layers, info.layer_count as usize) }
-            };
+            // SAFETY: an array of `layer_count` layer pointers by contract.
+            let ptrs = unsafe { super::array(info.layers, info.layer_count, true) }?;
             let (layers, holds) = layers(h.into_raw(), &s, info.display_time, ptrs)?;
             if s.gfx.is_none() && !layers.is_empty() {
                 // A headless session has no swapchains, so no layer can name one.
@@ -757,12 +750,7 @@ pub(super) unsafe extern "system" fn enumerate_display_refresh_rates(
             }
             let r = rates(&s);
             // SAFETY: the two-call contract of the entry point.
-            unsafe {
-                super::two_call(&r, capacity, count_out, out, |o, v| {
-                    *o = *v;
-                    Ok(())
-                })
-            }
+            unsafe { super::two_call_copy(&r, capacity, count_out, out) }
         })())
     })
 }

@@ -141,12 +141,7 @@ pub(super) unsafe extern "system" fn enumerate_reference_spaces(
                 types.push(xr::ReferenceSpaceType::LOCAL_FLOOR);
             }
             // SAFETY: the two-call contract of the entry point.
-            unsafe {
-                super::two_call(&types, capacity, count_out, out, |o, t| {
-                    *o = *t;
-                    Ok(())
-                })
-            }
+            unsafe { super::two_call_copy(&types, capacity, count_out, out) }
         })())
     })
 }

@@ -96,12 +96,7 @@ pub(super) unsafe extern "system" fn enumerate_swapchain_formats(
                 Vec::new()
             };
             // SAFETY: the two-call contract of the entry point.
-            unsafe {
-                super::two_call(&formats, capacity, count_out, out, |o, f| {
-                    *o = *f;
-                    Ok(())
-                })
-            }
+            unsafe { super::two_call_copy(&formats, capacity, count_out, out) }
         })())
     })
 }
