@@ -122,6 +122,20 @@ pub enum LocalTarget {
 }
 
 impl LocalTarget {
+    /// The render device this target wants: for KMS, the headset card's (so an app told
+    /// to render on the compositor's device renders where the display is).
+    pub fn device_preference(self) -> DevicePreference {
+        match self {
+            LocalTarget::Headless => DevicePreference::default(),
+            LocalTarget::Kms => DevicePreference {
+                drm_node: crate::kms::discovery::discover(None)
+                    .ok()
+                    .and_then(|h| crate::kms::Card::open(&h.card).ok())
+                    .and_then(|c| c.device_node()),
+            },
+        }
+    }
+
     /// From `LEASEHOLD_TARGET` (`headless`, the default, or `kms`).
     pub fn from_env() -> Result<Self, CompositorError> {
         match std::env::var("LEASEHOLD_TARGET").as_deref() {

@@ -5,7 +5,8 @@
 
 use super::{done, guard, lock, system_of, two_call};
 use leasehold_compositor::vk::app;
-use leasehold_compositor::vk::context::{DevicePreference, preferred_gpu};
+use leasehold_compositor::service::LocalTarget;
+use leasehold_compositor::vk::context::preferred_gpu;
 use openxr_sys as xr;
 use openxr_sys::Handle as _;
 use std::collections::HashMap;
@@ -46,7 +47,8 @@ pub(super) fn requirements_queried(instance: u64) -> bool {
 pub(super) fn compositor_uuid() -> Result<[u8; 16], xr::Result> {
     static UUID: OnceLock<Result<[u8; 16], String>> = OnceLock::new();
     UUID.get_or_init(|| {
-        preferred_gpu(DevicePreference::default())
+        let target = LocalTarget::from_env().unwrap_or(LocalTarget::Headless);
+        preferred_gpu(target.device_preference())
             .map(|g| {
                 tracing::info!(gpu = %g.name, "applications render on the compositor's device");
                 g.device_uuid
