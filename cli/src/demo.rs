@@ -93,6 +93,9 @@ pub fn run(a: DemoArgs) -> Result<()> {
         100.0 * num("vblanks_hit") / comp.max(1.0)
     );
     println!("  app frames shown      {:>6}", num("app_frames_shown"));
+    if let Some(f) = r.get("flips").and_then(|v| v.as_f64()) {
+        println!("  page flips            {f:>6}   (fence-gated, on the leased display)");
+    }
     println!(
         "  compositor render     median {:.2} ms, p99 {:.2} ms",
         num("render_ms_median"),

@@ -96,3 +96,30 @@ fn hello_xr_runs_on_the_leased_headset_with_a_flip_per_frame() {
     // report counts, plus the loop's first (empty) frame that finds the vblank phase.
     assert_eq!(flips, frames + 1.0, "{report}");
 }
+
+#[test]
+fn leasehold_demo_shows_on_the_headset() {
+    init_tracing();
+    let cli = std::env::var("LEASEHOLD_CLI")
+        .expect("LEASEHOLD_CLI must name the leasehold binary (cargo xtask test sets it)");
+    let out_dir = std::env::temp_dir().join("leasehold-lab-demo");
+    let out = Command::new(&cli)
+        .args(["demo", "--display", "--seconds", "20", "--out"])
+        .arg(&out_dir)
+        .env("NO_COLOR", "1")
+        .output()
+        .expect("run leasehold demo");
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success(), "demo --display failed:\n{stdout}\n{stderr}");
+    tracing::info!("{stdout}");
+    assert!(stdout.contains("page flips"), "{stdout}");
+    let report = std::fs::read_to_string(out_dir.join("frames.json")).unwrap();
+    assert!(report.contains("KMS"), "composited on the KMS target: {report}");
+    assert!(field(&report, "app_frames_shown") >= 1.0, "{report}");
+    assert_eq!(
+        field(&report, "flips"),
+        field(&report, "compositor_frames") + 1.0,
+        "a flip per presented frame (plus the anchor frame): {report}"
+    );
+}
