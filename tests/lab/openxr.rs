@@ -111,11 +111,17 @@ fn leasehold_demo_shows_on_the_headset() {
         .expect("run leasehold demo");
     let stdout = String::from_utf8_lossy(&out.stdout);
     let stderr = String::from_utf8_lossy(&out.stderr);
-    assert!(out.status.success(), "demo --display failed:\n{stdout}\n{stderr}");
+    assert!(
+        out.status.success(),
+        "demo --display failed:\n{stdout}\n{stderr}"
+    );
     tracing::info!("{stdout}");
     assert!(stdout.contains("page flips"), "{stdout}");
     let report = std::fs::read_to_string(out_dir.join("frames.json")).unwrap();
-    assert!(report.contains("KMS"), "composited on the KMS target: {report}");
+    assert!(
+        report.contains("KMS"),
+        "composited on the KMS target: {report}"
+    );
     assert!(field(&report, "app_frames_shown") >= 1.0, "{report}");
     assert_eq!(
         field(&report, "flips"),

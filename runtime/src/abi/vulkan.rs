@@ -4,8 +4,8 @@
 //! VkDevice with those extensions added. The Vulkan work is `compositor::vk::app`'s.
 
 use super::{done, guard, lock, system_of, two_call};
-use leasehold_compositor::vk::app;
 use leasehold_compositor::service::LocalTarget;
+use leasehold_compositor::vk::app;
 use leasehold_compositor::vk::context::preferred_gpu;
 use openxr_sys as xr;
 use openxr_sys::Handle as _;
