@@ -136,6 +136,21 @@ impl LocalTarget {
         }
     }
 
+    /// The mode this target drives the headset in, when it is not the headset's own
+    /// panel description: for KMS, the headset output's preferred mode (width, height,
+    /// refresh rate).
+    pub fn mode(self) -> Option<(u32, u32, f32)> {
+        match self {
+            LocalTarget::Headless => None,
+            LocalTarget::Kms => {
+                let h = crate::kms::discovery::discover(None).ok()?;
+                let m = h.connector.preferred_mode()?;
+                let hz = 1e9 / crate::kms::discovery::period_ns(&m) as f32;
+                Some((u32::from(m.size().0), u32::from(m.size().1), hz))
+            }
+        }
+    }
+
     /// From `LEASEHOLD_TARGET` (`headless`, the default, or `kms`).
     pub fn from_env() -> Result<Self, CompositorError> {
         match std::env::var("LEASEHOLD_TARGET").as_deref() {
@@ -283,10 +298,9 @@ fn kms_presenter(
         return fail(started, "the headset output reports no mode".into());
     };
     let (w, h) = (u32::from(mode.size().0), u32::from(mode.size().1));
-    // The panel is what the output scans out; the eyes split it.
-    display.panel_width = w;
-    display.panel_height = h;
     let period = crate::kms::discovery::period_ns(&mode);
+    // The panel is what the output scans out; the eyes split it.
+    display = display.for_mode(w, h, 1e9 / period as f32);
     let setup = || -> Result<(GpuRenderer, crate::target::kms::KmsTarget<'_>), CompositorError> {
         let mut ring = ScanoutRing::new(lessee, (w, h), 3)
             .map_err(|e| CompositorError::Start(format!("scanout buffers: {e}")))?;

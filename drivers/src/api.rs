@@ -151,6 +151,28 @@ impl DisplayInfo {
     pub fn ipd_m(&self) -> f32 {
         (self.eyes[1].eye_to_head.position - self.eyes[0].eye_to_head.position).length()
     }
+
+    /// The same headset driven in another mode (`width` x `height` at `refresh_hz`): the
+    /// recommended eye sizes scale with the panel, and the mode's rate comes first.
+    pub fn for_mode(&self, width: u32, height: u32, refresh_hz: f32) -> DisplayInfo {
+        let mut d = self.clone();
+        let scale = |eye: u32, to: u32, from: u32| {
+            if from == 0 {
+                eye
+            } else {
+                ((u64::from(eye) * u64::from(to)).div_ceil(u64::from(from))).max(1) as u32
+            }
+        };
+        d.eye_render_width = scale(self.eye_render_width, width, self.panel_width);
+        d.eye_render_height = scale(self.eye_render_height, height, self.panel_height);
+        d.panel_width = width;
+        d.panel_height = height;
+        if refresh_hz.is_finite() && refresh_hz > 0.0 {
+            d.refresh_hz.retain(|r| (r - refresh_hz).abs() > 0.01);
+            d.refresh_hz.insert(0, refresh_hz);
+        }
+        d
+    }
 }
 
 /// One colour channel of the polynomial lens model used by Vive/Index-class headsets:
@@ -319,6 +341,23 @@ pub trait Hmd: TrackedDevice {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_smaller_mode_scales_the_eye_sizes_and_leads_with_its_rate() {
+        let d = crate::simulated::SimulatedHmd::looking_around(0);
+        let native = Hmd::display(&d);
+        let m = native.for_mode(native.panel_width / 2, native.panel_height / 2, 120.0);
+        assert_eq!(m.panel_width, native.panel_width / 2);
+        assert_eq!(m.eye_render_width, native.eye_render_width.div_ceil(2));
+        assert_eq!(m.eye_render_height, native.eye_render_height.div_ceil(2));
+        assert_eq!(m.refresh_hz[0], 120.0);
+        let same = native.for_mode(
+            native.panel_width,
+            native.panel_height,
+            native.refresh_hz[0],
+        );
+        assert_eq!(same, native);
+    }
 
     #[test]
     fn identity_lens_samples_where_it_is() {

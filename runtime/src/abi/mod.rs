@@ -767,6 +767,15 @@ unsafe extern "system" fn enumerate_api_layer_properties(
 /// one until a driver finds hardware).
 fn system_info() -> SystemInfo {
     let hmd = leasehold_drivers::simulated::SimulatedHmd::looking_around(0);
+    let mut display = leasehold_drivers::api::Hmd::display(&hmd);
+    // Driving the headset in another mode than its native one (KMS target): the views
+    // are sized for what is scanned out. Found once per process.
+    static MODE: std::sync::OnceLock<Option<(u32, u32, f32)>> = std::sync::OnceLock::new();
+    let target = leasehold_compositor::service::LocalTarget::from_env()
+        .unwrap_or(leasehold_compositor::service::LocalTarget::Headless);
+    if let Some((w, h, hz)) = *MODE.get_or_init(|| target.mode()) {
+        display = display.for_mode(w, h, hz);
+    }
     SystemInfo {
         name: "Leasehold: simulated HTC Vive".into(),
         vendor_id: 0x28de,
@@ -774,7 +783,7 @@ fn system_info() -> SystemInfo {
         max_swapchain_size: 8192,
         orientation_tracking: true,
         position_tracking: false,
-        display: leasehold_drivers::api::Hmd::display(&hmd),
+        display,
     }
 }
 
