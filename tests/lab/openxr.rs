@@ -104,7 +104,7 @@ fn leasehold_demo_shows_on_the_headset() {
         .expect("LEASEHOLD_CLI must name the leasehold binary (cargo xtask test sets it)");
     let out_dir = std::env::temp_dir().join("leasehold-lab-demo");
     let out = Command::new(&cli)
-        .args(["demo", "--display", "--seconds", "20", "--out"])
+        .args(["demo", "--display", "--seconds", "30", "--out"])
         .arg(&out_dir)
         .env("NO_COLOR", "1")
         .output()
