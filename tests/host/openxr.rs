@@ -671,3 +671,49 @@ fn debug_utils_messengers_hear_submissions_and_runtime_warnings() {
         assert_eq!((du.destroy_debug_utils_messenger)(m), R::SUCCESS);
     }
 }
+
+#[test]
+fn action_names_are_checked_and_unique() {
+    use xr::sys::Result as R;
+    leasehold_tests::init_tracing();
+    let entry = entry();
+    let instance = headless_instance(&entry);
+    let set = instance
+        .create_action_set("gameplay", "Gameplay", 0)
+        .unwrap();
+    let err = |r: xr::Result<xr::ActionSet>| r.err();
+    assert_eq!(
+        err(instance.create_action_set("gameplay", "Other", 0)),
+        Some(R::ERROR_NAME_DUPLICATED)
+    );
+    assert_eq!(
+        err(instance.create_action_set("other", "Gameplay", 0)),
+        Some(R::ERROR_LOCALIZED_NAME_DUPLICATED)
+    );
+    assert_eq!(
+        err(instance.create_action_set("Bad Name", "Bad", 0)),
+        Some(R::ERROR_PATH_FORMAT_INVALID)
+    );
+    assert_eq!(
+        err(instance.create_action_set("", "Empty", 0)),
+        Some(R::ERROR_NAME_INVALID)
+    );
+    let _jump = set.create_action::<bool>("jump", "Jump", &[]).unwrap();
+    assert_eq!(
+        set.create_action::<bool>("jump", "Hop", &[]).err(),
+        Some(R::ERROR_NAME_DUPLICATED)
+    );
+    assert_eq!(
+        set.create_action::<f32>("hop", "Jump", &[]).err(),
+        Some(R::ERROR_LOCALIZED_NAME_DUPLICATED)
+    );
+    // The same names in another set are fine.
+    let other = instance.create_action_set("menu", "Menu", 0).unwrap();
+    let _jump2 = other.create_action::<bool>("jump", "Jump", &[]).unwrap();
+    // A subaction path that is not a top-level user path.
+    let bad = instance.string_to_path("/user/hand/left/input").unwrap();
+    assert_eq!(
+        set.create_action::<bool>("grab", "Grab", &[bad]).err(),
+        Some(R::ERROR_PATH_UNSUPPORTED)
+    );
+}

@@ -85,6 +85,18 @@ fn check_name(raw: &[c_char], localized_raw: &[c_char]) -> Result<(String, Strin
     Ok((name, localized))
 }
 
+/// Names and localized names are unique among siblings (the instance's sets, or a set's
+/// actions).
+fn unique(name: &str, localized: &str, siblings: &[(String, String)]) -> Result<(), xr::Result> {
+    if siblings.iter().any(|(n, _)| n == name) {
+        return Err(xr::Result::ERROR_NAME_DUPLICATED);
+    }
+    if siblings.iter().any(|(_, l)| l == localized) {
+        return Err(xr::Result::ERROR_LOCALIZED_NAME_DUPLICATED);
+    }
+    Ok(())
+}
+
 pub(super) unsafe extern "system" fn create_action_set(
     h: xr::Instance,
     info: *const xr::ActionSetCreateInfo,
@@ -100,19 +112,13 @@ pub(super) unsafe extern "system" fn create_action_set(
             }
             let (name, localized) =
                 check_name(&info.action_set_name, &info.localized_action_set_name)?;
-            let (mut dup_name, mut dup_loc) = (false, false);
+            let mut siblings = Vec::new();
             SETS.for_each(|s| {
                 if s.instance == h.into_raw() {
-                    dup_name |= s.name == name;
-                    dup_loc |= s.localized == localized;
+                    siblings.push((s.name.clone(), s.localized.clone()));
                 }
             });
-            if dup_name {
-                return Err(xr::Result::ERROR_NAME_DUPLICATED);
-            }
-            if dup_loc {
-                return Err(xr::Result::ERROR_LOCALIZED_NAME_DUPLICATED);
-            }
+            unique(&name, &localized, &siblings)?;
             let handle = SETS.insert(ActionSetObj {
                 instance: h.into_raw(),
                 name,
@@ -175,19 +181,13 @@ pub(super) unsafe extern "system" fn create_action(
             }
             let (name, localized) = check_name(&info.action_name, &info.localized_action_name)?;
             let ty = action_type(info.action_type).ok_or(xr::Result::ERROR_VALIDATION_FAILURE)?;
-            let (mut dup_name, mut dup_loc) = (false, false);
+            let mut siblings = Vec::new();
             ACTIONS.for_each(|a| {
                 if a.set == set_h.into_raw() {
-                    dup_name |= a.name == name;
-                    dup_loc |= a.localized == localized;
+                    siblings.push((a.name.clone(), a.localized.clone()));
                 }
             });
-            if dup_name {
-                return Err(xr::Result::ERROR_NAME_DUPLICATED);
-            }
-            if dup_loc {
-                return Err(xr::Result::ERROR_LOCALIZED_NAME_DUPLICATED);
-            }
+            unique(&name, &localized, &siblings)?;
             // SAFETY: an array of `count_subaction_paths` paths by contract.
             let paths =
                 unsafe { super::array(info.subaction_paths, info.count_subaction_paths, true) }?;
