@@ -645,9 +645,6 @@ fn layers(
     time: xr::Time,
     ptrs: &[*const xr::CompositionLayerBaseHeader],
 ) -> Result<(Vec<Layer>, Vec<Hold>), xr::Result> {
-    if ptrs.len() > 16 {
-        return Err(xr::Result::ERROR_LAYER_LIMIT_EXCEEDED);
-    }
     let depth_enabled = super::INSTANCES
         .get(s.instance)
         .is_some_and(|i| lock(&i).enabled("XR_KHR_composition_layer_depth"));
