@@ -202,9 +202,16 @@ impl LocalCompositor {
         let thread = {
             let shared = shared.clone();
             let display = display.clone();
+            // The presenter logs to whatever subscriber its creator logs to (the
+            // runtime's own, inside an application's process).
+            let logs = tracing::dispatcher::get_default(|d| d.clone());
             std::thread::Builder::new()
                 .name("leasehold-compositor".into())
-                .spawn(move || presenter(hmd, display, target, shared, cmd_rx, ctx_tx))
+                .spawn(move || {
+                    tracing::dispatcher::with_default(&logs, || {
+                        presenter(hmd, display, target, shared, cmd_rx, ctx_tx)
+                    })
+                })
                 .map_err(|e| CompositorError::Start(format!("presenter thread: {e}")))?
         };
         let started = ctx_rx

@@ -1,6 +1,7 @@
-//! Khronos' hello_xr (Debian's libopenxr-utils) on Leasehold through the real loader:
-//! both Vulkan bindings, at least 300 frames, FOCUSED, a clean exit on a key press, and
-//! its scene on the composited panel.
+//! Khronos' hello_xr (Debian's libopenxr-utils) on Leasehold through the real loader,
+//! under the OpenXR core validation layer (and, hello_xr's own choice, the Vulkan
+//! validation layer): both Vulkan bindings, at least 300 frames, FOCUSED, a clean exit on
+//! a key press, nothing reported by either layer, and its scene on the composited panel.
 
 use std::io::{BufRead, BufReader, Write};
 use std::process::{Command, Stdio};
@@ -21,6 +22,7 @@ fn run(graphics: &str) {
     std::fs::create_dir_all(&dir).unwrap();
     let png = dir.join("panel.png");
     let report = dir.join("frames.json");
+    let validation = dir.join("core-validation.txt");
     let mut child = Command::new("hello_xr")
         .args(["-g", graphics])
         .env("XR_RUNTIME_JSON", &manifest)
@@ -28,6 +30,11 @@ fn run(graphics: &str) {
         .env("LEASEHOLD_SNAPSHOT", &png)
         .env("LEASEHOLD_FRAME_REPORT", &report)
         .env("NO_COLOR", "1")
+        // Under Debian's OpenXR core validation layer: it reports every call that breaks
+        // the specification's valid-usage rules into this file.
+        .env("XR_ENABLE_API_LAYERS", "XR_APILAYER_LUNARG_core_validation")
+        .env("XR_CORE_VALIDATION_EXPORT_TYPE", "text")
+        .env("XR_CORE_VALIDATION_FILE_NAME", &validation)
         .stdin(Stdio::piped())
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())
@@ -104,9 +111,24 @@ fn run(graphics: &str) {
         exit.success(),
         "hello_xr -g {graphics} exited with {exit}:\n{text}"
     );
-    for bad in ["XrResult failure", " ERROR ", "panicked"] {
+    for bad in [
+        "XrResult failure",
+        " ERROR ",
+        "panicked",
+        "Validation Error",
+        "Validation Warning",
+    ] {
         assert!(!text.contains(bad), "`{bad}` in the output:\n{text}");
     }
+    assert!(
+        text.contains("Core Validation output type: text"),
+        "hello_xr ran under the core validation layer:\n{text}"
+    );
+    let reported = std::fs::read_to_string(&validation).unwrap_or_default();
+    assert!(
+        reported.trim().is_empty(),
+        "the OpenXR core validation layer reported:\n{reported}"
+    );
     let report = std::fs::read_to_string(&report).expect("the runtime's frame report");
     tracing::info!(graphics, "{report}");
     assert!(field(&report, "app_frames") >= FRAMES as f64, "{report}");

@@ -717,3 +717,88 @@ fn action_names_are_checked_and_unique() {
         Some(R::ERROR_PATH_UNSUPPORTED)
     );
 }
+
+/// Debian's OpenXR core validation layer (openxr-layer-corevalidation).
+const CORE_VALIDATION: &str = "XR_APILAYER_LUNARG_core_validation";
+
+#[test]
+fn an_app_that_names_an_api_layer_runs_under_it() {
+    use xr::SessionState as S;
+    leasehold_tests::init_tracing();
+    let dir = std::env::temp_dir().join(format!("leasehold-layer-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let report = dir.join("core-validation.txt");
+    // SAFETY: nextest runs each test in a process of its own, so no other thread reads
+    // the environment meanwhile; the layer reads these when the instance is created.
+    unsafe {
+        std::env::set_var("XR_CORE_VALIDATION_EXPORT_TYPE", "text");
+        std::env::set_var("XR_CORE_VALIDATION_FILE_NAME", &report);
+    }
+    let entry = entry();
+    let layers = entry.enumerate_layers().unwrap();
+    assert!(
+        layers.iter().any(|l| l.layer_name == CORE_VALIDATION),
+        "the core validation layer is installed (cargo xtask setup): {layers:?}"
+    );
+    let mut exts = xr::ExtensionSet::default();
+    exts.mnd_headless = true;
+    let instance = entry
+        .create_instance(&app_info(), &exts, &[CORE_VALIDATION], &())
+        .expect("an instance that names an API layer in its create info");
+    // A whole session under the layer: lifecycle, frames, exit.
+    let (session, mut waiter, mut stream) = headless_session(&instance);
+    session
+        .begin(xr::ViewConfigurationType::PRIMARY_STEREO)
+        .unwrap();
+    for _ in 0..5 {
+        let state = waiter.wait().unwrap();
+        stream.begin().unwrap();
+        stream
+            .end(
+                state.predicted_display_time,
+                xr::EnvironmentBlendMode::OPAQUE,
+                &[],
+            )
+            .unwrap();
+    }
+    session.request_exit().unwrap();
+    session.end().unwrap();
+    assert_eq!(
+        states(&instance),
+        vec![
+            S::IDLE,
+            S::READY,
+            S::SYNCHRONIZED,
+            S::VISIBLE,
+            S::FOCUSED,
+            S::VISIBLE,
+            S::SYNCHRONIZED,
+            S::STOPPING,
+            S::IDLE,
+            S::EXITING
+        ]
+    );
+    let clean = std::fs::read_to_string(&report).unwrap_or_default();
+    assert!(
+        clean.trim().is_empty(),
+        "the core validation layer reported:\n{clean}"
+    );
+    // The layer is really in the call path: a call it must flag is reported.
+    let get_system = instance.fp().get_system;
+    let bad = xr::sys::SystemGetInfo {
+        ty: xr::sys::StructureType::SESSION_BEGIN_INFO,
+        next: std::ptr::null(),
+        form_factor: xr::FormFactor::HEAD_MOUNTED_DISPLAY,
+    };
+    let mut id = xr::sys::SystemId::NULL;
+    // SAFETY: a live instance, a readable (wrongly typed) structure and a writable id.
+    let r = unsafe { get_system(instance.as_raw(), &bad, &mut id) };
+    assert_eq!(r, xr::sys::Result::ERROR_VALIDATION_FAILURE);
+    drop((stream, waiter, session, instance));
+    let flagged = std::fs::read_to_string(&report).unwrap_or_default();
+    assert!(
+        flagged.contains("VUID-XrSystemGetInfo-type-type"),
+        "the layer saw the wrongly typed structure: {flagged:?}"
+    );
+    let _ = std::fs::remove_dir_all(&dir);
+}

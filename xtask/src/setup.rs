@@ -54,6 +54,14 @@ const PACKAGES: &[Package] = &[
     pkg("libopenxr-loader1", "the Khronos OpenXR loader"),
     pkg("libopenxr-dev", "OpenXR loader dev link"),
     pkg("libopenxr-utils", "hello_xr"),
+    pkg(
+        "openxr-layer-corevalidation",
+        "the OpenXR core validation layer the host tests run apps under",
+    ),
+    pkg(
+        "vulkan-validationlayers",
+        "the Vulkan validation layer (LEASEHOLD_VK_VALIDATION=1)",
+    ),
     bpo("qemu-system-x86", "1:10", "the VM lab (QEMU 10)"),
     pkg("busybox-static", "virtme-ng's guest init"),
     pkg("kmod", "modprobe/depmod for the lab kernel"),

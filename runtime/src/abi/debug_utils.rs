@@ -91,36 +91,73 @@ fn deliver(
     IN_CALLBACK.with(|c| c.set(false));
 }
 
+/// A runtime message waiting to be delivered.
+struct Queued {
+    error: bool,
+    function: CString,
+    message: CString,
+}
+
+/// Messages logged since the last delivery. Logging happens anywhere (under the
+/// runtime's locks, on the compositor's thread), so messages wait here and are delivered
+/// by the next OpenXR call on an app thread as it returns, holding no lock.
+static QUEUED: Mutex<Vec<Queued>> = Mutex::new(Vec::new());
+
+/// At most this many undelivered messages are kept (the oldest are dropped), so an app
+/// that stops calling the runtime does not make it grow without bound.
+const QUEUE_MAX: usize = 256;
+
 /// A runtime message (a logged warning or error) for the app's messengers.
-pub fn broadcast(error: bool, function: &str, message: &str) {
+pub fn queue(error: bool, function: &str, message: &str) {
     if MESSENGERS.is_empty() || IN_CALLBACK.with(Cell::get) {
         return;
     }
-    let (Ok(msg), Ok(func)) = (CString::new(message), CString::new(function)) else {
+    let (Ok(message), Ok(function)) = (CString::new(message), CString::new(function)) else {
         return;
     };
-    let data = xr::DebugUtilsMessengerCallbackDataEXT {
-        ty: xr::StructureType::DEBUG_UTILS_MESSENGER_CALLBACK_DATA_EXT,
-        next: std::ptr::null(),
-        message_id: c"leasehold".as_ptr(),
-        function_name: func.as_ptr(),
-        message: msg.as_ptr(),
-        object_count: 0,
-        objects: std::ptr::null_mut(),
-        session_label_count: 0,
-        session_labels: std::ptr::null_mut(),
-    };
-    let severity = if error {
-        xr::DebugUtilsMessageSeverityFlagsEXT::ERROR
-    } else {
-        xr::DebugUtilsMessageSeverityFlagsEXT::WARNING
-    };
-    deliver(
-        None,
-        severity,
-        xr::DebugUtilsMessageTypeFlagsEXT::GENERAL | xr::DebugUtilsMessageTypeFlagsEXT::VALIDATION,
-        &data,
-    );
+    let mut q = QUEUED.lock().unwrap_or_else(|p| p.into_inner());
+    if q.len() >= QUEUE_MAX {
+        q.remove(0);
+    }
+    q.push(Queued {
+        error,
+        function,
+        message,
+    });
+}
+
+/// Delivers the queued runtime messages. Called by every OpenXR call as it returns, with
+/// no runtime lock held; not from inside a messenger callback.
+pub(super) fn deliver_queued() {
+    if IN_CALLBACK.with(Cell::get) {
+        return;
+    }
+    let queued = std::mem::take(&mut *QUEUED.lock().unwrap_or_else(|p| p.into_inner()));
+    for q in queued {
+        let data = xr::DebugUtilsMessengerCallbackDataEXT {
+            ty: xr::StructureType::DEBUG_UTILS_MESSENGER_CALLBACK_DATA_EXT,
+            next: std::ptr::null(),
+            message_id: c"leasehold".as_ptr(),
+            function_name: q.function.as_ptr(),
+            message: q.message.as_ptr(),
+            object_count: 0,
+            objects: std::ptr::null_mut(),
+            session_label_count: 0,
+            session_labels: std::ptr::null_mut(),
+        };
+        let severity = if q.error {
+            xr::DebugUtilsMessageSeverityFlagsEXT::ERROR
+        } else {
+            xr::DebugUtilsMessageSeverityFlagsEXT::WARNING
+        };
+        deliver(
+            None,
+            severity,
+            xr::DebugUtilsMessageTypeFlagsEXT::GENERAL
+                | xr::DebugUtilsMessageTypeFlagsEXT::VALIDATION,
+            &data,
+        );
+    }
 }
 
 pub(super) unsafe extern "system" fn set_debug_utils_object_name(

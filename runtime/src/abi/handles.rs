@@ -4,6 +4,9 @@
 
 use std::sync::{Arc, Mutex};
 
+/// The last generation a slot may carry (24 bits; the top 8 bits hold the table's tag).
+const GENERATION_MAX: u32 = 0x00ff_ffff;
+
 #[derive(Debug)]
 struct Slot<T> {
     generation: u32,
@@ -34,9 +37,14 @@ impl<T> HandleTable<T> {
     pub fn insert(&self, value: T) -> u64 {
         let mut slots = self.lock();
         let value = Some(Arc::new(value));
-        let index = match slots.iter().position(|s| s.value.is_none()) {
+        // A slot whose 24-bit generation is used up is retired rather than wrapped, so
+        // a handle, once destroyed, is never valid again.
+        let free = slots
+            .iter()
+            .position(|s| s.value.is_none() && s.generation < GENERATION_MAX);
+        let index = match free {
             Some(i) => {
-                slots[i].generation = slots[i].generation.wrapping_add(1) & 0x00ff_ffff;
+                slots[i].generation += 1;
                 slots[i].value = value;
                 i
             }
@@ -80,20 +88,20 @@ impl<T> HandleTable<T> {
         s.value.take()
     }
 
-    /// Removes every object `pred` selects (children of a destroyed parent). They are
-    /// dropped after the table is unlocked (a drop may take time: a session's
-    /// compositor thread is joined).
-    pub fn remove_where(&self, pred: impl Fn(&T) -> bool) -> usize {
+    /// Removes every object `pred` selects (children of a destroyed parent) and returns
+    /// them with their handles; they are dropped by the caller, after the table is
+    /// unlocked (a drop may take time: a session's compositor thread is joined). `pred`
+    /// runs under the table's lock: it must take no other lock.
+    pub fn remove_where(&self, pred: impl Fn(&T) -> bool) -> Vec<(u64, Arc<T>)> {
         let mut removed = Vec::new();
-        {
-            let mut slots = self.lock();
-            for s in slots.iter_mut() {
-                if s.value.as_deref().is_some_and(&pred) {
-                    removed.extend(s.value.take());
-                }
+        let mut slots = self.lock();
+        for (i, s) in slots.iter_mut().enumerate() {
+            if s.value.as_deref().is_some_and(&pred) {
+                let g = (u64::from(self.tag) << 24) | u64::from(s.generation);
+                removed.extend(s.value.take().map(|v| ((g << 32) | (i as u64 + 1), v)));
             }
         }
-        removed.len()
+        removed
     }
 
     /// The live objects with their handles (a snapshot: `f` runs without the lock).
@@ -151,5 +159,21 @@ mod tests {
         let mut seen = Vec::new();
         a.for_each_handle(|h, v| seen.push((h, *v)));
         assert_eq!(seen, vec![(h2, 8)], "handles as `insert` made them");
+        let removed = a.remove_where(|v| *v == 8);
+        assert_eq!(removed.len(), 1);
+        assert_eq!(removed[0].0, h2, "removed with the handle it had");
+        assert!(a.is_empty());
+    }
+
+    #[test]
+    fn a_used_up_slot_is_retired_not_wrapped() {
+        let a: HandleTable<u32> = HandleTable::new(3);
+        let first = a.insert(1);
+        a.remove(first);
+        a.lock()[0].generation = GENERATION_MAX;
+        let h = a.insert(2);
+        assert_ne!(h & 0xffff_ffff, first & 0xffff_ffff, "a new slot");
+        assert!(a.get(first).is_none());
+        assert_eq!(*a.get(h).unwrap(), 2);
     }
 }

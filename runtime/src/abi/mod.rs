@@ -20,15 +20,26 @@ static INSTANCES: HandleTable<InstanceObj> = HandleTable::new(1);
 
 /// Runs an entry point's body; a panic becomes XR_ERROR_RUNTIME_FAILURE instead of
 /// unwinding into the application.
+///
+/// The body logs through the runtime's own subscriber; what it logged for the app's
+/// debug messengers is delivered after it returns, when the call holds no runtime lock
+/// (a messenger callback may call back into the runtime).
 fn guard(f: impl FnOnce() -> xr::Result) -> xr::Result {
-    std::panic::catch_unwind(std::panic::AssertUnwindSafe(f)).unwrap_or_else(|p| {
-        let msg = p
-            .downcast_ref::<&str>()
-            .map(|s| s.to_string())
-            .or_else(|| p.downcast_ref::<String>().cloned())
-            .unwrap_or_default();
-        tracing::error!(panic = %msg, "internal error in an OpenXR call");
-        xr::Result::ERROR_RUNTIME_FAILURE
+    crate::with_logging(|| {
+        let r = std::panic::catch_unwind(std::panic::AssertUnwindSafe(f)).unwrap_or_else(|p| {
+            let msg = p
+                .downcast_ref::<&str>()
+                .map(|s| s.to_string())
+                .or_else(|| p.downcast_ref::<String>().cloned())
+                .unwrap_or_default();
+            tracing::error!(panic = %msg, "internal error in an OpenXR call");
+            xr::Result::ERROR_RUNTIME_FAILURE
+        });
+        // A callback that panics must not unwind into the application either.
+        if std::panic::catch_unwind(debug_utils::deliver_queued).is_err() {
+            tracing::error!("a debug messenger delivery panicked");
+        }
+        r
     })
 }
 
@@ -48,6 +59,10 @@ fn done(r: Result<(), xr::Result>) -> xr::Result {
         Err(e) => e,
     }
 }
+
+/// The longest `next` chain the runtime walks: a longer one is taken for a loop (or
+/// garbage) and refused with XR_ERROR_VALIDATION_FAILURE.
+pub(crate) const MAX_CHAIN: usize = 64;
 
 /// A structure the app hands over with its `type` field set.
 pub(crate) trait Typed {
@@ -76,6 +91,8 @@ typed!(
     FrameEndInfo,
     ReferenceSpaceCreateInfo,
     SpaceLocation,
+    SpacesLocateInfo,
+    SpaceLocations,
     SwapchainCreateInfo,
     SwapchainImageWaitInfo,
     ActionSetCreateInfo,
@@ -240,7 +257,6 @@ pub unsafe extern "system" fn xrNegotiateLoaderRuntimeInterface(
     runtime_request: *mut xr::NegotiateRuntimeRequest,
 ) -> xr::Result {
     guard(|| {
-        crate::init_logging();
         if loader_info.is_null() || runtime_request.is_null() {
             return xr::Result::ERROR_INITIALIZATION_FAILED;
         }
@@ -404,6 +420,7 @@ fn core_function(name: &str) -> Option<(bool, xr::pfn::VoidFunction)> {
         "xrDestroySpace" => (false, void_fn!(space::destroy_space, pfn::DestroySpace)),
         "xrLocateSpace" => (false, void_fn!(space::locate_space, pfn::LocateSpace)),
         "xrLocateViews" => (false, void_fn!(space::locate_views, pfn::LocateViews)),
+        "xrLocateSpaces" => (false, void_fn!(space::locate_spaces, pfn::LocateSpaces)),
         "xrCreateActionSet" => (
             false,
             void_fn!(action::create_action_set, pfn::CreateActionSet),
@@ -571,6 +588,10 @@ fn extension_function(name: &str) -> Option<(&'static str, xr::pfn::VoidFunction
                 pfn::ConvertTimeToTimespecTimeKHR
             ),
         ),
+        "xrLocateSpacesKHR" => (
+            "XR_KHR_locate_spaces",
+            void_fn!(space::locate_spaces, pfn::LocateSpacesKHR),
+        ),
         "xrSetDebugUtilsObjectNameEXT" => (
             "XR_EXT_debug_utils",
             void_fn!(
@@ -697,7 +718,10 @@ unsafe extern "system" fn get_instance_proc_addr(
                 Err(e) => return e,
             }
         };
+        // Functions OpenXR 1.1 added to the core exist for 1.1 instances only.
+        let v11_only = matches!(name, "xrLocateSpaces");
         let found = match (core_function(name), &inst) {
+            (Some(_), Some(i)) if v11_only && lock(i).api_version.1 < 1 => None,
             (Some((_, f)), Some(_)) => Some(f),
             (Some((true, f)), None) => Some(f),
             (Some((false, _)), None) => return xr::Result::ERROR_HANDLE_INVALID,
@@ -860,7 +884,6 @@ unsafe extern "system" fn create_instance(
                 tracing::warn!(extension = %e, "app asked for an extension Leasehold does not offer");
                 xr::Result::ERROR_EXTENSION_NOT_PRESENT
             }
-            Err(CreateError::ApiLayerNotPresent(_)) => xr::Result::ERROR_API_LAYER_NOT_PRESENT,
             Err(CreateError::NameInvalid(_)) => xr::Result::ERROR_NAME_INVALID,
         }
     })
@@ -1067,8 +1090,12 @@ unsafe extern "system" fn get_system(
                     unsafe { *out = xr::SystemId::from_raw(state::HMD_SYSTEM_ID) };
                     Ok(())
                 }
-                xr::FormFactor::HANDHELD_DISPLAY => Err(xr::Result::ERROR_FORM_FACTOR_UNSUPPORTED),
-                _ => Err(xr::Result::ERROR_VALIDATION_FAILURE),
+                // A handheld display, or a form factor of an extension this runtime
+                // does not know: there is no such system here.
+                other => {
+                    tracing::info!(form_factor = ?other, "xrGetSystem: no system of this form factor");
+                    Err(xr::Result::ERROR_FORM_FACTOR_UNSUPPORTED)
+                }
             }
         })())
     })

@@ -14,7 +14,7 @@ use leasehold_drivers::api::Fov;
 use leasehold_drivers::simulated::{SimulatedController, SimulatedHmd};
 use openxr_sys as xr;
 use openxr_sys::Handle as _;
-use std::sync::{Arc, Mutex};
+use std::sync::{Arc, Condvar, Mutex};
 
 /// A Vulkan session's app device and compositor.
 #[derive(Clone)]
@@ -36,9 +36,11 @@ pub(super) struct SessionObj {
     pub(super) actions: Option<super::action::Attached>,
     pub(super) max_swapchain_size: u32,
     pub(super) display: leasehold_drivers::api::DisplayInfo,
-    /// OpenXR 1.1 instances also get LOCAL_FLOOR.
-    pub(super) api_minor: u16,
+    /// LOCAL_FLOOR exists: OpenXR 1.1 instances, and those with XR_EXT_local_floor.
+    pub(super) local_floor: bool,
     session: Session,
+    /// Destroyed (xrDestroySession, or its instance's destruction).
+    closed: bool,
     /// Display frame clock: vblanks at `epoch + k · period`.
     epoch_ns: u64,
     period_ns: u64,
@@ -133,7 +135,16 @@ impl SessionObj {
     }
 }
 
-pub(super) static SESSIONS: super::handles::HandleTable<Mutex<SessionObj>> =
+/// A session's state behind its lock, and the condition xrWaitFrame waits on: a second
+/// xrWaitFrame blocks until the frame the first one returned is begun.
+pub(super) struct SessionCell {
+    /// The instance's handle (immutable: read without the lock).
+    instance: u64,
+    obj: Mutex<SessionObj>,
+    frame_begun: Condvar,
+}
+
+pub(super) static SESSIONS: super::handles::HandleTable<SessionCell> =
     super::handles::HandleTable::new(2);
 
 pub(super) fn now_ns() -> u64 {
@@ -141,14 +152,14 @@ pub(super) fn now_ns() -> u64 {
     t.tv_sec as u64 * 1_000_000_000 + t.tv_nsec as u64
 }
 
-pub(super) fn session(h: xr::Session) -> Result<Arc<Mutex<SessionObj>>, xr::Result> {
+pub(super) fn session(h: xr::Session) -> Result<Arc<SessionCell>, xr::Result> {
     SESSIONS
         .get(h.into_raw())
         .ok_or(xr::Result::ERROR_HANDLE_INVALID)
 }
 
-pub(super) fn slock(s: &Mutex<SessionObj>) -> std::sync::MutexGuard<'_, SessionObj> {
-    s.lock().unwrap_or_else(|p| p.into_inner())
+pub(super) fn slock(s: &SessionCell) -> std::sync::MutexGuard<'_, SessionObj> {
+    s.obj.lock().unwrap_or_else(|p| p.into_inner())
 }
 
 fn map_err(e: SessionError) -> xr::Result {
@@ -211,29 +222,16 @@ pub(super) unsafe extern "system" fn create_session(
             if info.system_id.into_raw() != state::HMD_SYSTEM_ID {
                 return Err(xr::Result::ERROR_SYSTEM_INVALID);
             }
-            let (headless, display, api_minor) = {
+            let (headless, display, local_floor) = {
                 let inst = lock(&i);
                 (
                     inst.enabled("XR_MND_headless"),
                     inst.system.display.clone(),
-                    inst.api_version.1,
+                    inst.api_version.1 >= 1 || inst.enabled("XR_EXT_local_floor"),
                 )
             };
-            let binding = if info.next.is_null() {
-                None
-            } else {
-                // SAFETY: a non-null `next` points to a structure starting with its type.
-                let ty = unsafe { *(info.next as *const xr::StructureType) };
-                if ty != xr::StructureType::GRAPHICS_BINDING_VULKAN_KHR {
-                    tracing::error!(
-                        ?ty,
-                        "xrCreateSession: Leasehold supports Vulkan graphics bindings only"
-                    );
-                    return Err(xr::Result::ERROR_GRAPHICS_DEVICE_INVALID);
-                }
-                // SAFETY: the type says it is an XrGraphicsBindingVulkanKHR.
-                Some(unsafe { *(info.next as *const xr::GraphicsBindingVulkanKHR) })
-            };
+            // SAFETY: the create-info's `next` chain, as the app built it.
+            let binding = unsafe { graphics_binding(info.next) }?;
             let (vulkan1, vulkan2) = {
                 let inst = lock(&i);
                 (
@@ -267,15 +265,20 @@ pub(super) unsafe extern "system" fn create_session(
                 gfx,
                 max_swapchain_size: lock(&i).system.max_swapchain_size,
                 display: display.clone(),
-                api_minor,
+                local_floor,
                 session: Session::new(),
+                closed: false,
                 epoch_ns: now_ns(),
                 period_ns: (1e9 / hz as f64).round() as u64,
                 scanout_to_photon_ns: display.scanout_to_photon_ns,
                 last_vblank_ns: None,
             };
             // The handle first, so the IDLE and READY events can name it.
-            let h = SESSIONS.insert(Mutex::new(obj));
+            let h = SESSIONS.insert(SessionCell {
+                instance: instance_h.into_raw(),
+                obj: Mutex::new(obj),
+                frame_begun: Condvar::new(),
+            });
             if let Some(s) = SESSIONS.get(h) {
                 flush(h, &mut slock(&s));
             }
@@ -285,6 +288,52 @@ pub(super) unsafe extern "system" fn create_session(
             Ok(())
         })())
     })
+}
+
+/// The Vulkan graphics binding in a session create-info's `next` chain, if any. Other
+/// graphics APIs' bindings are refused; structures this runtime does not know are
+/// skipped, as the specification requires.
+///
+/// # Safety
+/// `next` must be null or a valid input structure chain.
+unsafe fn graphics_binding(
+    mut next: *const std::ffi::c_void,
+) -> Result<Option<xr::GraphicsBindingVulkanKHR>, xr::Result> {
+    let mut found = None;
+    for _ in 0..super::MAX_CHAIN {
+        if next.is_null() {
+            return Ok(found);
+        }
+        // SAFETY: every structure in a chain starts with its type and next pointer.
+        let base = unsafe { &*(next as *const xr::BaseInStructure) };
+        match base.ty {
+            xr::StructureType::GRAPHICS_BINDING_VULKAN_KHR if found.is_none() => {
+                // SAFETY: the type says it is an XrGraphicsBindingVulkanKHR.
+                found = Some(unsafe { *(next as *const xr::GraphicsBindingVulkanKHR) });
+            }
+            xr::StructureType::GRAPHICS_BINDING_VULKAN_KHR => {
+                tracing::error!("xrCreateSession: two Vulkan graphics bindings");
+                return Err(xr::Result::ERROR_GRAPHICS_DEVICE_INVALID);
+            }
+            xr::StructureType::GRAPHICS_BINDING_OPENGL_XLIB_KHR
+            | xr::StructureType::GRAPHICS_BINDING_OPENGL_XCB_KHR
+            | xr::StructureType::GRAPHICS_BINDING_OPENGL_WAYLAND_KHR
+            | xr::StructureType::GRAPHICS_BINDING_OPENGL_ES_ANDROID_KHR
+            | xr::StructureType::GRAPHICS_BINDING_EGL_MNDX
+            | xr::StructureType::GRAPHICS_BINDING_D3D11_KHR
+            | xr::StructureType::GRAPHICS_BINDING_D3D12_KHR => {
+                tracing::error!(
+                    ty = ?base.ty,
+                    "xrCreateSession: Leasehold supports Vulkan graphics bindings only"
+                );
+                return Err(xr::Result::ERROR_GRAPHICS_DEVICE_INVALID);
+            }
+            _ => {}
+        }
+        next = base.next.cast();
+    }
+    tracing::error!("xrCreateSession: the create-info's next chain does not end");
+    Err(xr::Result::ERROR_VALIDATION_FAILURE)
 }
 
 /// A Vulkan session's device and compositor, from the app's graphics binding.
@@ -328,11 +377,24 @@ fn vulkan_session(
 
 /// Destroys the sessions of an instance that is being destroyed.
 pub(super) fn destroy_children(instance: u64) -> usize {
-    let n = SESSIONS.remove_where(|s| slock(s).instance == instance);
-    // Their swapchains and spaces go with them.
-    super::swapchain::destroy_orphans();
-    super::space::destroy_orphans();
-    n
+    let sessions = SESSIONS.remove_where(|s| s.instance == instance);
+    for (h, cell) in &sessions {
+        close(*h, cell);
+    }
+    sessions.len()
+}
+
+/// A session that left the handle table: threads waiting in xrWaitFrame return, its
+/// swapchains, spaces and debug labels go, and its events are no longer delivered.
+fn close(h: u64, cell: &SessionCell) {
+    slock(cell).closed = true;
+    cell.frame_begun.notify_all();
+    super::debug_utils::forget_session(h);
+    super::swapchain::destroy_children(h);
+    super::space::destroy_children(h);
+    if let Some(i) = super::INSTANCES.get(cell.instance) {
+        lock(&i).events.retain(|e| e.session() != Some(h));
+    }
 }
 
 /// Live sessions (for leak tests).
@@ -342,10 +404,8 @@ pub fn live_sessions() -> usize {
 
 pub(super) unsafe extern "system" fn destroy_session(h: xr::Session) -> xr::Result {
     guard(|| match SESSIONS.remove(h.into_raw()) {
-        Some(_) => {
-            super::debug_utils::forget_session(h.into_raw());
-            super::swapchain::destroy_children(h.into_raw());
-            super::space::destroy_children(h.into_raw());
+        Some(cell) => {
+            close(h.into_raw(), &cell);
             xr::Result::SUCCESS
         }
         None => xr::Result::ERROR_HANDLE_INVALID,
@@ -379,11 +439,14 @@ fn lifecycle(
 ) -> xr::Result {
     guard(|| {
         done((|| {
-            let s = session(h)?;
-            let mut s = slock(&s);
-            f(&mut s.session).map_err(map_err)?;
+            let cell = session(h)?;
+            let mut s = slock(&cell);
+            let r = f(&mut s.session).map_err(map_err);
             flush(h.into_raw(), &mut s);
-            Ok(())
+            drop(s);
+            // A session that stopped running frees an xrWaitFrame waiting on it.
+            cell.frame_begun.notify_all();
+            r
         })())
     })
 }
@@ -403,7 +466,7 @@ pub(super) unsafe extern "system" fn wait_frame(
 ) -> xr::Result {
     guard(|| {
         done((|| {
-            let s = session(h)?;
+            let cell = session(h)?;
             if out.is_null() {
                 return Err(xr::Result::ERROR_VALIDATION_FAILURE);
             }
@@ -417,8 +480,15 @@ pub(super) unsafe extern "system" fn wait_frame(
             }
             // Plan under the lock, sleep without it.
             let (wake, display, period, should_render) = {
-                let mut s = slock(&s);
+                let mut s = slock(&cell);
                 s.check_lost(h.into_raw());
+                // A second xrWaitFrame blocks until the frame the first returned is begun.
+                while s.session.frame_wait_blocked() && !s.closed {
+                    s = cell.frame_begun.wait(s).unwrap_or_else(|p| p.into_inner());
+                }
+                if s.closed {
+                    return Err(xr::Result::ERROR_HANDLE_INVALID);
+                }
                 s.session.wait_frame().map_err(map_err)?;
                 let now = now_ns();
                 let clock = match &s.gfx {
@@ -477,12 +547,13 @@ pub(super) unsafe extern "system" fn begin_frame(
         if !info.is_null() && unsafe { (*info).ty } != xr::StructureType::FRAME_BEGIN_INFO {
             return xr::Result::ERROR_VALIDATION_FAILURE;
         }
-        let mut s = slock(&s);
-        match s.session.begin_frame() {
+        let r = match slock(&s).session.begin_frame() {
             Ok(BeginFrame::Begun) => xr::Result::SUCCESS,
             Ok(BeginFrame::DiscardedPrevious) => xr::Result::FRAME_DISCARDED,
             Err(e) => map_err(e),
-        }
+        };
+        s.frame_begun.notify_all();
+        r
     })
 }
 
@@ -492,34 +563,53 @@ pub(super) unsafe extern "system" fn end_frame(
 ) -> xr::Result {
     guard(|| {
         done((|| {
-            let s = session(h)?;
+            let cell = session(h)?;
             // SAFETY: the app passes a valid structure, or null (refused).
             let info = unsafe { super::input(info) }?;
-            let mut s = slock(&s);
-            if !s.session.is_running() {
-                return Err(map_err(SessionError::NotRunning));
+            // Check and resolve the layers under the session's lock ...
+            let FrameLayers {
+                layers,
+                holds,
+                waits,
+            } = {
+                let s = slock(&cell);
+                if !s.session.is_running() {
+                    return Err(map_err(SessionError::NotRunning));
+                }
+                if info.display_time.as_nanos() <= 0 {
+                    return Err(xr::Result::ERROR_TIME_INVALID);
+                }
+                if info.environment_blend_mode != xr::EnvironmentBlendMode::OPAQUE {
+                    return Err(xr::Result::ERROR_ENVIRONMENT_BLEND_MODE_UNSUPPORTED);
+                }
+                if info.layer_count > 16 {
+                    return Err(xr::Result::ERROR_LAYER_LIMIT_EXCEEDED);
+                }
+                if !s.session.frame_in_progress() {
+                    return Err(xr::Result::ERROR_CALL_ORDER_INVALID);
+                }
+                // SAFETY: an array of `layer_count` layer pointers by contract.
+                let ptrs = unsafe { super::array(info.layers, info.layer_count, true) }?;
+                let l = layers(h.into_raw(), &s, info.display_time, ptrs)?;
+                if s.gfx.is_none() && !l.layers.is_empty() {
+                    // A headless session has no swapchains, so no layer can name one.
+                    return Err(xr::Result::ERROR_LAYER_INVALID);
+                }
+                l
+            };
+            // ... wait for the app's rendering into them without it (xrWaitFrame on
+            // another thread must not wait for this one's GPU) ...
+            for w in waits {
+                w.wait()?;
             }
-            if info.display_time.as_nanos() <= 0 {
-                return Err(xr::Result::ERROR_TIME_INVALID);
-            }
-            if info.environment_blend_mode != xr::EnvironmentBlendMode::OPAQUE {
-                return Err(xr::Result::ERROR_ENVIRONMENT_BLEND_MODE_UNSUPPORTED);
-            }
-            if info.layer_count > 16 {
-                return Err(xr::Result::ERROR_LAYER_LIMIT_EXCEEDED);
-            }
-            if !s.session.frame_in_progress() {
-                return Err(xr::Result::ERROR_CALL_ORDER_INVALID);
-            }
-            // SAFETY: an array of `layer_count` layer pointers by contract.
-            let ptrs = unsafe { super::array(info.layers, info.layer_count, true) }?;
-            let (layers, holds) = layers(h.into_raw(), &s, info.display_time, ptrs)?;
-            if s.gfx.is_none() && !layers.is_empty() {
-                // A headless session has no swapchains, so no layer can name one.
-                return Err(xr::Result::ERROR_LAYER_INVALID);
-            }
+            // ... and end the frame under it again.
+            let mut s = slock(&cell);
             s.check_lost(h.into_raw());
             s.alive()?;
+            if !s.session.frame_in_progress() {
+                // The session ended (or another thread ended this frame) meanwhile.
+                return Err(xr::Result::ERROR_CALL_ORDER_INVALID);
+            }
             s.session.end_frame().map_err(map_err)?;
             let frame = s.session.frames_ended();
             if frame.is_multiple_of(100) {
@@ -553,6 +643,7 @@ fn sub_image(
     session: u64,
     si: &xr::SwapchainSubImage,
     holds: &mut Vec<Hold>,
+    waits: &mut Vec<super::swapchain::RenderWait>,
 ) -> Result<SubImage, xr::Result> {
     let (w, h, layers, owner) = super::swapchain::extent(si.swapchain)?;
     if owner != session {
@@ -573,6 +664,7 @@ fn sub_image(
     }
     let shown = super::swapchain::shown(si.swapchain, session)?;
     holds.push(shown.hold);
+    waits.push(shown.rendered);
     Ok(SubImage {
         image: shown.layer_id,
         x: r.offset.x,
@@ -614,7 +706,10 @@ fn check_view_chain(
     depth_enabled: bool,
     mut next: *const std::ffi::c_void,
 ) -> Result<(), xr::Result> {
-    while !next.is_null() {
+    for _ in 0..super::MAX_CHAIN {
+        if next.is_null() {
+            return Ok(());
+        }
         // SAFETY: every structure in a `next` chain starts with its type and next pointer.
         let base = unsafe { &*(next as *const xr::BaseInStructure) };
         if base.ty == xr::StructureType::COMPOSITION_LAYER_DEPTH_INFO_KHR && depth_enabled {
@@ -634,22 +729,31 @@ fn check_view_chain(
         // Unknown structures in the chain are ignored, as the specification requires.
         next = base.next.cast();
     }
-    Ok(())
+    Err(xr::Result::ERROR_VALIDATION_FAILURE)
 }
 
-/// xrEndFrame's layers, checked, as the compositor's layers (and the holds that keep
-/// their images from being reused while shown).
+/// xrEndFrame's layers, checked and resolved.
+struct FrameLayers {
+    layers: Vec<Layer>,
+    /// Keep the shown images from being reused while the compositor reads them.
+    holds: Vec<Hold>,
+    /// The app's rendering into the shown images, to be waited for.
+    waits: Vec<super::swapchain::RenderWait>,
+}
+
+/// xrEndFrame's layers, checked, as the compositor's layers.
 fn layers(
     session: u64,
     s: &SessionObj,
     time: xr::Time,
     ptrs: &[*const xr::CompositionLayerBaseHeader],
-) -> Result<(Vec<Layer>, Vec<Hold>), xr::Result> {
+) -> Result<FrameLayers, xr::Result> {
     let depth_enabled = super::INSTANCES
         .get(s.instance)
         .is_some_and(|i| lock(&i).enabled("XR_KHR_composition_layer_depth"));
     let mut out = Vec::with_capacity(ptrs.len());
     let mut holds = Vec::new();
+    let mut waits = Vec::new();
     for &p in ptrs {
         if p.is_null() {
             return Err(xr::Result::ERROR_LAYER_INVALID);
@@ -681,7 +785,7 @@ fn layers(
                     pv.push(ProjectionView {
                         pose: space.compose(&app_pose(&v.pose)?),
                         fov: fov(&v.fov)?,
-                        sub_image: sub_image(session, &v.sub_image, &mut holds)?,
+                        sub_image: sub_image(session, &v.sub_image, &mut holds, &mut waits)?,
                     });
                 }
                 out.push(Layer::Projection {
@@ -706,7 +810,7 @@ fn layers(
                 }
                 out.push(Layer::Quad {
                     eyes,
-                    sub_image: sub_image(session, &l.sub_image, &mut holds)?,
+                    sub_image: sub_image(session, &l.sub_image, &mut holds, &mut waits)?,
                     pose: space.compose(&app_pose(&l.pose)?),
                     size: glam::Vec2::new(l.size.width, l.size.height),
                     flags: layer_flags(base.layer_flags),
@@ -715,7 +819,11 @@ fn layers(
             _ => return Err(xr::Result::ERROR_LAYER_INVALID),
         }
     }
-    Ok((out, holds))
+    Ok(FrameLayers {
+        layers: out,
+        holds,
+        waits,
+    })
 }
 
 // ---------------------------------------------------------------------------------

@@ -6,7 +6,7 @@ use crate::state::space::{ReferenceKind, ReferenceSpace, relative, validate_pose
 use leasehold_drivers::api::{Pose, TrackedDevice, TrackingOrigin};
 use openxr_sys as xr;
 use openxr_sys::Handle as _;
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 
 struct SpaceObj {
     session: u64,
@@ -30,12 +30,12 @@ impl SpaceObj {
 
 static SPACES: super::handles::HandleTable<SpaceObj> = super::handles::HandleTable::new(3);
 
-fn kind(t: xr::ReferenceSpaceType, api_minor: u16) -> Option<ReferenceKind> {
+fn kind(t: xr::ReferenceSpaceType, local_floor: bool) -> Option<ReferenceKind> {
     match t {
         xr::ReferenceSpaceType::VIEW => Some(ReferenceKind::View),
         xr::ReferenceSpaceType::LOCAL => Some(ReferenceKind::Local),
         xr::ReferenceSpaceType::STAGE => Some(ReferenceKind::Stage),
-        xr::ReferenceSpaceType::LOCAL_FLOOR if api_minor >= 1 => Some(ReferenceKind::LocalFloor),
+        xr::ReferenceSpaceType::LOCAL_FLOOR if local_floor => Some(ReferenceKind::LocalFloor),
         _ => None,
     }
 }
@@ -109,18 +109,13 @@ fn space(h: xr::Space) -> Result<Arc<SpaceObj>, xr::Result> {
         .ok_or(xr::Result::ERROR_HANDLE_INVALID)
 }
 
-fn session_of(sp: &SpaceObj) -> Result<Arc<Mutex<SessionObj>>, xr::Result> {
+fn session_of(sp: &SpaceObj) -> Result<Arc<super::session::SessionCell>, xr::Result> {
     session(xr::Session::from_raw(sp.session))
-}
-
-/// Destroys the spaces whose session no longer exists.
-pub(super) fn destroy_orphans() -> usize {
-    SPACES.remove_where(|s| super::session::SESSIONS.get(s.session).is_none())
 }
 
 /// Destroys the spaces of a session that is being destroyed.
 pub(super) fn destroy_children(session: u64) -> usize {
-    SPACES.remove_where(|s| s.session == session)
+    SPACES.remove_where(|s| s.session == session).len()
 }
 
 pub(super) unsafe extern "system" fn enumerate_reference_spaces(
@@ -137,7 +132,7 @@ pub(super) unsafe extern "system" fn enumerate_reference_spaces(
                 xr::ReferenceSpaceType::LOCAL,
                 xr::ReferenceSpaceType::STAGE,
             ];
-            if slock(&s).api_minor >= 1 {
+            if slock(&s).local_floor {
                 types.push(xr::ReferenceSpaceType::LOCAL_FLOOR);
             }
             // SAFETY: the two-call contract of the entry point.
@@ -159,7 +154,7 @@ pub(super) unsafe extern "system" fn create_reference_space(
             if out.is_null() {
                 return Err(xr::Result::ERROR_VALIDATION_FAILURE);
             }
-            let k = kind(info.reference_space_type, slock(&s).api_minor)
+            let k = kind(info.reference_space_type, slock(&s).local_floor)
                 .ok_or(xr::Result::ERROR_REFERENCE_SPACE_UNSUPPORTED)?;
             let pose = validate_pose(to_pose(&info.pose_in_reference_space))
                 .map_err(|_| xr::Result::ERROR_POSE_INVALID)?;
@@ -185,6 +180,37 @@ pub(super) unsafe extern "system" fn destroy_space(h: xr::Space) -> xr::Result {
     })
 }
 
+/// Where `sp` is in `bp` at `time`: the pose and its validity and tracking flags.
+fn locate(
+    s: &SessionObj,
+    sp: &SpaceObj,
+    bp: &SpaceObj,
+    time: xr::Time,
+) -> Result<(xr::SpaceLocationFlags, xr::Posef), xr::Result> {
+    let (head, eye_height) = head(s, time)?;
+    let (Some(a), Some(b)) = (
+        sp.world(s, &head, eye_height, time),
+        bp.world(s, &head, eye_height, time),
+    ) else {
+        // An action space whose input is not tracked: nothing is known.
+        return Ok((xr::SpaceLocationFlags::EMPTY, from_pose(&Pose::IDENTITY)));
+    };
+    let p = relative(&b, &a);
+    // Orientation is tracked; a 3-DoF headset's position is valid (neck-less, fixed)
+    // but not tracked.
+    let view_involved =
+        sp.space.kind == ReferenceKind::View || bp.space.kind == ReferenceKind::View;
+    let action_involved = sp.action.is_some() || bp.action.is_some();
+    let flags = xr::SpaceLocationFlags::ORIENTATION_VALID
+        | xr::SpaceLocationFlags::POSITION_VALID
+        | if view_involved || action_involved {
+            xr::SpaceLocationFlags::ORIENTATION_TRACKED
+        } else {
+            xr::SpaceLocationFlags::ORIENTATION_TRACKED | xr::SpaceLocationFlags::POSITION_TRACKED
+        };
+    Ok((flags, from_pose(&p)))
+}
+
 pub(super) unsafe extern "system" fn locate_space(
     h: xr::Space,
     base: xr::Space,
@@ -200,34 +226,97 @@ pub(super) unsafe extern "system" fn locate_space(
             }
             // SAFETY: the app passes a valid structure, or null (refused).
             let loc = unsafe { super::output(location) }?;
+            if time.as_nanos() <= 0 {
+                return Err(xr::Result::ERROR_TIME_INVALID);
+            }
             let s = session_of(&sp)?;
-            let s = slock(&s);
-            let (head, eye_height) = head(&s, time)?;
-            let (Some(a), Some(b)) = (
-                sp.world(&s, &head, eye_height, time),
-                bp.world(&s, &head, eye_height, time),
-            ) else {
-                // An action space whose input is not tracked: nothing is known.
-                loc.location_flags = xr::SpaceLocationFlags::EMPTY;
-                loc.pose = from_pose(&Pose::IDENTITY);
-                return Ok(());
-            };
-            let p = relative(&b, &a);
-            loc.pose = from_pose(&p);
-            // Orientation is tracked; a 3-DoF headset's position is valid (neck-less,
-            // fixed) but not tracked.
-            let view_involved =
-                sp.space.kind == ReferenceKind::View || bp.space.kind == ReferenceKind::View;
-            let action_involved = sp.action.is_some() || bp.action.is_some();
-            loc.location_flags = xr::SpaceLocationFlags::ORIENTATION_VALID
-                | xr::SpaceLocationFlags::POSITION_VALID
-                | if view_involved || action_involved {
-                    xr::SpaceLocationFlags::ORIENTATION_TRACKED
-                } else {
-                    xr::SpaceLocationFlags::ORIENTATION_TRACKED
-                        | xr::SpaceLocationFlags::POSITION_TRACKED
-                };
+            let (flags, pose) = locate(&slock(&s), &sp, &bp, time)?;
+            loc.location_flags = flags;
+            loc.pose = pose;
+            // SAFETY: the output structure's `next` chain, as the app built it.
+            unsafe { no_velocities(loc.next, 1) }?;
             Ok(())
+        })())
+    })
+}
+
+/// Fills any XrSpaceVelocity / XrSpaceVelocities in an output chain with "unknown"
+/// (no velocity flags): this runtime does not estimate velocities.
+///
+/// # Safety
+/// `next` must be null or a valid output structure chain.
+unsafe fn no_velocities(mut next: *mut std::ffi::c_void, count: u32) -> Result<(), xr::Result> {
+    for _ in 0..super::MAX_CHAIN {
+        if next.is_null() {
+            return Ok(());
+        }
+        // SAFETY: every structure in a chain starts with its type and next pointer.
+        let base = unsafe { &mut *(next as *mut xr::BaseOutStructure) };
+        if base.ty == xr::StructureType::SPACE_VELOCITY {
+            // SAFETY: the type says what it is.
+            let v = unsafe { &mut *(next as *mut xr::SpaceVelocity) };
+            v.velocity_flags = xr::SpaceVelocityFlags::EMPTY;
+        } else if base.ty == xr::StructureType::SPACE_VELOCITIES {
+            // SAFETY: the type says what it is.
+            let v = unsafe { &mut *(next as *mut xr::SpaceVelocities) };
+            if v.velocity_count != count || v.velocities.is_null() {
+                return Err(xr::Result::ERROR_VALIDATION_FAILURE);
+            }
+            // SAFETY: `velocity_count` elements by contract, checked non-null.
+            let out = unsafe { std::slice::from_raw_parts_mut(v.velocities, count as usize) };
+            for o in out {
+                *o = xr::SpaceVelocityData::default();
+            }
+        }
+        next = base.next.cast();
+    }
+    Err(xr::Result::ERROR_VALIDATION_FAILURE)
+}
+
+/// xrLocateSpaces (OpenXR 1.1) and xrLocateSpacesKHR (XR_KHR_locate_spaces): many spaces
+/// in one base space at one time.
+pub(super) unsafe extern "system" fn locate_spaces(
+    h: xr::Session,
+    info: *const xr::SpacesLocateInfo,
+    locations: *mut xr::SpaceLocations,
+) -> xr::Result {
+    guard(|| {
+        done((|| {
+            let s = session(h)?;
+            // SAFETY: the app passes a valid structure, or null (refused).
+            let info = unsafe { super::input(info) }?;
+            // SAFETY: as above.
+            let out = unsafe { super::output(locations) }?;
+            if info.time.as_nanos() <= 0 {
+                return Err(xr::Result::ERROR_TIME_INVALID);
+            }
+            // SAFETY: `space_count` handles by contract.
+            let spaces = unsafe { super::array(info.spaces, info.space_count, false) }?;
+            if out.location_count != info.space_count || out.locations.is_null() {
+                return Err(xr::Result::ERROR_VALIDATION_FAILURE);
+            }
+            let base = space(info.base_space)?;
+            let objs = spaces
+                .iter()
+                .map(|&sp| space(sp))
+                .collect::<Result<Vec<_>, _>>()?;
+            if base.session != h.into_raw() || objs.iter().any(|o| o.session != h.into_raw()) {
+                return Err(xr::Result::ERROR_VALIDATION_FAILURE);
+            }
+            let located = {
+                let s = slock(&s);
+                objs.iter()
+                    .map(|sp| locate(&s, sp, &base, info.time))
+                    .collect::<Result<Vec<_>, _>>()?
+            };
+            // SAFETY: `location_count` elements by contract, checked non-null.
+            let dst = unsafe { std::slice::from_raw_parts_mut(out.locations, located.len()) };
+            for (d, (flags, pose)) in dst.iter_mut().zip(located) {
+                d.location_flags = flags;
+                d.pose = pose;
+            }
+            // SAFETY: the output structure's `next` chain, as the app built it.
+            unsafe { no_velocities(out.next, info.space_count) }
         })())
     })
 }
@@ -351,7 +440,7 @@ pub(super) unsafe extern "system" fn get_reference_space_bounds_rect(
             if bounds.is_null() {
                 return Err(xr::Result::ERROR_VALIDATION_FAILURE);
             }
-            kind(t, slock(&s).api_minor).ok_or(xr::Result::ERROR_REFERENCE_SPACE_UNSUPPORTED)?;
+            kind(t, slock(&s).local_floor).ok_or(xr::Result::ERROR_REFERENCE_SPACE_UNSUPPORTED)?;
             // SAFETY: checked non-null.
             unsafe {
                 *bounds = xr::Extent2Df {

@@ -63,12 +63,7 @@ fn order(e: SwapchainError) -> xr::Result {
 
 /// Destroys the swapchains of a session that is being destroyed.
 pub(super) fn destroy_children(session: u64) -> usize {
-    SWAPCHAINS.remove_where(|s| s.session == session)
-}
-
-/// Destroys swapchains whose session no longer exists.
-pub(super) fn destroy_orphans() -> usize {
-    SWAPCHAINS.remove_where(|s| super::session::SESSIONS.get(s.session).is_none())
+    SWAPCHAINS.remove_where(|s| s.session == session).len()
 }
 
 /// Live swapchains (leak tests).
@@ -153,6 +148,18 @@ pub(super) unsafe extern "system" fn create_swapchain(
             }
             if info.width > max_size || info.height > max_size || info.array_size > 16 {
                 return Err(xr::Result::ERROR_SIZE_INSUFFICIENT);
+            }
+            // A full mip chain ends at 1x1: more levels than that do not exist.
+            let max_mips = 32 - info.width.max(info.height).leading_zeros();
+            if info.mip_count > max_mips {
+                tracing::warn!(
+                    mips = info.mip_count,
+                    max = max_mips,
+                    "xrCreateSwapchain: more mip levels than a {}x{} image has",
+                    info.width,
+                    info.height
+                );
+                return Err(xr::Result::ERROR_VALIDATION_FAILURE);
             }
             match info.face_count {
                 1 => {}
@@ -361,42 +368,64 @@ pub(super) unsafe extern "system" fn release_swapchain_image(
     })
 }
 
-/// What a layer naming this swapchain shows: the last released image, ready for the
-/// compositor (the app's rendering into it complete) and held while it is shown.
+/// What a layer naming this swapchain shows: the last released image, held while it is
+/// shown, and ready for the compositor once [`RenderWait::wait`] returns.
 pub(super) struct Shown {
     pub(super) layer_id: u64,
     pub(super) hold: Hold,
+    pub(super) rendered: RenderWait,
 }
 
-/// For xrEndFrame: the released image of `h`, after the app's GPU work on it is done.
+/// The app's GPU work on a released image, waited for by xrEndFrame outside the session's
+/// lock (so xrWaitFrame and the other calls on other threads go on meanwhile).
+pub(super) struct RenderWait {
+    swapchain: Arc<SwapchainObj>,
+    index: usize,
+}
+
+impl RenderWait {
+    pub(super) fn wait(self) -> Result<(), xr::Result> {
+        let mut inner = ilock(&self.swapchain);
+        match inner.app.wait_rendered(self.index, Duration::from_secs(10)) {
+            Ok(true) => Ok(()),
+            Ok(false) => {
+                tracing::error!("the application's rendering did not finish within 10 s");
+                Err(xr::Result::ERROR_RUNTIME_FAILURE)
+            }
+            Err(e) => {
+                tracing::error!(%e, "waiting for the application's rendering");
+                Err(xr::Result::ERROR_RUNTIME_FAILURE)
+            }
+        }
+    }
+}
+
+/// For xrEndFrame: the released image of `h`, held for the compositor.
 pub(super) fn shown(h: xr::Swapchain, session: u64) -> Result<Shown, xr::Result> {
     let sc = swapchain(h)?;
     if sc.session != session {
         return Err(xr::Result::ERROR_VALIDATION_FAILURE);
     }
-    let mut inner = ilock(&sc);
+    let inner = ilock(&sc);
     let Some(i) = inner.cycle.released() else {
         // Never released: nothing to show.
+        tracing::warn!("xrEndFrame: a layer names a swapchain that has no released image");
         return Err(xr::Result::ERROR_LAYER_INVALID);
     };
     let Some(layer_id) = inner.layer_ids[i as usize] else {
         // A depth swapchain as a colour layer.
+        tracing::warn!("xrEndFrame: a layer shows a depth swapchain");
         return Err(xr::Result::ERROR_LAYER_INVALID);
     };
-    match inner.app.wait_rendered(i as usize, Duration::from_secs(10)) {
-        Ok(true) => {}
-        Ok(false) => {
-            tracing::error!("the application's rendering did not finish within 10 s");
-            return Err(xr::Result::ERROR_RUNTIME_FAILURE);
-        }
-        Err(e) => {
-            tracing::error!(%e, "waiting for the application's rendering");
-            return Err(xr::Result::ERROR_RUNTIME_FAILURE);
-        }
-    }
+    let hold = inner.in_use[i as usize].hold();
+    drop(inner);
     Ok(Shown {
         layer_id,
-        hold: inner.in_use[i as usize].hold(),
+        hold,
+        rendered: RenderWait {
+            swapchain: sc,
+            index: i as usize,
+        },
     })
 }
 

@@ -22,6 +22,8 @@ pub const EXTENSIONS: &[(&str, u32)] = &[
     ("XR_KHR_vulkan_enable2", 2),
     ("XR_KHR_composition_layer_depth", 6),
     ("XR_EXT_debug_utils", 5),
+    ("XR_KHR_locate_spaces", 1),
+    ("XR_EXT_local_floor", 1),
 ];
 
 /// The system id every instance hands out for its (one) head-mounted display.
@@ -32,7 +34,6 @@ pub enum CreateError {
     /// Major version not 1, or a minor version this runtime does not know.
     ApiVersionUnsupported,
     ExtensionNotPresent(String),
-    ApiLayerNotPresent(String),
     NameInvalid(&'static str),
 }
 
@@ -74,6 +75,17 @@ pub enum Event {
     },
 }
 
+impl Event {
+    /// The session an event is about, if any.
+    pub fn session(&self) -> Option<u64> {
+        match self {
+            Event::SessionStateChanged { session, .. }
+            | Event::InteractionProfileChanged { session } => Some(*session),
+            Event::InstanceLossPending { .. } | Event::DisplayRefreshRateChanged { .. } => None,
+        }
+    }
+}
+
 /// The system (the headset) as xrGetSystemProperties and the view queries see it.
 #[derive(Debug, Clone, PartialEq)]
 pub struct SystemInfo {
@@ -102,9 +114,11 @@ impl Instance {
             return Err(CreateError::NameInvalid("application name is empty"));
         }
         let api_version = negotiate_api_version(req.api_version.0, req.api_version.1)?;
-        if let Some(l) = req.layers.first() {
-            // The loader handles API layers; any left for the runtime do not exist.
-            return Err(CreateError::ApiLayerNotPresent(l.clone()));
+        // The loader loads the API layers the app names and passes their names on; the
+        // layers sit between the app and the runtime, so there is nothing for the runtime
+        // to do with the names (rejecting them would refuse every app that asks for one).
+        if !req.layers.is_empty() {
+            tracing::debug!(layers = ?req.layers, "the app enabled API layers");
         }
         let mut extensions = BTreeSet::new();
         for e in &req.extensions {
@@ -190,6 +204,14 @@ mod tests {
             Instance::create(&r, system()),
             Err(CreateError::ExtensionNotPresent(_))
         ));
+        let r = CreateRequest {
+            layers: vec!["XR_APILAYER_LUNARG_core_validation".into()],
+            ..req()
+        };
+        assert!(
+            Instance::create(&r, system()).is_ok(),
+            "API layer names the loader passes on are accepted"
+        );
         let r = CreateRequest {
             application_name: String::new(),
             ..req()

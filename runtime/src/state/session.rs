@@ -130,7 +130,12 @@ impl Session {
             return Err(SessionError::NotRunning);
         }
         self.exit_requested = true;
-        // Walk down through the states the app must see.
+        // Walk down through the states the app must see: STOPPING is entered from
+        // SYNCHRONIZED only, so a session that has not submitted a frame yet (READY)
+        // passes through SYNCHRONIZED first.
+        if self.state == SessionState::Ready {
+            self.go(SessionState::Synchronized);
+        }
         if self.state == SessionState::Focused {
             self.go(SessionState::Visible);
         }
@@ -174,6 +179,12 @@ impl Session {
         }
         self.waited += 1;
         Ok(self.waited)
+    }
+
+    /// xrWaitFrame must block: a frame was waited for and not yet begun (a second
+    /// xrWaitFrame waits for the first one's xrBeginFrame).
+    pub fn frame_wait_blocked(&self) -> bool {
+        self.running && self.waited > self.begun
     }
 
     pub fn begin_frame(&mut self) -> Result<BeginFrame, SessionError> {
@@ -291,12 +302,28 @@ mod tests {
         assert_eq!(s.begin_frame(), Ok(BeginFrame::DiscardedPrevious));
         s.end_frame().unwrap();
         assert_eq!(s.end_frame(), Err(SessionError::CallOrderInvalid));
-        // Two waits, one begin: the second begin needs a third wait.
+        // A wait blocks the next one until its frame is begun; one begin per wait.
+        assert!(!s.frame_wait_blocked());
         s.wait_frame().unwrap();
-        s.wait_frame().unwrap();
+        assert!(
+            s.frame_wait_blocked(),
+            "a second wait blocks until xrBeginFrame"
+        );
         s.begin_frame().unwrap();
+        assert!(!s.frame_wait_blocked());
         s.end_frame().unwrap();
         assert_eq!(s.begin_frame(), Err(SessionError::CallOrderInvalid));
+    }
+
+    #[test]
+    fn exit_before_the_first_frame_passes_through_synchronized() {
+        let mut s = Session::new();
+        s.begin().unwrap();
+        s.take_events();
+        s.request_exit().unwrap();
+        assert_eq!(s.take_events(), vec![Synchronized, Stopping]);
+        s.end().unwrap();
+        assert_eq!(s.take_events(), vec![Idle, Exiting]);
     }
 
     #[test]

@@ -47,11 +47,14 @@ impl SwapchainCycle {
         Ok(i)
     }
 
-    /// The image the next wait is for (the oldest acquired, not yet waited).
+    /// The image the next wait is for (the oldest acquired, not yet waited). One image
+    /// at a time is waited: a waited image must be released before the next wait.
     pub fn to_wait(&self) -> Result<u32, SwapchainError> {
+        if self.acquired.iter().any(|(_, w)| *w) {
+            return Err(SwapchainError::CallOrderInvalid);
+        }
         self.acquired
-            .iter()
-            .find(|(_, w)| !w)
+            .front()
             .map(|&(i, _)| i)
             .ok_or(SwapchainError::CallOrderInvalid)
     }
@@ -112,12 +115,17 @@ mod tests {
         assert_eq!(c.acquire(), Ok(0));
         assert_eq!(c.acquire(), Ok(1));
         assert_eq!(c.acquire(), Err(CallOrderInvalid));
-        // Waits go oldest first.
+        // Waits go oldest first, one waited image at a time.
         assert_eq!(c.to_wait(), Ok(0));
         c.waited(0);
-        assert_eq!(c.to_wait(), Ok(1));
+        assert_eq!(
+            c.to_wait(),
+            Err(CallOrderInvalid),
+            "0 is waited, not released"
+        );
         assert_eq!(c.release(), Ok(0));
         assert_eq!(c.release(), Err(CallOrderInvalid), "1 is not waited yet");
+        assert_eq!(c.to_wait(), Ok(1));
         c.waited(1);
         assert_eq!(c.release(), Ok(1));
         assert_eq!(c.acquire(), Ok(0));
