@@ -254,12 +254,14 @@ pub(super) unsafe extern "system" fn suggest_interaction_profile_bindings(
             if any_attached {
                 return Err(xr::Result::ERROR_ACTIONSETS_ALREADY_ATTACHED);
             }
-            let profile = {
+            let (profile, api_minor) = {
                 let inst = lock(&i);
-                inst.paths
+                let name = inst
+                    .paths
                     .name(info.interaction_profile.into_raw())
                     .map_err(path_err)?
-                    .to_string()
+                    .to_string();
+                (name, inst.api_version.1)
             };
             let mut resolved = Vec::with_capacity(bindings.len());
             for b in bindings {
@@ -274,11 +276,15 @@ pub(super) unsafe extern "system" fn suggest_interaction_profile_bindings(
                     .name(b.binding.into_raw())
                     .map_err(path_err)?
                     .to_string();
-                let r = action::resolve(&profile, &path).map_err(|_| {
+                let r = action::resolve(&profile, &path, api_minor).map_err(|_| {
                     tracing::warn!(%profile, binding = %path, "unsupported binding suggested");
                     xr::Result::ERROR_PATH_UNSUPPORTED
                 })?;
-                resolved.push((b.action.into_raw(), b.binding.into_raw(), r));
+                // A binding of a user path no device here has (a head, a gamepad) is
+                // valid and drives nothing.
+                if let Some(r) = r {
+                    resolved.push((b.action.into_raw(), b.binding.into_raw(), r));
+                }
             }
             tracing::debug!(%profile, bindings = resolved.len(), "bindings suggested");
             suggested(h.into_raw(), |m| m.insert(profile, resolved));
@@ -749,17 +755,23 @@ pub(super) unsafe extern "system" fn get_input_source_localized_name(
             let i = super::INSTANCES
                 .get(s.instance)
                 .ok_or(xr::Result::ERROR_HANDLE_INVALID)?;
-            let source = lock(&i)
-                .paths
-                .name(info.source_path.into_raw())
-                .map_err(path_err)?
-                .to_string();
+            let (source, api_minor) = {
+                let inst = lock(&i);
+                let name = inst
+                    .paths
+                    .name(info.source_path.into_raw())
+                    .map_err(path_err)?
+                    .to_string();
+                (name, inst.api_version.1)
+            };
             let profile = att
                 .profile
                 .clone()
                 .ok_or(xr::Result::ERROR_PATH_UNSUPPORTED)?;
-            let b = action::resolve(&profile, &source)
-                .map_err(|_| xr::Result::ERROR_PATH_UNSUPPORTED)?;
+            let b = action::resolve(&profile, &source, api_minor)
+                .ok()
+                .flatten()
+                .ok_or(xr::Result::ERROR_PATH_UNSUPPORTED)?;
             let mut parts = Vec::new();
             let w = info.which_components;
             if w.contains(xr::InputSourceLocalizedNameFlags::USER_PATH) {
@@ -773,9 +785,11 @@ pub(super) unsafe extern "system" fn get_input_source_localized_name(
                 );
             }
             if w.contains(xr::InputSourceLocalizedNameFlags::INTERACTION_PROFILE) {
-                parts.push(title(
-                    profile.trim_start_matches("/interaction_profiles/khr/"),
-                ));
+                let name = action::profiles()
+                    .iter()
+                    .find(|p| p.path == profile)
+                    .map_or_else(|| profile.clone(), |p| p.title.clone());
+                parts.push(name);
             }
             if w.contains(xr::InputSourceLocalizedNameFlags::COMPONENT) {
                 parts.push(title(

@@ -803,18 +803,22 @@ fn layers(
                     _ => return Err(xr::Result::ERROR_VALIDATION_FAILURE),
                 };
                 if !(l.size.width.is_finite() && l.size.height.is_finite())
-                    || l.size.width <= 0.0
-                    || l.size.height <= 0.0
+                    || l.size.width < 0.0
+                    || l.size.height < 0.0
                 {
                     return Err(xr::Result::ERROR_VALIDATION_FAILURE);
                 }
-                out.push(Layer::Quad {
+                let quad = Layer::Quad {
                     eyes,
                     sub_image: sub_image(session, &l.sub_image, &mut holds, &mut waits)?,
                     pose: space.compose(&app_pose(&l.pose)?),
                     size: glam::Vec2::new(l.size.width, l.size.height),
                     flags: layer_flags(base.layer_flags),
-                });
+                };
+                // A quad without area is valid and shows nothing.
+                if l.size.width > 0.0 && l.size.height > 0.0 {
+                    out.push(quad);
+                }
             }
             _ => return Err(xr::Result::ERROR_LAYER_INVALID),
         }

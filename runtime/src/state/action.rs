@@ -49,108 +49,125 @@ pub const HANDS: [&str; 2] = ["/user/hand/left", "/user/hand/right"];
 
 use Component::*;
 
-const SIMPLE: &[(&str, Component)] = &[
-    ("input/select/click", Click),
-    ("input/menu/click", Click),
-    ("input/grip/pose", Pose),
-    ("input/aim/pose", Pose),
-    ("output/haptic", Haptic),
-];
+/// One interaction profile the specification defines.
+#[derive(Debug)]
+pub struct Profile {
+    pub path: String,
+    pub title: String,
+    /// The OpenXR minor version (of 1.x) that defines it.
+    pub since: u16,
+    pub users: Vec<String>,
+    pub components: Vec<ProfileComponent>,
+}
 
-const VIVE: &[(&str, Component)] = &[
-    ("input/system/click", Click),
-    ("input/squeeze/click", Click),
-    ("input/menu/click", Click),
-    ("input/trigger/click", Click),
-    ("input/trigger/value", Value),
-    ("input/trackpad", Vector2),
-    ("input/trackpad/x", Value),
-    ("input/trackpad/y", Value),
-    ("input/trackpad/click", Click),
-    ("input/trackpad/touch", Touch),
-    ("input/grip/pose", Pose),
-    ("input/aim/pose", Pose),
-    ("output/haptic", Haptic),
-];
+/// A component of a profile: `input/trigger/value` and what it is.
+#[derive(Debug)]
+pub struct ProfileComponent {
+    /// Without the leading `/`, as bindings name it after the user path.
+    pub subpath: String,
+    pub kind: Component,
+    pub since: u16,
+    /// The one user path that has it; `None`: all of the profile's.
+    pub user: Option<String>,
+}
 
-const TOUCH: &[(&str, Component)] = &[
-    ("input/x/click", Click),
-    ("input/x/touch", Touch),
-    ("input/y/click", Click),
-    ("input/y/touch", Touch),
-    ("input/a/click", Click),
-    ("input/a/touch", Touch),
-    ("input/b/click", Click),
-    ("input/b/touch", Touch),
-    ("input/menu/click", Click),
-    ("input/system/click", Click),
-    ("input/squeeze/value", Value),
-    ("input/trigger/value", Value),
-    ("input/trigger/touch", Touch),
-    ("input/thumbstick", Vector2),
-    ("input/thumbstick/x", Value),
-    ("input/thumbstick/y", Value),
-    ("input/thumbstick/click", Click),
-    ("input/thumbstick/touch", Touch),
-    ("input/thumbrest/touch", Touch),
-    ("input/grip/pose", Pose),
-    ("input/aim/pose", Pose),
-    ("output/haptic", Haptic),
-];
+/// The interaction profiles of the OpenXR 1.0 and 1.1 core specification (from its
+/// registry, `manifests/openxr/interaction_profiles.toml`), read once.
+pub fn profiles() -> &'static [Profile] {
+    static PROFILES: std::sync::OnceLock<Vec<Profile>> = std::sync::OnceLock::new();
+    PROFILES.get_or_init(|| {
+        parse_profiles(include_str!(
+            "../../../manifests/openxr/interaction_profiles.toml"
+        ))
+        .expect("the bundled interaction profile table parses")
+    })
+}
 
-const INDEX: &[(&str, Component)] = &[
-    ("input/system/click", Click),
-    ("input/system/touch", Touch),
-    ("input/a/click", Click),
-    ("input/a/touch", Touch),
-    ("input/b/click", Click),
-    ("input/b/touch", Touch),
-    ("input/squeeze/value", Value),
-    ("input/squeeze/force", Force),
-    ("input/trigger/click", Click),
-    ("input/trigger/value", Value),
-    ("input/trigger/touch", Touch),
-    ("input/thumbstick", Vector2),
-    ("input/thumbstick/x", Value),
-    ("input/thumbstick/y", Value),
-    ("input/thumbstick/click", Click),
-    ("input/thumbstick/touch", Touch),
-    ("input/trackpad", Vector2),
-    ("input/trackpad/x", Value),
-    ("input/trackpad/y", Value),
-    ("input/trackpad/force", Force),
-    ("input/trackpad/touch", Touch),
-    ("input/grip/pose", Pose),
-    ("input/aim/pose", Pose),
-    ("output/haptic", Haptic),
-];
+fn minor(v: &str) -> Result<u16, String> {
+    match v {
+        "1.0" => Ok(0),
+        "1.1" => Ok(1),
+        _ => Err(format!("unknown OpenXR version {v:?}")),
+    }
+}
 
-const MOTION: &[(&str, Component)] = &[
-    ("input/menu/click", Click),
-    ("input/squeeze/click", Click),
-    ("input/trigger/value", Value),
-    ("input/thumbstick", Vector2),
-    ("input/thumbstick/x", Value),
-    ("input/thumbstick/y", Value),
-    ("input/thumbstick/click", Click),
-    ("input/trackpad", Vector2),
-    ("input/trackpad/x", Value),
-    ("input/trackpad/y", Value),
-    ("input/trackpad/click", Click),
-    ("input/trackpad/touch", Touch),
-    ("input/grip/pose", Pose),
-    ("input/aim/pose", Pose),
-    ("output/haptic", Haptic),
-];
+/// What a component is, from its action type and the last element of its path.
+fn component_kind(subpath: &str, ty: &str) -> Result<Component, String> {
+    let last = subpath.rsplit('/').next().unwrap_or_default();
+    Ok(match ty {
+        "boolean" if last == "touch" => Touch,
+        "boolean" => Click,
+        "float" if last == "force" => Force,
+        "float" => Value,
+        "vector2f" => Vector2,
+        "pose" => Pose,
+        "vibration" => Haptic,
+        _ => return Err(format!("{subpath}: unknown action type {ty:?}")),
+    })
+}
 
-/// The interaction profiles bindings are accepted for.
-pub const PROFILES: &[(&str, &[(&str, Component)])] = &[
-    (SIMPLE_CONTROLLER, SIMPLE),
-    ("/interaction_profiles/htc/vive_controller", VIVE),
-    ("/interaction_profiles/oculus/touch_controller", TOUCH),
-    ("/interaction_profiles/valve/index_controller", INDEX),
-    ("/interaction_profiles/microsoft/motion_controller", MOTION),
-];
+/// Parses the interaction profile table (the format of
+/// `manifests/openxr/interaction_profiles.toml`).
+pub fn parse_profiles(text: &str) -> Result<Vec<Profile>, String> {
+    let doc: toml::Table = text.parse().map_err(|e| format!("{e}"))?;
+    let list = doc
+        .get("profile")
+        .and_then(|v| v.as_array())
+        .ok_or("no [[profile]] entries")?;
+    let str_of = |t: &toml::Table, k: &str| -> Result<String, String> {
+        t.get(k)
+            .and_then(|v| v.as_str())
+            .map(str::to_string)
+            .ok_or(format!("a profile without `{k}`"))
+    };
+    let mut out = Vec::with_capacity(list.len());
+    for v in list {
+        let t = v.as_table().ok_or("a profile that is not a table")?;
+        let path = str_of(t, "path")?;
+        let users = t
+            .get("users")
+            .and_then(|v| v.as_array())
+            .ok_or(format!("{path}: no users"))?
+            .iter()
+            .map(|u| u.as_str().map(str::to_string))
+            .collect::<Option<Vec<_>>>()
+            .ok_or(format!("{path}: users are not strings"))?;
+        let mut components = Vec::new();
+        for c in t
+            .get("components")
+            .and_then(|v| v.as_array())
+            .ok_or(format!("{path}: no components"))?
+        {
+            let f: Vec<&str> = c
+                .as_array()
+                .map(|a| a.iter().filter_map(|x| x.as_str()).collect())
+                .unwrap_or_default();
+            let [sub, ty, since, user] = f[..] else {
+                return Err(format!(
+                    "{path}: a component is not [subpath, type, since, user]"
+                ));
+            };
+            let subpath = sub
+                .strip_prefix('/')
+                .ok_or(format!("{path}: {sub} does not start with /"))?
+                .to_string();
+            components.push(ProfileComponent {
+                kind: component_kind(&subpath, ty)?,
+                subpath,
+                since: minor(since)?,
+                user: (!user.is_empty()).then(|| user.to_string()),
+            });
+        }
+        out.push(Profile {
+            title: str_of(t, "title")?,
+            since: minor(&str_of(t, "since")?)?,
+            path,
+            users,
+            components,
+        });
+    }
+    Ok(out)
+}
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum BindingError {
@@ -168,37 +185,47 @@ pub struct Binding {
 }
 
 /// Checks `binding` (e.g. `/user/hand/left/input/select/click`, or the shorthand
-/// `/user/hand/left/input/select`) against `profile`.
-pub fn resolve(profile: &str, binding: &str) -> Result<Binding, BindingError> {
-    let (_, comps) = PROFILES
+/// `/user/hand/left/input/select`) against `profile`, as an instance of OpenXR 1.`api_minor`
+/// sees the profiles. `Ok(None)`: a valid binding of a user path no device here has yet
+/// (a head's or a gamepad's), kept inert.
+pub fn resolve(
+    profile: &str,
+    binding: &str,
+    api_minor: u16,
+) -> Result<Option<Binding>, BindingError> {
+    let p = profiles()
         .iter()
-        .find(|(p, _)| *p == profile)
+        .find(|p| p.path == profile && p.since <= api_minor)
         .ok_or(BindingError::Unsupported)?;
-    let (hand, rest) = HANDS
+    let (user, rest) = p
+        .users
         .iter()
-        .enumerate()
-        .find_map(|(i, h)| binding.strip_prefix(h).map(|r| (i, r)))
+        .find_map(|u| {
+            binding
+                .strip_prefix(u.as_str())
+                .and_then(|r| r.strip_prefix('/'))
+                .map(|r| (u.as_str(), r))
+        })
         .ok_or(BindingError::Unsupported)?;
-    let rest = rest.strip_prefix('/').ok_or(BindingError::Unsupported)?;
-    if let Some(&(c, kind)) = comps.iter().find(|(c, _)| *c == rest) {
-        return Ok(Binding {
-            hand,
-            component: c,
-            kind,
-        });
-    }
-    // The shorthand: an identifier without its component picks click, then value.
-    for suffix in ["click", "value"] {
-        let full = format!("{rest}/{suffix}");
-        if let Some(&(c, kind)) = comps.iter().find(|(c, _)| *c == full) {
-            return Ok(Binding {
-                hand,
-                component: c,
-                kind,
-            });
-        }
-    }
-    Err(BindingError::Unsupported)
+    let find = |sub: &str| {
+        p.components.iter().find(|c| {
+            c.subpath == sub && c.since <= api_minor && c.user.as_deref().is_none_or(|u| u == user)
+        })
+    };
+    // The shorthand: an identifier without its component picks click, then value, then
+    // pose, as the specification orders them.
+    let c = find(rest)
+        .or_else(|| {
+            ["click", "value", "pose"]
+                .iter()
+                .find_map(|suffix| find(&format!("{rest}/{suffix}")))
+        })
+        .ok_or(BindingError::Unsupported)?;
+    Ok(HANDS.iter().position(|h| *h == user).map(|hand| Binding {
+        hand,
+        component: c.subpath.as_str(),
+        kind: c.kind,
+    }))
 }
 
 /// An action's value.
@@ -296,27 +323,33 @@ mod tests {
 
     #[test]
     fn bindings_resolve_against_their_profile() {
-        let b = resolve(SIMPLE_CONTROLLER, "/user/hand/right/input/select/click").unwrap();
+        let r = |p: &str, b: &str| resolve(p, b, 0).map(|b| b.unwrap());
+        let b = r(SIMPLE_CONTROLLER, "/user/hand/right/input/select/click").unwrap();
         assert_eq!(
             (b.hand, b.component, b.kind),
             (1, "input/select/click", Click)
         );
         // Shorthand.
-        let b = resolve(SIMPLE_CONTROLLER, "/user/hand/left/input/select").unwrap();
+        let b = r(SIMPLE_CONTROLLER, "/user/hand/left/input/select").unwrap();
         assert_eq!(b.component, "input/select/click");
-        let b = resolve(
-            "/interaction_profiles/oculus/touch_controller",
-            "/user/hand/left/input/squeeze",
-        )
-        .unwrap();
-        assert_eq!(b.component, "input/squeeze/value");
+        let touch = "/interaction_profiles/oculus/touch_controller";
+        let b = r(touch, "/user/hand/left/input/squeeze").unwrap();
+        assert_eq!((b.component, b.kind), ("input/squeeze/value", Value));
+        let b = r(SIMPLE_CONTROLLER, "/user/hand/left/input/grip").unwrap();
+        assert_eq!(b.component, "input/grip/pose");
+        // X and Y are the left controller's, A and B the right one's.
+        assert!(r(touch, "/user/hand/left/input/x/click").is_ok());
+        assert!(r(touch, "/user/hand/right/input/x/click").is_err());
+        assert!(r(touch, "/user/hand/right/input/a/touch").is_ok_and(|b| b.kind == Touch));
         for bad in [
             "/user/hand/left/input/trigger/value",
             "/user/head/input/select/click",
             "/user/hand/leftinput/select/click",
+            "/user/hand/left",
+            "/user/hand/right/input/select/click/invalid",
         ] {
             assert_eq!(
-                resolve(SIMPLE_CONTROLLER, bad),
+                resolve(SIMPLE_CONTROLLER, bad, 1),
                 Err(BindingError::Unsupported),
                 "{bad}"
             );
@@ -324,11 +357,67 @@ mod tests {
         assert_eq!(
             resolve(
                 "/interaction_profiles/acme/nothing",
-                "/user/hand/left/input/select/click"
+                "/user/hand/left/input/select/click",
+                1
             ),
             Err(BindingError::Unsupported)
         );
         assert!(Click.fits(ActionType::Float) && !Pose.fits(ActionType::Boolean));
+    }
+
+    #[test]
+    fn the_specifications_profiles_by_version() {
+        let all = profiles();
+        assert_eq!(
+            all.iter().filter(|p| p.since == 0).count(),
+            9,
+            "1.0 profiles"
+        );
+        assert!(all.len() > 9, "1.1 adds profiles");
+        for p in all {
+            assert!(
+                !p.users.is_empty() && !p.components.is_empty(),
+                "{}",
+                p.path
+            );
+        }
+        // A head's and a gamepad's inputs are valid and inert.
+        assert_eq!(
+            resolve(
+                "/interaction_profiles/htc/vive_pro",
+                "/user/head/input/system/click",
+                0
+            ),
+            Ok(None)
+        );
+        assert_eq!(
+            resolve(
+                "/interaction_profiles/microsoft/xbox_controller",
+                "/user/gamepad/input/thumbstick_left",
+                0
+            ),
+            Ok(None)
+        );
+        // What 1.1 added exists for 1.1 instances only.
+        let grip_surface = "/user/hand/left/input/grip_surface/pose";
+        assert!(resolve(SIMPLE_CONTROLLER, grip_surface, 0).is_err());
+        assert!(resolve(SIMPLE_CONTROLLER, grip_surface, 1).is_ok());
+        let odyssey = "/interaction_profiles/samsung/odyssey_controller";
+        assert!(resolve(odyssey, "/user/hand/left/input/menu/click", 0).is_err());
+        assert!(resolve(odyssey, "/user/hand/left/input/menu/click", 1).is_ok());
+        // Every component of every profile resolves for its own user paths.
+        for p in all {
+            for c in &p.components {
+                for u in &p.users {
+                    if c.user.as_deref().is_some_and(|cu| cu != u) {
+                        continue;
+                    }
+                    let path = format!("{u}/{}", c.subpath);
+                    assert!(resolve(&p.path, &path, 1).is_ok(), "{} {path}", p.path);
+                }
+            }
+        }
+        assert!(parse_profiles("[[profile]]\npath = 1").is_err());
     }
 
     #[test]
