@@ -6,7 +6,7 @@ use anyhow::{Context, Result, bail};
 use glam::DVec3;
 use leasehold_drivers::api::Hmd;
 use leasehold_drivers::calibration::{
-    self, Calibration, DisplayOverrides, ImuCalibration, estimate_imu, rest_periods,
+    self, Calibration, DisplayOverrides, Face, ImuCalibration, ImuGoal, ImuRun, ImuRunError,
 };
 use leasehold_drivers::motion::{GRAVITY, ImuSample};
 use leasehold_drivers::vive::{self, CalibrationSource, ViveHmd, ViveOptions};
@@ -107,17 +107,32 @@ fn v3(v: DVec3, unit: &str) -> String {
     format!("[{:+.4}, {:+.4}, {:+.4}]{unit}", v.x, v.y, v.z)
 }
 
+/// A list of sides for the user: "-X up (on its right side), +Z up (…)".
+fn sides(faces: &[Face]) -> String {
+    faces
+        .iter()
+        .map(Face::to_string)
+        .collect::<Vec<_>>()
+        .join(", ")
+}
+
 pub fn imu(a: ImuArgs) -> Result<()> {
     let hmd = open_headset()?;
     let path = calibration::path_for(&hmd.config.serial)?;
-    if a.gyro_only {
+    let goal = if a.gyro_only {
         println!("Put the headset down on a table and keep it completely still.");
+        ImuGoal::GyroOnly {
+            still_ns: 5_000_000_000,
+        }
     } else {
         println!(
             "Put the headset down on each of its six sides in turn (top, bottom, left, right,\n\
-             front, back), holding it completely still for about 2 s on each."
+             front, back), holding it completely still for about 2 s on each. Any side not\n\
+             seen is named, and waited for (up to {} s in all).",
+            a.seconds
         );
-    }
+        ImuGoal::SixSides
+    };
     if !a.yes {
         print!("Press Enter to start.");
         std::io::stdout().flush()?;
@@ -130,12 +145,14 @@ pub fn imu(a: ImuArgs) -> Result<()> {
     )?);
     let start = Instant::now();
     let deadline = start + Duration::from_secs(a.seconds);
-    let mut samples: Vec<ImuSample> = Vec::new();
+    let mut run = ImuRun::new(goal);
     let mut last_check = start;
     let mut done_at: Option<Instant> = None;
+    // The missing sides last named to the user (named again when they change).
+    let mut named: Vec<Face> = Vec::new();
     while Instant::now() < deadline {
         match rx.recv_timeout(Duration::from_millis(100)) {
-            Ok(s) => samples.push(s),
+            Ok(s) => run.push(s),
             Err(std::sync::mpsc::RecvTimeoutError::Timeout) => {}
             Err(std::sync::mpsc::RecvTimeoutError::Disconnected) => break,
         }
@@ -148,20 +165,24 @@ pub fn imu(a: ImuArgs) -> Result<()> {
         }
         last_check = Instant::now();
         bar.set_position(start.elapsed().as_secs());
-        let rests = rest_periods(&samples, 1_000_000_000, 0.05);
-        let still: f64 = rests.iter().map(|r| r.len() as f64 / 1000.0).sum();
-        let faces = estimate_imu(&rests).map(|e| e.faces.len()).unwrap_or(0);
-        bar.set_message(if a.gyro_only {
-            format!("still {still:.1} s")
-        } else {
-            format!("still {still:.1} s, sides {faces}/6")
+        let p = run.progress();
+        let still = p.still_ns as f64 / 1e9;
+        bar.set_message(match goal {
+            ImuGoal::GyroOnly { .. } => format!("still {still:.1} s"),
+            ImuGoal::SixSides if p.missing.len() <= 2 && !p.missing.is_empty() => format!(
+                "still {still:.1} s, sides {}/6, waiting for {}",
+                p.seen.len(),
+                sides(&p.missing)
+            ),
+            ImuGoal::SixSides => format!("still {still:.1} s, sides {}/6", p.seen.len()),
         });
-        let enough = if a.gyro_only {
-            still >= 5.0
-        } else {
-            faces >= 6
-        };
-        if enough && done_at.is_none() {
+        // Once only a side or two is left, say which, on its own line (also where no
+        // progress bar is drawn).
+        if p.missing.len() <= 2 && !p.missing.is_empty() && p.missing != named {
+            bar.suspend(|| println!("  waiting for: {}", sides(&p.missing)));
+            named.clone_from(&p.missing);
+        }
+        if p.complete && done_at.is_none() {
             // Let the last hold finish.
             done_at =
                 Some(Instant::now() + Duration::from_millis(if a.gyro_only { 0 } else { 800 }));
@@ -171,14 +192,17 @@ pub fn imu(a: ImuArgs) -> Result<()> {
         }
     }
     bar.finish_and_clear();
-    let rests = rest_periods(&samples, 1_000_000_000, 0.05);
-    let Some(est) = estimate_imu(&rests) else {
-        bail!(
-            "the headset never held still for a second in {} s ({} samples): nothing measured",
-            a.seconds,
-            samples.len()
-        );
+    let waited = start.elapsed().as_secs_f64();
+    let est = match run.finish() {
+        Ok(est) => est,
+        Err(e @ ImuRunError::MissingSides { .. }) => bail!(
+            "after {waited:.0} s, {e}. Nothing was saved: run it again and hold the headset still \
+             for about 2 s on each missing side (--seconds gives it longer; --gyro-only \
+             measures the gyro bias alone)"
+        ),
+        Err(e) => bail!("after {waited:.0} s, {e}"),
     };
+    let rests = run.rests();
     let rest_samples: Vec<&ImuSample> = rests.iter().flat_map(|r| r.iter()).collect();
     let gravity_err = |f: &dyn Fn(&ImuSample) -> DVec3| {
         rest_samples
@@ -239,16 +263,14 @@ pub fn imu(a: ImuArgs) -> Result<()> {
                 gravity_err(&|s| new.apply(s).accel)
             );
         }
-        None if !a.gyro_only => println!(
-            "  accelerometer: not measured (needs all six sides; saw {}); kept {}",
-            est.faces.len(),
+        None => println!(
+            "  accelerometer: not measured (--gyro-only); kept {}",
             if prev.is_some() {
                 "the previous values"
             } else {
                 "the factory values"
             }
         ),
-        None => {}
     }
     cal.imu = Some(new);
     save(&cal, &path, a.yes)

@@ -205,31 +205,56 @@ impl Motion {
     /// The IMU calibration routine: still on each of the six faces for `hold_s` (the
     /// first for `first_hold_s`), with turns between them.
     pub fn six_faces(first_hold_s: f64, hold_s: f64) -> Motion {
-        use std::f64::consts::FRAC_PI_2;
-        let turn = |axis: DVec3, angle: f64| Segment::Turn {
-            axis,
-            angle,
-            secs: 0.8,
-        };
-        let hold = Segment::Still { secs: hold_s };
-        Motion::new(
-            DQuat::IDENTITY,
-            &[
-                Segment::Still { secs: first_hold_s },
-                turn(DVec3::X, FRAC_PI_2),
-                hold,
-                turn(DVec3::X, FRAC_PI_2),
-                hold,
-                turn(DVec3::X, FRAC_PI_2),
-                hold,
-                turn(DVec3::X, FRAC_PI_2),
-                turn(DVec3::Z, FRAC_PI_2),
-                hold,
-                turn(DVec3::Z, std::f64::consts::PI),
-                hold,
-            ],
-        )
+        Motion::new(DQuat::IDENTITY, &six_face_cycle(first_hold_s, hold_s))
     }
+
+    /// [`six_faces`](Self::six_faces) `cycles` times over, each cycle turned back to the
+    /// start orientation: a side missed once (a stalled stream, a late start) comes
+    /// round again, as a patient user would put the headset down on it again.
+    pub fn six_faces_repeated(first_hold_s: f64, hold_s: f64, cycles: usize) -> Motion {
+        let mut segs = Vec::new();
+        for c in 0..cycles {
+            if c > 0 {
+                // The cycle ends turned 270° about Z: a quarter turn more is the start.
+                segs.push(Segment::Turn {
+                    axis: DVec3::Z,
+                    angle: std::f64::consts::FRAC_PI_2,
+                    secs: 0.8,
+                });
+            }
+            segs.extend(six_face_cycle(
+                if c == 0 { first_hold_s } else { hold_s },
+                hold_s,
+            ));
+        }
+        Motion::new(DQuat::IDENTITY, &segs)
+    }
+}
+
+/// One pass over the six faces from the identity orientation (+Y up); it ends turned
+/// 360° about X and then 270° about Z (-X up).
+fn six_face_cycle(first_hold_s: f64, hold_s: f64) -> Vec<Segment> {
+    use std::f64::consts::FRAC_PI_2;
+    let turn = |axis: DVec3, angle: f64| Segment::Turn {
+        axis,
+        angle,
+        secs: 0.8,
+    };
+    let hold = Segment::Still { secs: hold_s };
+    vec![
+        Segment::Still { secs: first_hold_s },
+        turn(DVec3::X, FRAC_PI_2),
+        hold,
+        turn(DVec3::X, FRAC_PI_2),
+        hold,
+        turn(DVec3::X, FRAC_PI_2),
+        hold,
+        turn(DVec3::X, FRAC_PI_2),
+        turn(DVec3::Z, FRAC_PI_2),
+        hold,
+        turn(DVec3::Z, std::f64::consts::PI),
+        hold,
+    ]
 }
 
 /// One IMU sample in the driver's conventions.
@@ -335,12 +360,11 @@ mod tests {
         assert!(err < 1e-3, "integrated vs closed form: {err} rad");
     }
 
-    #[test]
-    fn six_faces_visit_every_face() {
-        let m = Motion::six_faces(1.0, 1.0);
+    /// The faces a script rests on between `from` and `to` seconds, sampled every 0.1 s.
+    fn faces_between(m: &Motion, from: f64, to: f64) -> std::collections::BTreeSet<(usize, bool)> {
         let mut faces = std::collections::BTreeSet::new();
-        let mut t = 0.5;
-        while t < m.duration_s() {
+        let mut t = from;
+        while t < to {
             if m.angular_velocity_body(t).length() == 0.0 {
                 let f = m.specific_force_body(t) / GRAVITY;
                 let (i, v) = f
@@ -354,7 +378,34 @@ mod tests {
             }
             t += 0.1;
         }
+        faces
+    }
+
+    #[test]
+    fn six_faces_visit_every_face() {
+        let m = Motion::six_faces(1.0, 1.0);
+        let faces = faces_between(&m, 0.5, m.duration_s());
         assert_eq!(faces.len(), 6, "{faces:?}");
+    }
+
+    #[test]
+    fn repeated_six_faces_visit_every_face_in_every_cycle() {
+        let one = Motion::six_faces(3.0, 1.0).duration_s();
+        let m = Motion::six_faces_repeated(3.0, 1.0, 3);
+        // Later cycles hold their first face for `hold_s` and start with a 0.8 s turn.
+        let cycle = one - 2.0 + 0.8;
+        assert!((m.duration_s() - (one + 2.0 * cycle)).abs() < 1e-9);
+        let mut start = 0.0;
+        for c in 0..3 {
+            let end = if c == 0 { one } else { start + cycle };
+            // Each cycle's first hold is upright again (+Y up).
+            let first = start + if c == 0 { 0.5 } else { 1.3 };
+            let up = m.specific_force_body(first) / GRAVITY;
+            assert!((up - DVec3::Y).length() < 1e-9, "cycle {c}: {up}");
+            let faces = faces_between(&m, first, end);
+            assert_eq!(faces.len(), 6, "cycle {c}: {faces:?}");
+            start = end;
+        }
     }
 
     #[test]

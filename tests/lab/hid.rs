@@ -241,8 +241,12 @@ fn cli() -> std::process::Command {
 #[test]
 fn calibrate_imu_recovers_the_injected_gyro_bias() {
     leasehold_tests::init_tracing();
-    // The first side is held while the CLI starts and reads the config.
-    let motion = Motion::six_faces(6.0, 2.0);
+    // The first side is held while the CLI starts and reads the config. The six sides
+    // come round three times: a hold cut short by a stalled VM (the burst after it
+    // overflows hidraw's queue, and a gap in the samples ends a rest period) is shown
+    // again, and the CLI, which names a missing side and waits for it, finishes then.
+    // Without a stall it finishes after the first cycle (~21 s).
+    let motion = Motion::six_faces_repeated(6.0, 2.0, 3);
     let secs = motion.duration_s() + 1.0;
     let mut cfg = EmulatorConfig::new(motion, secs, errors());
     cfg.speed = 1.0;
@@ -253,7 +257,8 @@ fn calibrate_imu_recovers_the_injected_gyro_bias() {
     let home = std::env::temp_dir().join("leasehold-lab-calibrate");
     let _ = std::fs::remove_dir_all(&home);
     let out = cli()
-        .args(["calibrate", "imu", "--yes", "--seconds", "40"])
+        // Longer than the whole script (~56 s of device time from the emulator's start).
+        .args(["calibrate", "imu", "--yes", "--seconds", "75"])
         .env("XDG_CONFIG_HOME", &home)
         .output()
         .unwrap();
