@@ -164,7 +164,10 @@ impl ViveConfig {
             .filter(|a| a.len() == 2);
         let (lens, fov) = match eyes_json {
             Some(eyes) => {
-                let l = [eye_lens(&eyes[0], aspect)?, eye_lens(&eyes[1], aspect)?];
+                let l = [
+                    eye_lens(&eyes[0], 0, aspect)?,
+                    eye_lens(&eyes[1], 1, aspect)?,
+                ];
                 let fov = [eye_fov(&eyes[0])?, eye_fov(&eyes[1])?];
                 (LensModel::Polynomial(l), fov)
             }
@@ -191,25 +194,49 @@ impl ViveConfig {
     }
 }
 
-fn eye_lens(eye: &Value, aspect: f32) -> Result<EyeLens, ViveError> {
-    let num = |key: &str, default: f64| eye.get(key).and_then(f).unwrap_or(default) as f32;
+/// A lens value as the lens model keeps it. Finite as f64 is not enough: 1e39 is
+/// infinite as f32, and one infinite coefficient makes the distortion mesh NaN.
+fn lens_f32(x: f64, what: &dyn Fn() -> String) -> Result<f32, ViveError> {
+    let v = x as f32;
+    if v.is_finite() {
+        Ok(v)
+    } else {
+        Err(ViveError::Config(format!(
+            "{} = {x:e} is beyond the lens model's 32-bit range (±{:e})",
+            what(),
+            f32::MAX
+        )))
+    }
+}
+
+/// The lens of eye `index` (`tracking_to_eye_transform[index]`).
+fn eye_lens(eye: &Value, index: usize, aspect: f32) -> Result<EyeLens, ViveError> {
+    let at = format!("tracking_to_eye_transform[{index}]");
+    let num = |key: &str, default: f64| {
+        lens_f32(eye.get(key).and_then(f).unwrap_or(default), &|| {
+            format!("{at}.{key}")
+        })
+    };
     let channel = |name: &str| -> Result<ChannelDistortion, ViveError> {
         let Some(d) = eye.get(name) else {
             return Ok(ChannelDistortion::NONE);
         };
         let mut coeffs = [0.0f32; 4];
         if let Some(c) = d.get("coeffs").and_then(Value::as_array) {
-            for (slot, v) in coeffs.iter_mut().zip(c) {
-                *slot = f(v)
-                    .ok_or_else(|| ViveError::Config(format!("{name}.coeffs holds a non-number")))?
-                    as f32;
+            for (i, (slot, v)) in coeffs.iter_mut().zip(c).enumerate() {
+                let x = f(v).ok_or_else(|| {
+                    ViveError::Config(format!("{name}.coeffs holds a non-number"))
+                })?;
+                *slot = lens_f32(x, &|| format!("{at}.{name}.coeffs[{i}]"))?;
             }
         }
+        let centre = |key: &str| {
+            lens_f32(d.get(key).and_then(f).unwrap_or(0.0), &|| {
+                format!("{at}.{name}.{key}")
+            })
+        };
         Ok(ChannelDistortion {
-            center: Vec2::new(
-                d.get("center_x").and_then(f).unwrap_or(0.0) as f32,
-                d.get("center_y").and_then(f).unwrap_or(0.0) as f32,
-            ),
+            center: Vec2::new(centre("center_x")?, centre("center_y")?),
             coeffs,
         })
     };
@@ -226,8 +253,8 @@ fn eye_lens(eye: &Value, aspect: f32) -> Result<EyeLens, ViveError> {
     };
     Ok(EyeLens {
         channels: [red, green, blue],
-        grow_for_undistort: num("grow_for_undistort", 0.5).max(0.0),
-        undistort_r2_cutoff: num("undistort_r2_cutoff", 1.0).max(0.01),
+        grow_for_undistort: num("grow_for_undistort", 0.5)?.max(0.0),
+        undistort_r2_cutoff: num("undistort_r2_cutoff", 1.0)?.max(0.01),
         aspect_x_over_y: aspect,
     })
 }
@@ -368,6 +395,49 @@ mod tests {
         let bad_intrinsics = r#"{"model_number": "Vive", "tracking_to_eye_transform": [
             {"intrinsics": [[-1,0,0],[0,1,0],[0,0,-1]]}, {"intrinsics": [[1,0,0],[0,1,0],[0,0,-1]]}]}"#;
         assert!(ViveConfig::parse(bad_intrinsics).is_err());
+    }
+
+    #[test]
+    fn lens_values_beyond_f32_are_refused_by_name() {
+        // Finite as f64, infinite as f32: each would reach the distortion mesh as NaN.
+        let eye =
+            |lens: &str| format!(r#"{{"intrinsics": [[0.9,0,0],[0,0.9,0],[0,0,-1]], {lens}}}"#);
+        let config = |left: &str| {
+            format!(
+                r#"{{"model_number": "Vive MV", "tracking_to_eye_transform": [{}, {}]}}"#,
+                eye(left),
+                eye(r#""distortion": {"coeffs": [-0.2, 0.05, 0, 0]}"#)
+            )
+        };
+        assert!(
+            ViveConfig::parse(&config(r#""distortion": {"coeffs": [-0.2, 0.05, 0, 0]}"#)).is_ok()
+        );
+        let cases = [
+            (
+                r#""distortion": {"coeffs": [-0.2, 1e39, 0, 0]}"#,
+                "tracking_to_eye_transform[0].distortion.coeffs[1] = 1e39",
+            ),
+            (
+                r#""distortion_red": {"center_x": -4e38, "coeffs": [0, 0, 0, 0]}"#,
+                "tracking_to_eye_transform[0].distortion_red.center_x = -4e38",
+            ),
+            (
+                r#""grow_for_undistort": 1e300"#,
+                "tracking_to_eye_transform[0].grow_for_undistort = 1e300",
+            ),
+            (
+                r#""undistort_r2_cutoff": 3.5e38"#,
+                "tracking_to_eye_transform[0].undistort_r2_cutoff = 3.5e38",
+            ),
+        ];
+        for (lens, why) in cases {
+            let e = ViveConfig::parse(&config(lens)).unwrap_err().to_string();
+            assert!(e.contains(why) && e.contains("32-bit"), "{lens}: {e}");
+        }
+        // The largest f32 itself is still a number (if an absurd one).
+        assert!(
+            ViveConfig::parse(&config(r#""distortion": {"coeffs": [3.4e38, 0, 0, 0]}"#)).is_ok()
+        );
     }
 
     #[test]
