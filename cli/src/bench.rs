@@ -10,7 +10,7 @@ use leasehold_compositor::kms::{
 use leasehold_compositor::pacing::PacerConfig;
 use leasehold_compositor::present::{self, FrameRecord, Presenter, RenderModel, Summary};
 use std::io::Write;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 
 #[derive(Args, Debug)]
 pub struct FrameTimingArgs {
@@ -172,6 +172,10 @@ pub fn frame_timing(a: FrameTimingArgs) -> anyhow::Result<()> {
         println!("  (presenter at normal priority: no CAP_SYS_NICE)");
     }
 
+    // Measuring takes a minute: find out now, not after it, that the results cannot be
+    // written.
+    check_out_dir(&a.out)?;
+
     let mut runs: Vec<(&str, Vec<FrameRecord>)> = Vec::new();
     let plan: Vec<(&str, Presenter)> = [
         ("late-commit", Presenter::LateCommit),
@@ -201,20 +205,6 @@ pub fn frame_timing(a: FrameTimingArgs) -> anyhow::Result<()> {
         eprintln!("{:.1} s", t0.elapsed().as_secs_f64());
         runs.push((name, recs));
     }
-
-    std::fs::create_dir_all(&a.out)
-        .with_context(|| format!("cannot create {}", a.out.display()))?;
-    let csv = a.out.join("frame-timing.csv");
-    let mut f = std::io::BufWriter::new(
-        std::fs::File::create(&csv).with_context(|| format!("cannot write {}", csv.display()))?,
-    );
-    writeln!(f, "presenter,{}", FrameRecord::CSV_HEADER)?;
-    for (name, recs) in &runs {
-        for r in recs {
-            writeln!(f, "{name},{}", r.csv_row())?;
-        }
-    }
-    f.flush()?;
 
     let sums: Vec<(&str, Summary)> = runs.iter().map(|(n, r)| (*n, Summary::of(r))).collect();
     println!();
@@ -251,7 +241,14 @@ pub fn frame_timing(a: FrameTimingArgs) -> anyhow::Result<()> {
             late.wake_to_scanout_median_ns as f64 / fifo.wake_to_scanout_median_ns.max(1) as f64
         );
     }
-    println!("  per-frame CSV: {}", csv.display());
+    // The table is out; a file that cannot be written now (the disk filled, the folder
+    // went away) is reported after it, and fails the command.
+    let csv = a.out.join("frame-timing.csv");
+    let written = write_csv(&csv, &runs);
+    match &written {
+        Ok(()) => println!("  per-frame CSV: {}", csv.display()),
+        Err(_) => println!("  per-frame CSV: not written (the error follows)"),
+    }
     let png = a.out.join("frame-timing.png");
     let title = format!(
         "{} {w}x{h} @ {:.1} Hz, render {:.1} ms: red = missed vblank (lab figures are TCG, not real scanout)",
@@ -263,5 +260,88 @@ pub fn frame_timing(a: FrameTimingArgs) -> anyhow::Result<()> {
         Ok(()) => println!("  plot: {}", png.display()),
         Err(e) => println!("  plot skipped: {e:#}"),
     }
-    Ok(())
+    written.context("the measurements above are not saved")
+}
+
+/// Creates the output folder and proves it writable with a scratch file.
+fn check_out_dir(dir: &Path) -> anyhow::Result<()> {
+    let hint = "choose another with --out";
+    std::fs::create_dir_all(dir)
+        .with_context(|| format!("cannot create the output folder {} ({hint})", dir.display()))?;
+    let probe = dir.join(format!(".leasehold-write-test-{}", std::process::id()));
+    let wrote = std::fs::write(&probe, b"");
+    let _ = std::fs::remove_file(&probe);
+    wrote.with_context(|| {
+        format!(
+            "cannot write to the output folder {} ({hint})",
+            dir.display()
+        )
+    })
+}
+
+fn write_csv(csv: &Path, runs: &[(&str, Vec<FrameRecord>)]) -> anyhow::Result<()> {
+    let mut f = std::io::BufWriter::new(
+        std::fs::File::create(csv).with_context(|| format!("cannot write {}", csv.display()))?,
+    );
+    writeln!(f, "presenter,{}", FrameRecord::CSV_HEADER)?;
+    for (name, recs) in runs {
+        for r in recs {
+            writeln!(f, "{name},{}", r.csv_row())?;
+        }
+    }
+    f.flush()
+        .with_context(|| format!("cannot write {}", csv.display()))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn scratch(name: &str) -> PathBuf {
+        let d = std::env::temp_dir().join(format!("leasehold-bench-{name}-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&d);
+        d
+    }
+
+    #[test]
+    fn the_output_folder_is_created_and_left_clean() {
+        let d = scratch("ok");
+        let out = d.join("a/b");
+        check_out_dir(&out).unwrap();
+        assert!(out.is_dir());
+        assert_eq!(std::fs::read_dir(&out).unwrap().count(), 0, "no probe left");
+        std::fs::remove_dir_all(&d).unwrap();
+    }
+
+    #[test]
+    fn an_unusable_output_folder_is_named_before_measuring() {
+        // A file where the folder should be: refused even for root, who may write
+        // into a read-only folder.
+        let d = scratch("file");
+        std::fs::create_dir_all(&d).unwrap();
+        let file = d.join("not-a-folder");
+        std::fs::write(&file, b"x").unwrap();
+        for out in [file.clone(), file.join("sub")] {
+            let e = format!("{:#}", check_out_dir(&out).unwrap_err());
+            assert!(
+                e.contains(&format!("output folder {}", out.display())) && e.contains("--out"),
+                "{e}"
+            );
+        }
+        std::fs::remove_dir_all(&d).unwrap();
+    }
+
+    #[test]
+    fn a_csv_that_cannot_be_written_is_an_error_naming_it() {
+        let d = scratch("csv");
+        let csv = d.join("missing-folder/frame-timing.csv");
+        let e = format!("{:#}", write_csv(&csv, &[]).unwrap_err());
+        assert!(e.contains(&csv.display().to_string()), "{e}");
+        std::fs::create_dir_all(&d).unwrap();
+        let csv = d.join("frame-timing.csv");
+        write_csv(&csv, &[("late-commit", Vec::new())]).unwrap();
+        let text = std::fs::read_to_string(&csv).unwrap();
+        assert_eq!(text, format!("presenter,{}\n", FrameRecord::CSV_HEADER));
+        std::fs::remove_dir_all(&d).unwrap();
+    }
 }
