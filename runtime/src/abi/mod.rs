@@ -93,6 +93,7 @@ typed!(
     SpaceLocation,
     SpacesLocateInfo,
     SpaceLocations,
+    VisibilityMaskKHR,
     SwapchainCreateInfo,
     SwapchainImageWaitInfo,
     ActionSetCreateInfo,
@@ -591,6 +592,10 @@ fn extension_function(name: &str) -> Option<(&'static str, xr::pfn::VoidFunction
         "xrLocateSpacesKHR" => (
             "XR_KHR_locate_spaces",
             void_fn!(space::locate_spaces, pfn::LocateSpacesKHR),
+        ),
+        "xrGetVisibilityMaskKHR" => (
+            "XR_KHR_visibility_mask",
+            void_fn!(space::get_visibility_mask, pfn::GetVisibilityMaskKHR),
         ),
         "xrSetDebugUtilsObjectNameEXT" => (
             "XR_EXT_debug_utils",

@@ -453,3 +453,69 @@ pub(super) unsafe extern "system" fn get_reference_space_bounds_rect(
         r.unwrap_or_else(|e| e)
     })
 }
+
+/// XR_KHR_visibility_mask: the part of each eye's image the lens shows (or hides), from
+/// the headset's lens model.
+pub(super) unsafe extern "system" fn get_visibility_mask(
+    h: xr::Session,
+    view_configuration: xr::ViewConfigurationType,
+    view_index: u32,
+    mask_type: xr::VisibilityMaskTypeKHR,
+    out: *mut xr::VisibilityMaskKHR,
+) -> xr::Result {
+    use crate::state::visibility::{self, MaskType};
+    use leasehold_drivers::api::Hmd as _;
+    guard(|| {
+        done((|| {
+            let s = session(h)?;
+            if view_configuration != xr::ViewConfigurationType::PRIMARY_STEREO {
+                return Err(xr::Result::ERROR_VIEW_CONFIGURATION_TYPE_UNSUPPORTED);
+            }
+            if view_index >= 2 {
+                return Err(xr::Result::ERROR_VALIDATION_FAILURE);
+            }
+            let kind = match mask_type {
+                xr::VisibilityMaskTypeKHR::HIDDEN_TRIANGLE_MESH => MaskType::HiddenTriangles,
+                xr::VisibilityMaskTypeKHR::VISIBLE_TRIANGLE_MESH => MaskType::VisibleTriangles,
+                xr::VisibilityMaskTypeKHR::LINE_LOOP => MaskType::LineLoop,
+                _ => return Err(xr::Result::ERROR_VALIDATION_FAILURE),
+            };
+            // SAFETY: the app passes a valid structure, or null (refused).
+            let out = unsafe { super::output(out) }?;
+            let (lens, fov) = {
+                let s = slock(&s);
+                (s.hmd.lens(), s.display.eyes[view_index as usize].fov)
+            };
+            let m = visibility::mask(&lens, view_index as usize, &fov, kind);
+            out.vertex_count_output = m.vertices.len() as u32;
+            out.index_count_output = m.indices.len() as u32;
+            // Each array follows the two-call idiom on its own: a capacity of 0 asks for
+            // the count only.
+            let fits = |cap: u32, n: usize| cap == 0 || cap as usize >= n;
+            if !fits(out.vertex_capacity_input, m.vertices.len())
+                || !fits(out.index_capacity_input, m.indices.len())
+            {
+                return Err(xr::Result::ERROR_SIZE_INSUFFICIENT);
+            }
+            if out.vertex_capacity_input > 0 {
+                if out.vertices.is_null() {
+                    return Err(xr::Result::ERROR_VALIDATION_FAILURE);
+                }
+                // SAFETY: non-null, room for `vertex_capacity_input` >= len elements.
+                let dst = unsafe { std::slice::from_raw_parts_mut(out.vertices, m.vertices.len()) };
+                for (d, v) in dst.iter_mut().zip(&m.vertices) {
+                    *d = xr::Vector2f { x: v.x, y: v.y };
+                }
+            }
+            if out.index_capacity_input > 0 {
+                if out.indices.is_null() {
+                    return Err(xr::Result::ERROR_VALIDATION_FAILURE);
+                }
+                // SAFETY: non-null, room for `index_capacity_input` >= len elements.
+                let dst = unsafe { std::slice::from_raw_parts_mut(out.indices, m.indices.len()) };
+                dst.copy_from_slice(&m.indices);
+            }
+            Ok(())
+        })())
+    })
+}

@@ -6,6 +6,7 @@ pub mod path;
 pub mod session;
 pub mod space;
 pub mod swapchain;
+pub mod visibility;
 
 use leasehold_drivers::api::DisplayInfo;
 use std::collections::{BTreeSet, VecDeque};
@@ -24,6 +25,7 @@ pub const EXTENSIONS: &[(&str, u32)] = &[
     ("XR_EXT_debug_utils", 5),
     ("XR_KHR_locate_spaces", 1),
     ("XR_EXT_local_floor", 1),
+    ("XR_KHR_visibility_mask", 2),
 ];
 
 /// The system id every instance hands out for its (one) head-mounted display.
