@@ -7,3 +7,4 @@ mod frame_loop;
 mod hello_xr;
 mod openxr;
 mod openxr_vulkan;
+mod threads;

@@ -334,3 +334,47 @@ pub fn labels(session: u64) -> Vec<String> {
         .map(|v| v.iter().map(|(n, _)| n.clone()).collect())
         .unwrap_or_default()
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::sync::atomic::{AtomicUsize, Ordering};
+
+    static CALLS: AtomicUsize = AtomicUsize::new(0);
+
+    unsafe extern "system" fn count(
+        _: xr::DebugUtilsMessageSeverityFlagsEXT,
+        _: xr::DebugUtilsMessageTypeFlagsEXT,
+        _: *const xr::DebugUtilsMessengerCallbackDataEXT,
+        _: *mut c_void,
+    ) -> xr::Bool32 {
+        CALLS.fetch_add(1, Ordering::SeqCst);
+        xr::FALSE
+    }
+
+    #[test]
+    fn runtime_messages_wait_until_the_call_returns() {
+        let m = MESSENGERS.insert(Messenger {
+            instance: 1,
+            severities: xr::DebugUtilsMessageSeverityFlagsEXT::WARNING,
+            types: xr::DebugUtilsMessageTypeFlagsEXT::GENERAL,
+            callback: count,
+            user_data: 0,
+        });
+        // Logged somewhere inside a call (perhaps under a lock): nothing is called yet.
+        queue(false, "test", "a warning");
+        assert_eq!(CALLS.load(Ordering::SeqCst), 0);
+        // As the call returns.
+        deliver_queued();
+        assert_eq!(CALLS.load(Ordering::SeqCst), 1);
+        deliver_queued();
+        assert_eq!(CALLS.load(Ordering::SeqCst), 1, "delivered once");
+        // The queue is bounded when nobody calls in.
+        for _ in 0..QUEUE_MAX + 10 {
+            queue(true, "test", "an error");
+        }
+        assert_eq!(QUEUED.lock().unwrap().len(), QUEUE_MAX);
+        MESSENGERS.remove(m);
+        deliver_queued();
+    }
+}
