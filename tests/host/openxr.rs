@@ -643,7 +643,7 @@ fn debug_utils_messengers_hear_submissions_and_runtime_warnings() {
             && m.contains("unsupported binding")),
         "{heard_now:?}"
     );
-    // Session labels: begin, insert, end; an end with nothing open is an error.
+    // Session labels: begin, insert, end.
     let (session, _, _) = headless_session(&instance);
     let label = |name: &std::ffi::CStr| xr::sys::DebugUtilsLabelEXT {
         ty: xr::sys::DebugUtilsLabelEXT::TYPE,
@@ -662,10 +662,8 @@ fn debug_utils_messengers_hear_submissions_and_runtime_warnings() {
             R::SUCCESS
         );
         assert_eq!((du.session_end_debug_utils_label_region)(s), R::SUCCESS);
-        assert_eq!(
-            (du.session_end_debug_utils_label_region)(s),
-            R::ERROR_VALIDATION_FAILURE
-        );
+        // Ending with no region open does nothing (as the Khronos loader does it).
+        assert_eq!((du.session_end_debug_utils_label_region)(s), R::SUCCESS);
         // (A second destroy is left out: the loader keeps its own messenger table and
         // dereferences the stale handle before the runtime sees it.)
         assert_eq!((du.destroy_debug_utils_messenger)(m), R::SUCCESS);

@@ -58,6 +58,9 @@ pub(super) struct Attached {
     bindings: HashMap<u64, Vec<(u64, Binding)>>,
     /// Per (action, subaction path id or 0 for the whole action).
     states: HashMap<(u64, u64), ActionState>,
+    /// The current profile changed and the app has not been told: the event is queued
+    /// by the next xrSyncActions, as the specification requires.
+    profile_changed: bool,
 }
 
 /// Forgets an instance that is being destroyed: its sets, actions and suggestions.
@@ -337,16 +340,9 @@ pub(super) unsafe extern "system" fn attach_session_action_sets(
                     }
                 }
             }
-            let profile = attached.profile.clone();
+            attached.profile_changed = attached.profile.is_some();
+            tracing::info!(sets = set_ids.len(), profile = ?attached.profile, "action sets attached");
             s.actions = Some(attached);
-            tracing::info!(sets = set_ids.len(), ?profile, "action sets attached");
-            if profile.is_some()
-                && let Some(i) = super::INSTANCES.get(s.instance)
-            {
-                lock(&i).events.push_back(Event::InteractionProfileChanged {
-                    session: h.into_raw(),
-                });
-            }
             Ok(())
         })())
     })
@@ -418,6 +414,13 @@ pub(super) unsafe extern "system" fn sync_actions(
             let Some(att) = s.actions.as_mut() else {
                 return Err(xr::Result::ERROR_ACTIONSET_NOT_ATTACHED);
             };
+            if std::mem::take(&mut att.profile_changed)
+                && let Some(i) = super::INSTANCES.get(instance)
+            {
+                lock(&i).events.push_back(Event::InteractionProfileChanged {
+                    session: h.into_raw(),
+                });
+            }
             for a in active {
                 if !att.sets.contains(&a.action_set.into_raw()) {
                     return Err(if SETS.get(a.action_set.into_raw()).is_some() {
@@ -535,9 +538,7 @@ fn state_of(
         .filter(|att| att.sets.contains(&a.set))
         .ok_or(xr::Result::ERROR_ACTIONSET_NOT_ATTACHED)?;
     let sub = info.subaction_path.into_raw();
-    if sub != 0 && !a.subactions.contains(&sub) {
-        return Err(xr::Result::ERROR_PATH_UNSUPPORTED);
-    }
+    check_subaction(&a, s.instance, sub)?;
     Ok(att
         .states
         .get(&(info.action.into_raw(), sub))
@@ -642,9 +643,7 @@ fn haptic(h: xr::Session, info: *const xr::HapticActionInfo) -> Result<(), xr::R
         return Err(xr::Result::ERROR_ACTIONSET_NOT_ATTACHED);
     }
     let sub = info.subaction_path.into_raw();
-    if sub != 0 && !a.subactions.contains(&sub) {
-        return Err(xr::Result::ERROR_PATH_UNSUPPORTED);
-    }
+    check_subaction(&a, s.instance, sub)?;
     Ok(())
 }
 
@@ -811,6 +810,20 @@ pub(super) unsafe extern "system" fn get_input_source_localized_name(
     })
 }
 
+/// Checks a subaction path given with an action: none (0), or one of the action's.
+/// A number that is no path at all is XR_ERROR_PATH_INVALID; a path the action was not
+/// created with, XR_ERROR_PATH_UNSUPPORTED.
+fn check_subaction(a: &ActionObj, instance: u64, sub: u64) -> Result<(), xr::Result> {
+    if sub == 0 || a.subactions.contains(&sub) {
+        return Ok(());
+    }
+    let i = super::INSTANCES
+        .get(instance)
+        .ok_or(xr::Result::ERROR_HANDLE_INVALID)?;
+    lock(&i).paths.name(sub).map_err(path_err)?;
+    Err(xr::Result::ERROR_PATH_UNSUPPORTED)
+}
+
 /// A pose action's action: checked for xrCreateActionSpace.
 pub(super) fn pose_action(
     s: &SessionObj,
@@ -826,10 +839,7 @@ pub(super) fn pose_action(
     if a.ty != ActionType::Pose {
         return Err(xr::Result::ERROR_ACTION_TYPE_MISMATCH);
     }
-    let sub = subaction.into_raw();
-    if sub != 0 && !a.subactions.contains(&sub) {
-        return Err(xr::Result::ERROR_PATH_UNSUPPORTED);
-    }
+    check_subaction(&a, s.instance, subaction.into_raw())?;
     Ok(())
 }
 

@@ -245,7 +245,53 @@ pub(super) unsafe extern "system" fn submit_debug_utils_message(
             if severity.into_raw().count_ones() != 1 || types.is_empty() || data.message.is_null() {
                 return Err(xr::Result::ERROR_VALIDATION_FAILURE);
             }
-            deliver(Some(h.into_raw()), severity, types, data);
+            // The objects with the names the app gave them (xrSetDebugUtilsObjectNameEXT
+            // wins), and the open labels of the sessions among them, most recent first.
+            // SAFETY: `object_count` structures by contract.
+            let objects = unsafe { super::array(data.objects, data.object_count, true) }?;
+            let names = NAMES.lock().unwrap_or_else(|p| p.into_inner()).clone();
+            let mut owned: Vec<CString> = Vec::new();
+            let mut objs: Vec<xr::DebugUtilsObjectNameInfoEXT> = objects.to_vec();
+            let mut label_names: Vec<CString> = Vec::new();
+            for o in objs.iter_mut() {
+                let key = (h.into_raw(), o.object_type.into_raw(), o.object_handle);
+                if let Some(n) = names.as_ref().and_then(|n| n.get(&key))
+                    && let Ok(c) = CString::new(n.as_str())
+                {
+                    o.object_name = c.as_ptr();
+                    owned.push(c);
+                }
+                if o.object_type == xr::ObjectType::SESSION {
+                    for l in labels(o.object_handle).into_iter().rev() {
+                        label_names.extend(CString::new(l).ok());
+                    }
+                }
+            }
+            let session_labels: Vec<xr::DebugUtilsLabelEXT> = label_names
+                .iter()
+                .map(|n| xr::DebugUtilsLabelEXT {
+                    ty: xr::StructureType::DEBUG_UTILS_LABEL_EXT,
+                    next: std::ptr::null(),
+                    label_name: n.as_ptr(),
+                })
+                .collect();
+            let full = xr::DebugUtilsMessengerCallbackDataEXT {
+                object_count: objs.len() as u32,
+                objects: if objs.is_empty() {
+                    std::ptr::null_mut()
+                } else {
+                    objs.as_mut_ptr()
+                },
+                session_label_count: session_labels.len() as u32,
+                session_labels: if session_labels.is_empty() {
+                    std::ptr::null_mut()
+                } else {
+                    session_labels.as_ptr().cast_mut()
+                },
+                ..*data
+            };
+            deliver(Some(h.into_raw()), severity, types, &full);
+            drop((owned, label_names));
             Ok(())
         })())
     })
@@ -317,8 +363,12 @@ pub(super) unsafe extern "system" fn session_end_debug_utils_label_region(
             if stack.last().is_some_and(|l| l.1) {
                 stack.pop();
             }
-            // Ending a region that was never begun is the app's error.
-            stack.pop().ok_or(xr::Result::ERROR_VALIDATION_FAILURE)?;
+            // Ending a region that was never begun does nothing: the Khronos loader,
+            // which implements labels for runtimes without the extension, accepts it, and
+            // apps must see the same behaviour either way.
+            if stack.pop().is_none() {
+                tracing::debug!("xrSessionEndDebugUtilsLabelRegionEXT with no region open");
+            }
             Ok(())
         })())
     })

@@ -230,32 +230,79 @@ pub(super) unsafe extern "system" fn locate_space(
                 return Err(xr::Result::ERROR_TIME_INVALID);
             }
             let s = session_of(&sp)?;
-            let (flags, pose) = locate(&slock(&s), &sp, &bp, time)?;
+            let s = slock(&s);
+            let (flags, pose) = locate(&s, &sp, &bp, time)?;
             loc.location_flags = flags;
             loc.pose = pose;
             // SAFETY: the output structure's `next` chain, as the app built it.
-            unsafe { no_velocities(loc.next, 1) }?;
-            Ok(())
+            unsafe { fill_velocities(loc.next, 1, |_| velocity(&s, &sp, &bp, time)) }
         })())
     })
 }
 
-/// Fills any XrSpaceVelocity / XrSpaceVelocities in an output chain with "unknown"
-/// (no velocity flags): this runtime does not estimate velocities.
+/// The velocity of `sp` in `bp` at `time`, from the tracking model: its location now
+/// and a millisecond earlier. Spaces fixed to each other move at zero, validly.
+fn velocity(
+    s: &SessionObj,
+    sp: &SpaceObj,
+    bp: &SpaceObj,
+    time: xr::Time,
+) -> Result<xr::SpaceVelocityData, xr::Result> {
+    const DT_NS: i64 = 1_000_000;
+    let (f1, p1) = locate(s, sp, bp, time)?;
+    let earlier = xr::Time::from_nanos(time.as_nanos() - DT_NS);
+    let Ok((f0, p0)) = locate(s, sp, bp, earlier) else {
+        return Ok(xr::SpaceVelocityData::default());
+    };
+    let valid = xr::SpaceLocationFlags::ORIENTATION_VALID | xr::SpaceLocationFlags::POSITION_VALID;
+    if !(f1.contains(valid) && f0.contains(valid)) {
+        return Ok(xr::SpaceVelocityData::default());
+    }
+    let (a, b) = (to_pose(&p0), to_pose(&p1));
+    let dt = DT_NS as f32 * 1e-9;
+    let linear = (b.position - a.position) / dt;
+    let (axis, angle) = (b.orientation * a.orientation.inverse()).to_axis_angle();
+    let angular = if angle.is_finite() && axis.is_finite() {
+        axis * angle / dt
+    } else {
+        glam::Vec3::ZERO
+    };
+    let flags = xr::SpaceVelocityFlags::LINEAR_VALID | xr::SpaceVelocityFlags::ANGULAR_VALID;
+    let v3 = |v: glam::Vec3| xr::Vector3f {
+        x: v.x,
+        y: v.y,
+        z: v.z,
+    };
+    Ok(xr::SpaceVelocityData {
+        velocity_flags: flags,
+        linear_velocity: v3(linear),
+        angular_velocity: v3(angular),
+    })
+}
+
+/// Fills the XrSpaceVelocity / XrSpaceVelocities in an output chain of `count` locations
+/// with `of(i)`.
 ///
 /// # Safety
 /// `next` must be null or a valid output structure chain.
-unsafe fn no_velocities(mut next: *mut std::ffi::c_void, count: u32) -> Result<(), xr::Result> {
+unsafe fn fill_velocities(
+    mut next: *mut std::ffi::c_void,
+    count: u32,
+    of: impl Fn(usize) -> Result<xr::SpaceVelocityData, xr::Result>,
+) -> Result<(), xr::Result> {
     for _ in 0..super::MAX_CHAIN {
         if next.is_null() {
             return Ok(());
         }
         // SAFETY: every structure in a chain starts with its type and next pointer.
         let base = unsafe { &mut *(next as *mut xr::BaseOutStructure) };
-        if base.ty == xr::StructureType::SPACE_VELOCITY {
+        if base.ty == xr::StructureType::SPACE_VELOCITY && count == 1 {
             // SAFETY: the type says what it is.
             let v = unsafe { &mut *(next as *mut xr::SpaceVelocity) };
-            v.velocity_flags = xr::SpaceVelocityFlags::EMPTY;
+            let d = of(0)?;
+            v.velocity_flags = d.velocity_flags;
+            v.linear_velocity = d.linear_velocity;
+            v.angular_velocity = d.angular_velocity;
         } else if base.ty == xr::StructureType::SPACE_VELOCITIES {
             // SAFETY: the type says what it is.
             let v = unsafe { &mut *(next as *mut xr::SpaceVelocities) };
@@ -264,8 +311,8 @@ unsafe fn no_velocities(mut next: *mut std::ffi::c_void, count: u32) -> Result<(
             }
             // SAFETY: `velocity_count` elements by contract, checked non-null.
             let out = unsafe { std::slice::from_raw_parts_mut(v.velocities, count as usize) };
-            for o in out {
-                *o = xr::SpaceVelocityData::default();
+            for (i, o) in out.iter_mut().enumerate() {
+                *o = of(i)?;
             }
         }
         next = base.next.cast();
@@ -303,12 +350,11 @@ pub(super) unsafe extern "system" fn locate_spaces(
             if base.session != h.into_raw() || objs.iter().any(|o| o.session != h.into_raw()) {
                 return Err(xr::Result::ERROR_VALIDATION_FAILURE);
             }
-            let located = {
-                let s = slock(&s);
-                objs.iter()
-                    .map(|sp| locate(&s, sp, &base, info.time))
-                    .collect::<Result<Vec<_>, _>>()?
-            };
+            let s = slock(&s);
+            let located = objs
+                .iter()
+                .map(|sp| locate(&s, sp, &base, info.time))
+                .collect::<Result<Vec<_>, _>>()?;
             // SAFETY: `location_count` elements by contract, checked non-null.
             let dst = unsafe { std::slice::from_raw_parts_mut(out.locations, located.len()) };
             for (d, (flags, pose)) in dst.iter_mut().zip(located) {
@@ -316,7 +362,11 @@ pub(super) unsafe extern "system" fn locate_spaces(
                 d.pose = pose;
             }
             // SAFETY: the output structure's `next` chain, as the app built it.
-            unsafe { no_velocities(out.next, info.space_count) }
+            unsafe {
+                fill_velocities(out.next, info.space_count, |i| {
+                    velocity(&s, &objs[i], &base, info.time)
+                })
+            }
         })())
     })
 }
@@ -426,9 +476,13 @@ pub(super) unsafe extern "system" fn create_action_space(
     })
 }
 
-/// No play-area bounds are configured: STAGE exists (at the floor below the start
-/// position) but its bounds are unknown, which the specification reports as
-/// XR_SPACE_BOUNDS_UNAVAILABLE with a zero extent.
+/// The play area STAGE's bounds describe until a room setup exists: a square of this
+/// many metres a side, centred on STAGE's origin (the floor below where the user was at
+/// the session's start). An orientation-tracked headset does not leave it.
+pub const PLAY_AREA_M: f32 = 2.0;
+
+/// STAGE has the default play area's bounds; the other reference spaces have none
+/// (XR_SPACE_BOUNDS_UNAVAILABLE with a zero extent, as the specification says).
 pub(super) unsafe extern "system" fn get_reference_space_bounds_rect(
     h: xr::Session,
     t: xr::ReferenceSpaceType,
@@ -440,15 +494,21 @@ pub(super) unsafe extern "system" fn get_reference_space_bounds_rect(
             if bounds.is_null() {
                 return Err(xr::Result::ERROR_VALIDATION_FAILURE);
             }
-            kind(t, slock(&s).local_floor).ok_or(xr::Result::ERROR_REFERENCE_SPACE_UNSUPPORTED)?;
+            let k = kind(t, slock(&s).local_floor)
+                .ok_or(xr::Result::ERROR_REFERENCE_SPACE_UNSUPPORTED)?;
+            let (extent, result) = if k == ReferenceKind::Stage {
+                (PLAY_AREA_M, xr::Result::SUCCESS)
+            } else {
+                (0.0, xr::Result::SPACE_BOUNDS_UNAVAILABLE)
+            };
             // SAFETY: checked non-null.
             unsafe {
                 *bounds = xr::Extent2Df {
-                    width: 0.0,
-                    height: 0.0,
+                    width: extent,
+                    height: extent,
                 }
             };
-            Ok(xr::Result::SPACE_BOUNDS_UNAVAILABLE)
+            Ok(result)
         })();
         r.unwrap_or_else(|e| e)
     })
@@ -489,32 +549,27 @@ pub(super) unsafe extern "system" fn get_visibility_mask(
             let m = visibility::mask(&lens, view_index as usize, &fov, kind);
             out.vertex_count_output = m.vertices.len() as u32;
             out.index_count_output = m.indices.len() as u32;
-            // Each array follows the two-call idiom on its own: a capacity of 0 asks for
-            // the count only.
-            let fits = |cap: u32, n: usize| cap == 0 || cap as usize >= n;
-            if !fits(out.vertex_capacity_input, m.vertices.len())
-                || !fits(out.index_capacity_input, m.indices.len())
+            // The structure-style two-call idiom: either capacity 0 asks for the counts
+            // only; otherwise both arrays must fit.
+            if out.vertex_capacity_input == 0 || out.index_capacity_input == 0 {
+                return Ok(());
+            }
+            if (out.vertex_capacity_input as usize) < m.vertices.len()
+                || (out.index_capacity_input as usize) < m.indices.len()
             {
                 return Err(xr::Result::ERROR_SIZE_INSUFFICIENT);
             }
-            if out.vertex_capacity_input > 0 {
-                if out.vertices.is_null() {
-                    return Err(xr::Result::ERROR_VALIDATION_FAILURE);
-                }
-                // SAFETY: non-null, room for `vertex_capacity_input` >= len elements.
-                let dst = unsafe { std::slice::from_raw_parts_mut(out.vertices, m.vertices.len()) };
-                for (d, v) in dst.iter_mut().zip(&m.vertices) {
-                    *d = xr::Vector2f { x: v.x, y: v.y };
-                }
+            if out.vertices.is_null() || out.indices.is_null() {
+                return Err(xr::Result::ERROR_VALIDATION_FAILURE);
             }
-            if out.index_capacity_input > 0 {
-                if out.indices.is_null() {
-                    return Err(xr::Result::ERROR_VALIDATION_FAILURE);
-                }
-                // SAFETY: non-null, room for `index_capacity_input` >= len elements.
-                let dst = unsafe { std::slice::from_raw_parts_mut(out.indices, m.indices.len()) };
-                dst.copy_from_slice(&m.indices);
+            // SAFETY: non-null, room for `vertex_capacity_input` >= len elements.
+            let dst = unsafe { std::slice::from_raw_parts_mut(out.vertices, m.vertices.len()) };
+            for (d, v) in dst.iter_mut().zip(&m.vertices) {
+                *d = xr::Vector2f { x: v.x, y: v.y };
             }
+            // SAFETY: non-null, room for `index_capacity_input` >= len elements.
+            let dst = unsafe { std::slice::from_raw_parts_mut(out.indices, m.indices.len()) };
+            dst.copy_from_slice(&m.indices);
             Ok(())
         })())
     })
