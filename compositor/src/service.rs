@@ -209,7 +209,10 @@ impl LocalCompositor {
                 .name("leasehold-compositor".into())
                 .spawn(move || {
                     tracing::dispatcher::with_default(&logs, || {
-                        presenter(hmd, display, target, shared, cmd_rx, ctx_tx)
+                        let lost = shared.clone();
+                        guarded(&lost.lost, || {
+                            presenter(hmd, display, target, shared, cmd_rx, ctx_tx)
+                        });
                     })
                 })
                 .map_err(|e| CompositorError::Start(format!("presenter thread: {e}")))?
@@ -251,6 +254,21 @@ impl LocalCompositor {
 }
 
 type Started = mpsc::Sender<Result<([u8; 16], String), CompositorError>>;
+
+/// Runs the presenter; a panic in it stops the compositor as a lost display (with the
+/// panic's message as the reason) instead of leaving a session that looks alive.
+fn guarded(lost: &Mutex<Option<String>>, f: impl FnOnce()) {
+    if let Err(p) = std::panic::catch_unwind(std::panic::AssertUnwindSafe(f)) {
+        let msg = p
+            .downcast_ref::<&str>()
+            .map(|s| s.to_string())
+            .or_else(|| p.downcast_ref::<String>().cloned())
+            .unwrap_or_else(|| "unknown panic".into());
+        tracing::error!(panic = %msg, "the compositor thread failed");
+        *lost.lock().unwrap_or_else(|p| p.into_inner()) =
+            Some(format!("the compositor thread failed: {msg}"));
+    }
+}
 
 fn presenter(
     hmd: Arc<dyn Hmd + Send + Sync>,
@@ -520,5 +538,20 @@ impl Drop for LocalCompositor {
         {
             tracing::error!("the compositor thread panicked");
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_presenter_panic_becomes_a_lost_display() {
+        let lost = Mutex::new(None);
+        guarded(&lost, || {});
+        assert_eq!(*lost.lock().unwrap(), None);
+        guarded(&lost, || panic!("renderer state broken"));
+        let why = lost.lock().unwrap().clone().expect("reported lost");
+        assert!(why.contains("renderer state broken"), "{why}");
     }
 }

@@ -472,3 +472,129 @@ fn a_hundred_vulkan_instances_with_sessions_and_swapchains_leak_nothing() {
     );
     drop(gpu);
 }
+
+static SIGNALS: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
+
+extern "C" fn on_signal(_: libc::c_int) {
+    SIGNALS.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+}
+
+/// A host application whose threads are interrupted by signals all the time (profilers,
+/// interval timers, managed runtimes): every thread of the process, the runtime's
+/// compositor included, gets SIGUSR1 every millisecond, with a handler installed without
+/// SA_RESTART so blocking calls return EINTR. The session runs on, FOCUSED, every call
+/// succeeding.
+#[test]
+fn a_session_survives_a_signal_every_millisecond() {
+    use std::sync::atomic::{AtomicBool, Ordering};
+    leasehold_tests::init_tracing();
+    // SAFETY: installs a handler that only increments an atomic (async-signal-safe).
+    unsafe {
+        let mut sa: libc::sigaction = std::mem::zeroed();
+        sa.sa_sigaction = on_signal as usize;
+        sa.sa_flags = 0;
+        libc::sigemptyset(&mut sa.sa_mask);
+        assert_eq!(libc::sigaction(libc::SIGUSR1, &sa, std::ptr::null_mut()), 0);
+    }
+    let entry = super::openxr::entry();
+    let instance = vulkan_instance(&entry);
+    let system = instance
+        .system(xr::FormFactor::HEAD_MOUNTED_DISPLAY)
+        .unwrap();
+    instance
+        .graphics_requirements::<xr::Vulkan>(system)
+        .unwrap();
+    let gpu = device(&instance, system);
+    let (session, mut waiter, mut stream) = session(&instance, system, &gpu).unwrap();
+    let mut sc = session
+        .create_swapchain(&swapchain_info(RGBA8_SRGB, 64, 64))
+        .unwrap();
+    let space = session
+        .create_reference_space(xr::ReferenceSpaceType::LOCAL, xr::Posef::IDENTITY)
+        .unwrap();
+    let stop = std::sync::Arc::new(AtomicBool::new(false));
+    let sender = {
+        let stop = stop.clone();
+        std::thread::spawn(move || {
+            // SAFETY: plain syscalls on this process's own threads.
+            let pid = unsafe { libc::getpid() };
+            let me = unsafe { libc::gettid() };
+            while !stop.load(Ordering::Relaxed) {
+                for t in std::fs::read_dir("/proc/self/task").unwrap().flatten() {
+                    let Some(tid) = t.file_name().to_str().and_then(|s| s.parse::<i32>().ok())
+                    else {
+                        continue;
+                    };
+                    if tid != me {
+                        // SAFETY: tgkill to a thread of this process with a handled signal.
+                        unsafe { libc::syscall(libc::SYS_tgkill, pid, tid, libc::SIGUSR1) };
+                    }
+                }
+                std::thread::sleep(std::time::Duration::from_millis(1));
+            }
+        })
+    };
+    session
+        .begin(xr::ViewConfigurationType::PRIMARY_STEREO)
+        .unwrap();
+    let mut states = Vec::new();
+    let mut buf = xr::EventDataBuffer::new();
+    for frame in 0..90 {
+        let fs = waiter
+            .wait()
+            .unwrap_or_else(|e| panic!("xrWaitFrame, frame {frame}: {e}"));
+        stream.begin().unwrap();
+        sc.acquire_image().unwrap();
+        sc.wait_image(xr::Duration::INFINITE).unwrap();
+        sc.release_image().unwrap();
+        stream
+            .end(
+                fs.predicted_display_time,
+                xr::EnvironmentBlendMode::OPAQUE,
+                &[&xr::CompositionLayerQuad::new()
+                    .space(&space)
+                    .eye_visibility(xr::EyeVisibility::BOTH)
+                    .pose(xr::Posef {
+                        orientation: xr::Quaternionf::IDENTITY,
+                        position: xr::Vector3f {
+                            x: 0.0,
+                            y: 0.0,
+                            z: -1.0,
+                        },
+                    })
+                    .size(xr::Extent2Df {
+                        width: 0.5,
+                        height: 0.5,
+                    })
+                    .sub_image(xr::SwapchainSubImage::new().swapchain(&sc).image_rect(
+                        xr::Rect2Di {
+                            offset: xr::Offset2Di { x: 0, y: 0 },
+                            extent: xr::Extent2Di {
+                                width: 64,
+                                height: 64,
+                            },
+                        },
+                    ))],
+            )
+            .unwrap_or_else(|e| panic!("xrEndFrame, frame {frame}: {e}"));
+        while let Some(ev) = instance.poll_event(&mut buf).unwrap() {
+            if let xr::Event::SessionStateChanged(e) = ev {
+                states.push(e.state());
+            }
+        }
+    }
+    stop.store(true, Ordering::Relaxed);
+    sender.join().unwrap();
+    let signals = SIGNALS.load(Ordering::Relaxed);
+    tracing::info!(signals, ?states, "90 frames under signals");
+    assert!(signals > 500, "signals delivered: {signals}");
+    assert!(
+        !states.contains(&xr::SessionState::LOSS_PENDING),
+        "the session was lost: {states:?}"
+    );
+    assert_eq!(
+        states.last(),
+        Some(&xr::SessionState::FOCUSED),
+        "{states:?}"
+    );
+}

@@ -84,25 +84,36 @@ pub enum KmsError {
 }
 
 /// Waits up to `timeout` for `fd` to become readable (a DRM event, a signalled
-/// sync_file). `Ok(false)` on timeout.
+/// sync_file). `Ok(false)` on timeout. A signal delivered to the thread (the host
+/// application's profiler, timers, a managed runtime) interrupts the wait, which then
+/// goes on for the time that is left.
 pub(crate) fn poll_readable(
     fd: std::os::fd::BorrowedFd<'_>,
     timeout: std::time::Duration,
     op: &'static str,
 ) -> Result<bool, KmsError> {
-    let ts = rustix::time::Timespec {
-        tv_sec: timeout.as_secs() as _,
-        tv_nsec: timeout.subsec_nanos() as _,
-    };
-    let mut fds = [rustix::event::PollFd::new(
-        &fd,
-        rustix::event::PollFlags::IN,
-    )];
-    let n = rustix::event::poll(&mut fds, Some(&ts)).map_err(|e| KmsError::Ioctl {
-        op,
-        source: e.into(),
-    })?;
-    Ok(n > 0)
+    let deadline = std::time::Instant::now() + timeout;
+    loop {
+        let left = deadline.saturating_duration_since(std::time::Instant::now());
+        let ts = rustix::time::Timespec {
+            tv_sec: left.as_secs() as _,
+            tv_nsec: left.subsec_nanos() as _,
+        };
+        let mut fds = [rustix::event::PollFd::new(
+            &fd,
+            rustix::event::PollFlags::IN,
+        )];
+        match rustix::event::poll(&mut fds, Some(&ts)) {
+            Ok(n) => return Ok(n > 0),
+            Err(rustix::io::Errno::INTR) => continue,
+            Err(e) => {
+                return Err(KmsError::Ioctl {
+                    op,
+                    source: e.into(),
+                });
+            }
+        }
+    }
 }
 
 impl KmsError {

@@ -322,9 +322,13 @@ impl Card {
                 ms: timeout.as_millis() as u64,
             });
         }
-        let events = self
-            .receive_events()
-            .map_err(KmsError::ioctl("read DRM events"))?;
+        // A signal may interrupt the read as well: read again.
+        let events = loop {
+            match self.receive_events() {
+                Err(e) if e.kind() == std::io::ErrorKind::Interrupted => continue,
+                r => break r.map_err(KmsError::ioctl("read DRM events"))?,
+            }
+        };
         Ok(events
             .filter_map(|e| match e {
                 drm::control::Event::PageFlip(f) => Some(FlipEvent {
