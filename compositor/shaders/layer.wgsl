@@ -5,13 +5,38 @@
 
 struct Layer {
     eye_tan: vec4<f32>, // tan of the eye buffer's left, right, up, down edges
-    rot0: vec4<f32>,    // rows of the rotation display-eye -> layer; .w: kind (0 projection, 1 quad)
+    rot0: vec4<f32>,    // rows of the rotation display-eye -> layer; .w: kind (0 projection,
+                        // 1 quad, 2 cylinder, 3 equirect by angles, 4 equirect by
+                        // scale and bias)
     rot1: vec4<f32>,    // .w: flags (1: use source alpha, 2: unpremultiplied)
     rot2: vec4<f32>,    // .w: array layer
-    param: vec4<f32>,   // projection: the layer's tangents; quad: the eye's position in quad space
+    param: vec4<f32>,   // projection: the layer's tangents; others: the eye's position in
+                        // layer space (.w: equirect by scale and bias: the v bias)
     rect: vec4<f32>,    // sub-image: u0, v0, u1, v1
-    size: vec4<f32>,    // quad: half width, half height
+    size: vec4<f32>,    // quad: half width, half height; cylinder: radius, central angle,
+                        // aspect ratio; equirect: radius, central horizontal angle, upper
+                        // and lower vertical angles; equirect by scale and bias: radius,
+                        // u scale, v scale, u bias
 };
+
+// Where a ray from `o` along `d` leaves a sphere (`cyl` false) or the cylinder around Y
+// (`cyl` true) of radius `rad` around the origin, from the inside; -1 if it never does.
+fn exit_distance(o: vec3<f32>, d: vec3<f32>, rad: f32, cyl: bool) -> f32 {
+    var oo = o;
+    var dd = d;
+    if cyl {
+        oo = vec3<f32>(o.x, 0.0, o.z);
+        dd = vec3<f32>(d.x, 0.0, d.z);
+    }
+    let a = dot(dd, dd);
+    let b = 2.0 * dot(oo, dd);
+    let c = dot(oo, oo) - rad * rad;
+    let disc = b * b - 4.0 * a * c;
+    if a < 1e-12 || disc < 0.0 {
+        return -1.0;
+    }
+    return (-b + sqrt(disc)) / (2.0 * a);
+}
 
 var<push_constant> pc: Layer;
 @group(0) @binding(0) var tex: texture_2d_array<f32>;
@@ -48,12 +73,33 @@ fn fs_main(in: VsOut) -> @location(0) vec4<f32> {
                 (pc.param.z - p.y) / (pc.param.z - pc.param.w),
             );
         }
-    } else {
+    } else if kind == 1u {
         if abs(r.z) > 1e-6 {
             let t = -pc.param.z / r.z;
             if t > 0.0 {
                 let hit = pc.param.xy + t * r.xy;
                 uv = vec2<f32>(hit.x / (2.0 * pc.size.x) + 0.5, 0.5 - hit.y / (2.0 * pc.size.y));
+            }
+        }
+    } else if kind == 2u {
+        let t = exit_distance(pc.param.xyz, r, pc.size.x, true);
+        if t > 0.0 {
+            let p = pc.param.xyz + t * r;
+            let angle = atan2(p.x, -p.z);
+            let height = pc.size.x * pc.size.y / pc.size.z;
+            uv = vec2<f32>(angle / pc.size.y + 0.5, 0.5 - p.y / height);
+        }
+    } else {
+        let t = exit_distance(pc.param.xyz, r, pc.size.x, false);
+        if t > 0.0 {
+            let p = normalize(pc.param.xyz + t * r);
+            let lon = atan2(p.x, -p.z);
+            let lat = asin(clamp(p.y, -1.0, 1.0));
+            if kind == 3u {
+                uv = vec2<f32>(lon / pc.size.y + 0.5, (pc.size.z - lat) / (pc.size.z - pc.size.w));
+            } else {
+                let whole = vec2<f32>(lon / 6.28318530717959 + 0.5, 0.5 - lat / 3.14159265358979);
+                uv = whole * pc.size.yz + vec2<f32>(pc.size.w, pc.param.w);
             }
         }
     }

@@ -362,3 +362,126 @@ fn bad_layers_are_corrected_and_the_compositor_keeps_running() {
     assert_eq!(rejections, 0);
     assert_eq!(out.pixel(10, 10)[..3], [0, 255, 0]);
 }
+
+/// Cylinder and equirect layers (both kinds; with a quad, over a projection layer), drawn
+/// by the GPU and by the CPU reference of the layer pass, compared by PSNR. A lens-less
+/// display, so the panel shows the eye buffers as they are.
+#[test]
+fn cylinder_and_equirect_layers_match_the_cpu_reference() {
+    leasehold_tests::init_tracing();
+    let display = common::display(160, 1.6, 90.0);
+    let mut r = GpuRenderer::new(common::context(), &LensModel::None, &display).unwrap();
+    let mut sources = std::collections::HashMap::new();
+    let mut image = |r: &mut GpuRenderer, img: RgbaImage| {
+        let id = r
+            .create_layer_image(img.width, img.height, 1, ColorFormat::Rgba8Srgb)
+            .unwrap();
+        r.upload(id, 0, &img).unwrap();
+        sources.insert(id, img);
+        id
+    };
+    let bg = image(&mut r, pattern::test_pattern(128, 128, 0));
+    let cyl_img = image(&mut r, pattern::test_pattern(192, 96, 1));
+    let eq_img = image(&mut r, pattern::test_pattern(256, 128, 0));
+    let quad_img = image(&mut r, solid(32, 32, [255, 255, 0, 160]));
+    let yawed = |a: f32, z: f32| Pose {
+        orientation: Quat::from_rotation_y(a),
+        position: Vec3::new(0.0, 0.1, z),
+    };
+    let layers = [
+        background(bg, &display, LayerFlags::default()),
+        Layer::Equirect {
+            eyes: [true, true],
+            sub_image: full(eq_img, 256, 128),
+            pose: yawed(0.3, 0.0),
+            radius: 0.0,
+            central_horizontal_angle: 1.2,
+            upper_vertical_angle: 0.4,
+            lower_vertical_angle: -0.3,
+            flags: LayerFlags::default(),
+        },
+        Layer::Cylinder {
+            eyes: [true, true],
+            sub_image: full(cyl_img, 192, 96),
+            pose: yawed(-0.2, 0.2),
+            radius: 1.5,
+            central_angle: 0.9,
+            aspect_ratio: 2.5,
+            flags: LayerFlags::default(),
+        },
+        Layer::EquirectScaleBias {
+            eyes: [false, true],
+            sub_image: full(eq_img, 256, 128),
+            pose: yawed(-0.6, 0.0),
+            radius: 3.0,
+            scale: glam::Vec2::new(4.0, 3.0),
+            bias: glam::Vec2::new(-1.5, -1.2),
+            flags: LayerFlags::default(),
+        },
+        Layer::Quad {
+            eyes: [true, false],
+            sub_image: full(quad_img, 32, 32),
+            pose: yawed(0.1, -1.0),
+            size: glam::Vec2::new(0.3, 0.3),
+            flags: LayerFlags {
+                blend_texture_source_alpha: true,
+                unpremultiplied_alpha: true,
+            },
+        },
+    ];
+    let plan = render::plan(&display, Pose::IDENTITY, &layers, &|id| r.layer_desc(id));
+    assert!(plan.rejections.is_empty(), "{:?}", plan.rejections);
+    let (gpu, rejected) = frame(&mut r, &display, &layers);
+    assert_eq!(rejected, 0);
+    let eyes = [0, 1].map(|e| {
+        reference::compose_eye(
+            &plan.draws[e],
+            &|id| sources.get(&id).cloned(),
+            display.eye_render_width,
+            display.eye_render_height,
+        )
+    });
+    let cpu = reference::distort(
+        &LensModel::None,
+        [&eyes[0], &eyes[1]],
+        display.panel_width,
+        display.panel_height,
+    );
+    let dir = artifacts();
+    gpu.write_png(&dir.join("layers-gpu.png")).unwrap();
+    cpu.write_png(&dir.join("layers-cpu.png")).unwrap();
+    let psnr = reference::psnr(&gpu, &cpu);
+    let worst = reference::max_error_away_from_edges(&cpu, &gpu, 8);
+    tracing::info!(
+        psnr,
+        worst,
+        "cylinder, equirect, quad and projection: GPU vs CPU"
+    );
+    assert!(psnr >= 40.0, "PSNR {psnr:.1} dB");
+    assert!(worst <= 3, "max error away from edges {worst}");
+    // Each layer is really there: the cylinder and the equirect cover part of each eye,
+    // and differ from the background alone.
+    let alone = {
+        let only_bg = render::plan(&display, Pose::IDENTITY, &layers[..1], &|id| {
+            r.layer_desc(id)
+        });
+        let e = [0, 1].map(|e| {
+            reference::compose_eye(
+                &only_bg.draws[e],
+                &|id| sources.get(&id).cloned(),
+                display.eye_render_width,
+                display.eye_render_height,
+            )
+        });
+        reference::distort(
+            &LensModel::None,
+            [&e[0], &e[1]],
+            display.panel_width,
+            display.panel_height,
+        )
+    };
+    assert!(
+        reference::psnr(&gpu, &alone) < 20.0,
+        "the layers changed the image"
+    );
+}

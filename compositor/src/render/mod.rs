@@ -92,6 +92,90 @@ pub enum Layer {
         size: Vec2,
         flags: LayerFlags,
     },
+    /// The inside of a cylinder around its pose's Y axis (XR_KHR_composition_layer_cylinder):
+    /// the image covers `central_angle` of it, centred on the pose's -Z, and a height of
+    /// `radius · central_angle / aspect_ratio` centred on the pose.
+    Cylinder {
+        eyes: [bool; 2],
+        sub_image: SubImage,
+        pose: Pose,
+        /// Metres; 0 or infinity: infinitely far (only directions matter).
+        radius: f32,
+        central_angle: f32,
+        aspect_ratio: f32,
+        flags: LayerFlags,
+    },
+    /// The inside of a sphere around its pose, mapped equirectangularly
+    /// (XR_KHR_composition_layer_equirect2): longitude across `central_horizontal_angle`
+    /// centred on the pose's -Z, latitude from `upper_vertical_angle` (top row) down to
+    /// `lower_vertical_angle` (bottom row).
+    Equirect {
+        eyes: [bool; 2],
+        sub_image: SubImage,
+        pose: Pose,
+        /// Metres; 0 or infinity: infinitely far.
+        radius: f32,
+        central_horizontal_angle: f32,
+        upper_vertical_angle: f32,
+        lower_vertical_angle: f32,
+        flags: LayerFlags,
+    },
+    /// The inside of a sphere around its pose (XR_KHR_composition_layer_equirect): the
+    /// whole sphere maps to [0, 1]² (longitude from -π at u = 0 through the pose's -Z at
+    /// 0.5; latitude from +π/2 at v = 0 to -π/2 at v = 1), then `uv · scale + bias`
+    /// picks the place in the sub-image.
+    EquirectScaleBias {
+        eyes: [bool; 2],
+        sub_image: SubImage,
+        pose: Pose,
+        /// Metres; 0 or infinity: infinitely far.
+        radius: f32,
+        scale: Vec2,
+        bias: Vec2,
+        flags: LayerFlags,
+    },
+}
+
+impl Layer {
+    /// The eyes that see the layer, the sub-image it shows to `eye`, and its flags.
+    fn for_eye(&self, eye: usize) -> Option<(SubImage, LayerFlags)> {
+        match self {
+            Layer::Projection { views, flags } => Some((views[eye].sub_image, *flags)),
+            Layer::Quad {
+                eyes,
+                sub_image,
+                flags,
+                ..
+            }
+            | Layer::Cylinder {
+                eyes,
+                sub_image,
+                flags,
+                ..
+            }
+            | Layer::Equirect {
+                eyes,
+                sub_image,
+                flags,
+                ..
+            }
+            | Layer::EquirectScaleBias {
+                eyes,
+                sub_image,
+                flags,
+                ..
+            } => eyes[eye].then_some((*sub_image, *flags)),
+        }
+    }
+}
+
+/// Layer kinds as `shaders/layer.wgsl` numbers them.
+pub mod kind {
+    pub const PROJECTION: f32 = 0.0;
+    pub const QUAD: f32 = 1.0;
+    pub const CYLINDER: f32 = 2.0;
+    pub const EQUIRECT: f32 = 3.0;
+    pub const EQUIRECT_SCALE_BIAS: f32 = 4.0;
 }
 
 /// One full-screen layer draw into an eye buffer: the image to sample and the push
@@ -176,6 +260,21 @@ fn rect(s: &SubImage, d: &ImageDesc) -> [f32; 4] {
     ]
 }
 
+/// The rotation from the eye into a layer's space (push rows 4..15) and the eye's
+/// position there (16..19; the layer's centre when `positional` is false, for layers
+/// at infinity).
+fn in_layer_space(push: &mut [f32; 28], pose: &Pose, eye_pose: &Pose, positional: bool) {
+    let inv = pose.orientation.inverse();
+    let m = glam::Mat3::from_quat(inv * eye_pose.orientation);
+    for (k, row) in rows(m).iter().enumerate() {
+        push[4 + 4 * k..7 + 4 * k].copy_from_slice(&row.to_array());
+    }
+    if positional {
+        let eye = inv * (eye_pose.position - pose.position);
+        push[16..19].copy_from_slice(&eye.to_array());
+    }
+}
+
 /// Plans a frame: `head` is the predicted head pose at the frame's display time.
 /// Invalid input never fails the frame: a layer is clamped (and drawn) or dropped, and
 /// each case is reported in `rejections` (the frame loop logs them).
@@ -208,19 +307,8 @@ pub fn plan(
         };
         for eye in 0..2 {
             let eye_pose = eye_poses[eye];
-            let (sub, flags) = match layer {
-                Layer::Projection { views, flags } => (views[eye].sub_image, *flags),
-                Layer::Quad {
-                    eyes,
-                    sub_image,
-                    flags,
-                    ..
-                } => {
-                    if !eyes[eye] {
-                        continue;
-                    }
-                    (*sub_image, *flags)
-                }
+            let Some((sub, flags)) = layer.for_eye(eye) else {
+                continue;
             };
             let Some(desc) = images(sub.image) else {
                 reject(format!("image {} does not exist", sub.image), false);
@@ -259,7 +347,7 @@ pub fn plan(
             let kind;
             match layer {
                 Layer::Projection { views, .. } => {
-                    kind = 0.0;
+                    kind = self::kind::PROJECTION;
                     let v = &views[eye];
                     let (pose, fov) = if sane_pose(&v.pose) && v.fov.is_valid() {
                         (v.pose, v.fov)
@@ -287,20 +375,99 @@ pub fn plan(
                     push[16..20].copy_from_slice(&fov_tangents(&fov));
                 }
                 Layer::Quad { pose, size, .. } => {
-                    kind = 1.0;
+                    kind = self::kind::QUAD;
                     if !sane_pose(pose) || !size.is_finite() || size.min_element() <= 0.0 {
                         reject("quad pose or size is not valid: dropped".into(), false);
                         continue;
                     }
-                    let inv = pose.orientation.inverse();
-                    let m = glam::Mat3::from_quat(inv * eye_pose.orientation);
-                    for (k, row) in rows(m).iter().enumerate() {
-                        push[4 + 4 * k..7 + 4 * k].copy_from_slice(&row.to_array());
-                    }
-                    let eye_in_quad = inv * (eye_pose.position - pose.position);
-                    push[16..19].copy_from_slice(&eye_in_quad.to_array());
+                    in_layer_space(&mut push, pose, &eye_pose, true);
                     push[24] = size.x / 2.0;
                     push[25] = size.y / 2.0;
+                }
+                Layer::Cylinder {
+                    pose,
+                    radius,
+                    central_angle,
+                    aspect_ratio,
+                    ..
+                } => {
+                    kind = self::kind::CYLINDER;
+                    let angle_ok = *central_angle > 0.0 && *central_angle <= std::f32::consts::TAU;
+                    if !sane_pose(pose)
+                        || radius.is_nan()
+                        || *radius < 0.0
+                        || !angle_ok
+                        || !aspect_ratio.is_finite()
+                        || *aspect_ratio <= 0.0
+                    {
+                        reject("cylinder pose or shape is not valid: dropped".into(), false);
+                        continue;
+                    }
+                    // An infinite cylinder: directions only, as seen from its centre.
+                    let finite = radius.is_finite() && *radius > 0.0;
+                    in_layer_space(&mut push, pose, &eye_pose, finite);
+                    push[24] = if finite { *radius } else { 1.0 };
+                    push[25] = *central_angle;
+                    push[26] = *aspect_ratio;
+                }
+                Layer::Equirect {
+                    pose,
+                    radius,
+                    central_horizontal_angle: h,
+                    upper_vertical_angle: up,
+                    lower_vertical_angle: down,
+                    ..
+                } => {
+                    kind = self::kind::EQUIRECT;
+                    let half_pi = std::f32::consts::FRAC_PI_2;
+                    if !sane_pose(pose)
+                        || radius.is_nan()
+                        || *radius < 0.0
+                        || !(*h > 0.0 && *h <= std::f32::consts::TAU)
+                        || !(-half_pi..=half_pi).contains(up)
+                        || !(-half_pi..=half_pi).contains(down)
+                        || up <= down
+                    {
+                        reject(
+                            "equirect pose or angles are not valid: dropped".into(),
+                            false,
+                        );
+                        continue;
+                    }
+                    let finite = radius.is_finite() && *radius > 0.0;
+                    in_layer_space(&mut push, pose, &eye_pose, finite);
+                    push[24] = if finite { *radius } else { 1.0 };
+                    push[25] = *h;
+                    push[26] = *up;
+                    push[27] = *down;
+                }
+                Layer::EquirectScaleBias {
+                    pose,
+                    radius,
+                    scale,
+                    bias,
+                    ..
+                } => {
+                    kind = self::kind::EQUIRECT_SCALE_BIAS;
+                    if !sane_pose(pose)
+                        || radius.is_nan()
+                        || *radius < 0.0
+                        || !scale.is_finite()
+                        || !bias.is_finite()
+                    {
+                        reject(
+                            "equirect pose, scale or bias is not valid: dropped".into(),
+                            false,
+                        );
+                        continue;
+                    }
+                    let finite = radius.is_finite() && *radius > 0.0;
+                    in_layer_space(&mut push, pose, &eye_pose, finite);
+                    push[24] = if finite { *radius } else { 1.0 };
+                    push[25] = scale.x;
+                    push[26] = scale.y;
+                    push[27] = bias.x;
+                    push[19] = bias.y;
                 }
             }
             push[7] = kind;
@@ -447,6 +614,87 @@ mod tests {
         assert!(p.draws[0][0].push.iter().all(|v| v.is_finite()));
         assert_eq!(&p.draws[0][0].push[20..24], &[0.75, 0.0, 1.0, 1.0]);
         assert!(p.draws[1].is_empty(), "right view starts at x=250: outside");
+    }
+
+    fn draw_of(layer: Layer) -> LayerDraw {
+        let p = plan(&display(), Pose::IDENTITY, &[layer], &images);
+        assert!(p.rejections.is_empty(), "{:?}", p.rejections);
+        p.draws[0][0]
+    }
+
+    fn full() -> SubImage {
+        SubImage {
+            image: 1,
+            x: 0,
+            y: 0,
+            width: 200,
+            height: 100,
+            array_index: 0,
+        }
+    }
+
+    #[test]
+    fn cylinder_and_equirect_layers_map_directions_to_their_images() {
+        use super::reference::layer_uv;
+        let at = |yaw_angle: f32, pitch: f32| {
+            Quat::from_rotation_y(yaw_angle) * Quat::from_rotation_x(pitch) * Vec3::NEG_Z
+        };
+        // A cylinder of 2 m around the head (the left eye 3.2 cm off its axis), 90° wide,
+        // aspect 2: height 2 · (π/2) / 2 = π/2 m.
+        let cyl = draw_of(Layer::Cylinder {
+            eyes: [true, true],
+            sub_image: full(),
+            pose: Pose::IDENTITY,
+            radius: 2.0,
+            central_angle: std::f32::consts::FRAC_PI_2,
+            aspect_ratio: 2.0,
+            flags: LayerFlags::default(),
+        });
+        let c = layer_uv(&cyl.push, at(0.0, 0.0)).unwrap();
+        // The left eye, 3.2 cm left of the axis, sees the centre line slightly to its right.
+        assert!(
+            (c.y - 0.5).abs() < 1e-4 && (c.x - 0.4898).abs() < 0.001,
+            "{c}"
+        );
+        // 40° left of centre: u = 0.5 - 40/90 ≈ 0.056 (less the eye's offset); 50°: off.
+        let l = layer_uv(&cyl.push, at(40f32.to_radians(), 0.0)).unwrap();
+        assert!((l.x - (0.5 - 40.0 / 90.0)).abs() < 0.02, "{l}");
+        assert!(layer_uv(&cyl.push, at(50f32.to_radians(), 0.0)).is_none());
+        // Up: the top edge is π/4 m above the eye at 2 m: atan(0.393) ≈ 21.4°.
+        assert!(layer_uv(&cyl.push, at(0.0, 20f32.to_radians())).is_some());
+        assert!(layer_uv(&cyl.push, at(0.0, 23f32.to_radians())).is_none());
+        // An equirect at infinity: 180° wide, +60° to -30°.
+        let eq = draw_of(Layer::Equirect {
+            eyes: [true, true],
+            sub_image: full(),
+            pose: Pose::IDENTITY,
+            radius: 0.0,
+            central_horizontal_angle: std::f32::consts::PI,
+            upper_vertical_angle: 60f32.to_radians(),
+            lower_vertical_angle: -30f32.to_radians(),
+            flags: LayerFlags::default(),
+        });
+        let c = layer_uv(&eq.push, at(0.0, 0.0)).unwrap();
+        assert!((c - Vec2::new(0.5, 60.0 / 90.0)).length() < 1e-4, "{c}");
+        let p = layer_uv(&eq.push, at(-45f32.to_radians(), 30f32.to_radians())).unwrap();
+        assert!((p - Vec2::new(0.75, 30.0 / 90.0)).length() < 1e-3, "{p}");
+        assert!(layer_uv(&eq.push, at(0.0, -40f32.to_radians())).is_none());
+        // Invalid shapes are dropped with a reason.
+        let bad = plan(
+            &display(),
+            Pose::IDENTITY,
+            &[Layer::Cylinder {
+                eyes: [true, true],
+                sub_image: full(),
+                pose: Pose::IDENTITY,
+                radius: -1.0,
+                central_angle: 1.0,
+                aspect_ratio: 1.0,
+                flags: LayerFlags::default(),
+            }],
+            &images,
+        );
+        assert!(bad.draws[0].is_empty() && !bad.rejections.is_empty());
     }
 
     #[test]

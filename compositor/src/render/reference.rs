@@ -66,6 +66,159 @@ pub fn distort(lens: &LensModel, eyes: [&RgbaImage; 2], panel_w: u32, panel_h: u
     out
 }
 
+/// Where the layer draw `push` (the plan's push constants, `shaders/layer.wgsl`'s
+/// layout) samples its sub-image for the eye-space direction `d`: the same geometry as
+/// the shader, in f32. `None` where the layer does not cover the direction.
+pub fn layer_uv(push: &[f32; 28], d: glam::Vec3) -> Option<glam::Vec2> {
+    use glam::{Vec2, Vec3};
+    let row = |k: usize| Vec3::new(push[4 + 4 * k], push[5 + 4 * k], push[6 + 4 * k]);
+    let r = Vec3::new(row(0).dot(d), row(1).dot(d), row(2).dot(d));
+    let o = Vec3::new(push[16], push[17], push[18]);
+    let size = [push[24], push[25], push[26], push[27]];
+    // Where a ray leaves the sphere (or the cylinder around Y) from the inside.
+    let exit = |cyl: bool| {
+        let (oo, dd) = if cyl {
+            (Vec3::new(o.x, 0.0, o.z), Vec3::new(r.x, 0.0, r.z))
+        } else {
+            (o, r)
+        };
+        let (a, b, c) = (dd.dot(dd), 2.0 * oo.dot(dd), oo.dot(oo) - size[0] * size[0]);
+        let disc = b * b - 4.0 * a * c;
+        (a >= 1e-12 && disc >= 0.0).then(|| (-b + disc.sqrt()) / (2.0 * a))
+    };
+    let uv = match push[7] as u32 {
+        0 => {
+            if r.z >= -1e-6 {
+                return None;
+            }
+            let p = Vec2::new(r.x, r.y) / -r.z;
+            Vec2::new(
+                (p.x - push[16]) / (push[17] - push[16]),
+                (push[18] - p.y) / (push[18] - push[19]),
+            )
+        }
+        1 => {
+            if r.z.abs() <= 1e-6 {
+                return None;
+            }
+            let t = -o.z / r.z;
+            if t <= 0.0 {
+                return None;
+            }
+            let hit = Vec2::new(o.x, o.y) + t * Vec2::new(r.x, r.y);
+            Vec2::new(hit.x / (2.0 * size[0]) + 0.5, 0.5 - hit.y / (2.0 * size[1]))
+        }
+        2 => {
+            let t = exit(true).filter(|t| *t > 0.0)?;
+            let p = o + t * r;
+            let height = size[0] * size[1] / size[2];
+            Vec2::new(p.x.atan2(-p.z) / size[1] + 0.5, 0.5 - p.y / height)
+        }
+        k => {
+            let t = exit(false).filter(|t| *t > 0.0)?;
+            let p = (o + t * r).normalize();
+            let lon = p.x.atan2(-p.z);
+            let lat = p.y.clamp(-1.0, 1.0).asin();
+            if k == 3 {
+                Vec2::new(lon / size[1] + 0.5, (size[2] - lat) / (size[2] - size[3]))
+            } else {
+                let whole = Vec2::new(
+                    lon / std::f32::consts::TAU + 0.5,
+                    0.5 - lat / std::f32::consts::PI,
+                );
+                whole * Vec2::new(size[1], size[2]) + Vec2::new(size[3], push[19])
+            }
+        }
+    };
+    ((0.0..=1.0).contains(&uv.x) && (0.0..=1.0).contains(&uv.y)).then_some(uv)
+}
+
+/// One eye buffer (`width` x `height`) as the compositor's layer pass makes it: every
+/// draw of the eye, back to front, sampled bilinearly in linear light and blended
+/// premultiplied, then stored as sRGB. `images` gives each draw's image (array layer 0).
+pub fn compose_eye(
+    draws: &[super::LayerDraw],
+    images: &dyn Fn(u64) -> Option<RgbaImage>,
+    width: u32,
+    height: u32,
+) -> RgbaImage {
+    let mut acc = vec![[0f32; 4]; (width * height) as usize];
+    for draw in draws {
+        let Some(img) = images(draw.image) else {
+            continue;
+        };
+        let p = &draw.push;
+        let flags = p[11] as u32;
+        for y in 0..height {
+            for x in 0..width {
+                let (u, v) = (
+                    (x as f32 + 0.5) / width as f32,
+                    (y as f32 + 0.5) / height as f32,
+                );
+                let d = glam::Vec3::new(p[0] + (p[1] - p[0]) * u, p[2] + (p[3] - p[2]) * v, -1.0);
+                let Some(uv) = layer_uv(p, d) else {
+                    continue;
+                };
+                let s = (
+                    p[20] + (p[22] - p[20]) * uv.x,
+                    p[21] + (p[23] - p[21]) * uv.y,
+                );
+                let mut c = [
+                    sample_linear(&img, 0, s.0, s.1),
+                    sample_linear(&img, 1, s.0, s.1),
+                    sample_linear(&img, 2, s.0, s.1),
+                    sample_alpha(&img, s.0, s.1),
+                ];
+                if flags & 1 == 0 {
+                    c[3] = 1.0;
+                }
+                if flags & 2 != 0 {
+                    for k in 0..3 {
+                        c[k] *= c[3];
+                    }
+                }
+                let dst = &mut acc[(y * width + x) as usize];
+                for k in 0..4 {
+                    dst[k] = c[k] + dst[k] * (1.0 - c[3]);
+                }
+            }
+        }
+    }
+    let mut out = RgbaImage::new(width, height);
+    for y in 0..height {
+        for x in 0..width {
+            let c = acc[(y * width + x) as usize];
+            out.put(
+                x,
+                y,
+                [
+                    linear_to_srgb(c[0]),
+                    linear_to_srgb(c[1]),
+                    linear_to_srgb(c[2]),
+                    (c[3].clamp(0.0, 1.0) * 255.0 + 0.5) as u8,
+                ],
+            );
+        }
+    }
+    out
+}
+
+/// Bilinear sample of the alpha channel (stored linearly in sRGB formats).
+fn sample_alpha(img: &RgbaImage, u: f32, v: f32) -> f32 {
+    let x = u * img.width as f32 - 0.5;
+    let y = v * img.height as f32 - 0.5;
+    let (x0, y0) = (x.floor(), y.floor());
+    let (fx, fy) = (x - x0, y - y0);
+    let at = |xi: f32, yi: f32| {
+        let xi = (xi as i64).clamp(0, img.width as i64 - 1) as u32;
+        let yi = (yi as i64).clamp(0, img.height as i64 - 1) as u32;
+        img.pixel(xi, yi)[3] as f32 / 255.0
+    };
+    let top = at(x0, y0) * (1.0 - fx) + at(x0 + 1.0, y0) * fx;
+    let bottom = at(x0, y0 + 1.0) * (1.0 - fx) + at(x0 + 1.0, y0 + 1.0) * fx;
+    top * (1.0 - fy) + bottom * fy
+}
+
 /// Peak signal-to-noise ratio over the colour channels, dB (infinite when equal).
 pub fn psnr(a: &RgbaImage, b: &RgbaImage) -> f64 {
     assert_eq!((a.width, a.height), (b.width, b.height));
