@@ -630,6 +630,20 @@ pub(super) unsafe extern "system" fn end_frame(
     })
 }
 
+fn eye_visibility(v: xr::EyeVisibility) -> Result<[bool; 2], xr::Result> {
+    match v {
+        xr::EyeVisibility::BOTH => Ok([true, true]),
+        xr::EyeVisibility::LEFT => Ok([true, false]),
+        xr::EyeVisibility::RIGHT => Ok([false, true]),
+        _ => Err(xr::Result::ERROR_VALIDATION_FAILURE),
+    }
+}
+
+/// A cylinder's or sphere's radius: non-negative; 0 and +infinity mean infinitely far.
+fn radius_ok(r: f32) -> bool {
+    !r.is_nan() && r >= 0.0
+}
+
 fn layer_flags(f: xr::CompositionLayerFlags) -> LayerFlags {
     LayerFlags {
         blend_texture_source_alpha: f
@@ -748,9 +762,18 @@ fn layers(
     time: xr::Time,
     ptrs: &[*const xr::CompositionLayerBaseHeader],
 ) -> Result<FrameLayers, xr::Result> {
-    let depth_enabled = super::INSTANCES
+    let (depth_enabled, cylinder, equirect, equirect2) = super::INSTANCES
         .get(s.instance)
-        .is_some_and(|i| lock(&i).enabled("XR_KHR_composition_layer_depth"));
+        .map(|i| {
+            let i = lock(&i);
+            (
+                i.enabled("XR_KHR_composition_layer_depth"),
+                i.enabled("XR_KHR_composition_layer_cylinder"),
+                i.enabled("XR_KHR_composition_layer_equirect"),
+                i.enabled("XR_KHR_composition_layer_equirect2"),
+            )
+        })
+        .unwrap_or_default();
     let mut out = Vec::with_capacity(ptrs.len());
     let mut holds = Vec::new();
     let mut waits = Vec::new();
@@ -796,12 +819,7 @@ fn layers(
             xr::StructureType::COMPOSITION_LAYER_QUAD => {
                 // SAFETY: the type says it is a quad layer.
                 let l = unsafe { &*(p as *const xr::CompositionLayerQuad) };
-                let eyes = match l.eye_visibility {
-                    xr::EyeVisibility::BOTH => [true, true],
-                    xr::EyeVisibility::LEFT => [true, false],
-                    xr::EyeVisibility::RIGHT => [false, true],
-                    _ => return Err(xr::Result::ERROR_VALIDATION_FAILURE),
-                };
+                let eyes = eye_visibility(l.eye_visibility)?;
                 if !(l.size.width.is_finite() && l.size.height.is_finite())
                     || l.size.width < 0.0
                     || l.size.height < 0.0
@@ -819,6 +837,86 @@ fn layers(
                 if l.size.width > 0.0 && l.size.height > 0.0 {
                     out.push(quad);
                 }
+            }
+            xr::StructureType::COMPOSITION_LAYER_CYLINDER_KHR if cylinder => {
+                // SAFETY: the type says it is a cylinder layer.
+                let l = unsafe { &*(p as *const xr::CompositionLayerCylinderKHR) };
+                let ok = radius_ok(l.radius)
+                    && (0.0..std::f32::consts::TAU).contains(&l.central_angle)
+                    && l.aspect_ratio.is_finite()
+                    && l.aspect_ratio > 0.0;
+                if !ok {
+                    tracing::warn!(
+                        radius = l.radius,
+                        central_angle = l.central_angle,
+                        aspect_ratio = l.aspect_ratio,
+                        "xrEndFrame: a cylinder layer's shape is not valid"
+                    );
+                    return Err(xr::Result::ERROR_VALIDATION_FAILURE);
+                }
+                let layer = Layer::Cylinder {
+                    eyes: eye_visibility(l.eye_visibility)?,
+                    sub_image: sub_image(session, &l.sub_image, &mut holds, &mut waits)?,
+                    pose: space.compose(&app_pose(&l.pose)?),
+                    radius: l.radius,
+                    central_angle: l.central_angle,
+                    aspect_ratio: l.aspect_ratio,
+                    flags: layer_flags(base.layer_flags),
+                };
+                // A cylinder without an arc is valid and shows nothing.
+                if l.central_angle > 0.0 {
+                    out.push(layer);
+                }
+            }
+            xr::StructureType::COMPOSITION_LAYER_EQUIRECT2_KHR if equirect2 => {
+                // SAFETY: the type says it is an equirect2 layer.
+                let l = unsafe { &*(p as *const xr::CompositionLayerEquirect2KHR) };
+                let half_pi = std::f32::consts::FRAC_PI_2;
+                let ok = radius_ok(l.radius)
+                    && (0.0..=std::f32::consts::TAU).contains(&l.central_horizontal_angle)
+                    && (-half_pi..=half_pi).contains(&l.upper_vertical_angle)
+                    && (-half_pi..=half_pi).contains(&l.lower_vertical_angle)
+                    && l.lower_vertical_angle <= l.upper_vertical_angle;
+                if !ok {
+                    tracing::warn!("xrEndFrame: an equirect2 layer's angles are not valid");
+                    return Err(xr::Result::ERROR_VALIDATION_FAILURE);
+                }
+                let layer = Layer::Equirect {
+                    eyes: eye_visibility(l.eye_visibility)?,
+                    sub_image: sub_image(session, &l.sub_image, &mut holds, &mut waits)?,
+                    pose: space.compose(&app_pose(&l.pose)?),
+                    radius: l.radius,
+                    central_horizontal_angle: l.central_horizontal_angle,
+                    upper_vertical_angle: l.upper_vertical_angle,
+                    lower_vertical_angle: l.lower_vertical_angle,
+                    flags: layer_flags(base.layer_flags),
+                };
+                // Without area it is valid and shows nothing.
+                if l.central_horizontal_angle > 0.0
+                    && l.upper_vertical_angle > l.lower_vertical_angle
+                {
+                    out.push(layer);
+                }
+            }
+            xr::StructureType::COMPOSITION_LAYER_EQUIRECT_KHR if equirect => {
+                // SAFETY: the type says it is an equirect layer.
+                let l = unsafe { &*(p as *const xr::CompositionLayerEquirectKHR) };
+                let finite2 = |v: xr::Vector2f| v.x.is_finite() && v.y.is_finite();
+                if !radius_ok(l.radius) || !finite2(l.scale) || !finite2(l.bias) {
+                    tracing::warn!(
+                        "xrEndFrame: an equirect layer's radius, scale or bias is not valid"
+                    );
+                    return Err(xr::Result::ERROR_VALIDATION_FAILURE);
+                }
+                out.push(Layer::EquirectScaleBias {
+                    eyes: eye_visibility(l.eye_visibility)?,
+                    sub_image: sub_image(session, &l.sub_image, &mut holds, &mut waits)?,
+                    pose: space.compose(&app_pose(&l.pose)?),
+                    radius: l.radius,
+                    scale: glam::Vec2::new(l.scale.x, l.scale.y),
+                    bias: glam::Vec2::new(l.bias.x, l.bias.y),
+                    flags: layer_flags(base.layer_flags),
+                });
             }
             _ => return Err(xr::Result::ERROR_LAYER_INVALID),
         }

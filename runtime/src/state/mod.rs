@@ -26,6 +26,9 @@ pub const EXTENSIONS: &[(&str, u32)] = &[
     ("XR_KHR_locate_spaces", 1),
     ("XR_EXT_local_floor", 1),
     ("XR_KHR_visibility_mask", 2),
+    ("XR_KHR_composition_layer_cylinder", 4),
+    ("XR_KHR_composition_layer_equirect", 3),
+    ("XR_KHR_composition_layer_equirect2", 1),
 ];
 
 /// The system id every instance hands out for its (one) head-mounted display.
