@@ -7,9 +7,9 @@ struct Layer {
     eye_tan: vec4<f32>, // tan of the eye buffer's left, right, up, down edges
     rot0: vec4<f32>,    // rows of the rotation display-eye -> layer; .w: kind (0 projection,
                         // 1 quad, 2 cylinder, 3 equirect by angles, 4 equirect by
-                        // scale and bias)
+                        // scale and bias, 5 cube)
     rot1: vec4<f32>,    // .w: flags (1: use source alpha, 2: unpremultiplied)
-    rot2: vec4<f32>,    // .w: array layer
+    rot2: vec4<f32>,    // .w: array layer (cube: of its +X face)
     param: vec4<f32>,   // projection: the layer's tangents; others: the eye's position in
                         // layer space (.w: equirect by scale and bias: the v bias)
     rect: vec4<f32>,    // sub-image: u0, v0, u1, v1
@@ -65,7 +65,29 @@ fn fs_main(in: VsOut) -> @location(0) vec4<f32> {
     let kind = u32(pc.rot0.w);
     let flags = u32(pc.rot1.w);
     var uv = vec2<f32>(-1.0, -1.0);
-    if kind == 0u {
+    var face = 0;
+    if kind == 5u {
+        // The cube face the direction points at, and where on it (Vulkan's cube map
+        // convention: +X, -X, +Y, -Y, +Z, -Z).
+        let a = abs(r);
+        var sc = 0.0;
+        var tc = 0.0;
+        var ma = 0.0;
+        if a.x >= a.y && a.x >= a.z {
+            ma = a.x;
+            tc = -r.y;
+            if r.x > 0.0 { face = 0; sc = -r.z; } else { face = 1; sc = r.z; }
+        } else if a.y >= a.z {
+            ma = a.y;
+            sc = r.x;
+            if r.y > 0.0 { face = 2; tc = r.z; } else { face = 3; tc = -r.z; }
+        } else {
+            ma = a.z;
+            tc = -r.y;
+            if r.z > 0.0 { face = 4; sc = r.x; } else { face = 5; sc = -r.x; }
+        }
+        uv = vec2<f32>(0.5 * (sc / ma + 1.0), 0.5 * (tc / ma + 1.0));
+    } else if kind == 0u {
         if r.z < -1e-6 {
             let p = r.xy / -r.z;
             uv = vec2<f32>(
@@ -107,7 +129,7 @@ fn fs_main(in: VsOut) -> @location(0) vec4<f32> {
         return vec4<f32>(0.0, 0.0, 0.0, 0.0);
     }
     let st = mix(pc.rect.xy, pc.rect.zw, uv);
-    var c = textureSampleLevel(tex, samp, st, i32(pc.rot2.w), 0.0);
+    var c = textureSampleLevel(tex, samp, st, i32(pc.rot2.w) + face, 0.0);
     if (flags & 1u) == 0u {
         c.a = 1.0;
     }

@@ -134,6 +134,15 @@ pub enum Layer {
         bias: Vec2,
         flags: LayerFlags,
     },
+    /// A cube map around the viewer, infinitely far (XR_KHR_composition_layer_cube):
+    /// `sub_image` is the whole image with `array_index` the first of the cube's six
+    /// faces (+X, -X, +Y, -Y, +Z, -Z, as Vulkan orders them).
+    Cube {
+        eyes: [bool; 2],
+        sub_image: SubImage,
+        orientation: Quat,
+        flags: LayerFlags,
+    },
 }
 
 impl Layer {
@@ -164,6 +173,12 @@ impl Layer {
                 sub_image,
                 flags,
                 ..
+            }
+            | Layer::Cube {
+                eyes,
+                sub_image,
+                flags,
+                ..
             } => eyes[eye].then_some((*sub_image, *flags)),
         }
     }
@@ -176,6 +191,7 @@ pub mod kind {
     pub const CYLINDER: f32 = 2.0;
     pub const EQUIRECT: f32 = 3.0;
     pub const EQUIRECT_SCALE_BIAS: f32 = 4.0;
+    pub const CUBE: f32 = 5.0;
 }
 
 /// One full-screen layer draw into an eye buffer: the image to sample and the push
@@ -468,6 +484,30 @@ pub fn plan(
                     push[26] = scale.y;
                     push[27] = bias.x;
                     push[19] = bias.y;
+                }
+                Layer::Cube { orientation, .. } => {
+                    kind = self::kind::CUBE;
+                    let pose = Pose {
+                        orientation: *orientation,
+                        position: Vec3::ZERO,
+                    };
+                    if !sane_pose(&pose) {
+                        reject("cube orientation is not valid: dropped".into(), false);
+                        continue;
+                    }
+                    if sub.array_index + 6 > desc.array_layers {
+                        reject(
+                            format!(
+                                "cube faces {}..{} but the image has {} layers",
+                                sub.array_index,
+                                sub.array_index + 6,
+                                desc.array_layers
+                            ),
+                            false,
+                        );
+                        continue;
+                    }
+                    in_layer_space(&mut push, &pose, &eye_pose, false);
                 }
             }
             push[7] = kind;

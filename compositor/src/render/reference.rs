@@ -70,6 +70,11 @@ pub fn distort(lens: &LensModel, eyes: [&RgbaImage; 2], panel_w: u32, panel_h: u
 /// layout) samples its sub-image for the eye-space direction `d`: the same geometry as
 /// the shader, in f32. `None` where the layer does not cover the direction.
 pub fn layer_uv(push: &[f32; 28], d: glam::Vec3) -> Option<glam::Vec2> {
+    layer_uv_face(push, d).map(|(uv, _)| uv)
+}
+
+/// [`layer_uv`] and the array layer offset (a cube's face; 0 for the other kinds).
+pub fn layer_uv_face(push: &[f32; 28], d: glam::Vec3) -> Option<(glam::Vec2, u32)> {
     use glam::{Vec2, Vec3};
     let row = |k: usize| Vec3::new(push[4 + 4 * k], push[5 + 4 * k], push[6 + 4 * k]);
     let r = Vec3::new(row(0).dot(d), row(1).dot(d), row(2).dot(d));
@@ -86,7 +91,23 @@ pub fn layer_uv(push: &[f32; 28], d: glam::Vec3) -> Option<glam::Vec2> {
         let disc = b * b - 4.0 * a * c;
         (a >= 1e-12 && disc >= 0.0).then(|| (-b + disc.sqrt()) / (2.0 * a))
     };
+    let mut face = 0;
     let uv = match push[7] as u32 {
+        5 => {
+            let a = r.abs();
+            let (sc, tc, ma);
+            if a.x >= a.y && a.x >= a.z {
+                (ma, tc) = (a.x, -r.y);
+                (face, sc) = if r.x > 0.0 { (0, -r.z) } else { (1, r.z) };
+            } else if a.y >= a.z {
+                (ma, sc) = (a.y, r.x);
+                (face, tc) = if r.y > 0.0 { (2, r.z) } else { (3, -r.z) };
+            } else {
+                (ma, tc) = (a.z, -r.y);
+                (face, sc) = if r.z > 0.0 { (4, r.x) } else { (5, -r.x) };
+            }
+            Vec2::new(0.5 * (sc / ma + 1.0), 0.5 * (tc / ma + 1.0))
+        }
         0 => {
             if r.z >= -1e-6 {
                 return None;
@@ -130,24 +151,25 @@ pub fn layer_uv(push: &[f32; 28], d: glam::Vec3) -> Option<glam::Vec2> {
             }
         }
     };
-    ((0.0..=1.0).contains(&uv.x) && (0.0..=1.0).contains(&uv.y)).then_some(uv)
+    ((0.0..=1.0).contains(&uv.x) && (0.0..=1.0).contains(&uv.y)).then_some((uv, face))
 }
 
 /// One eye buffer (`width` x `height`) as the compositor's layer pass makes it: every
 /// draw of the eye, back to front, sampled bilinearly in linear light and blended
-/// premultiplied, then stored as sRGB. `images` gives each draw's image (array layer 0).
+/// premultiplied, then stored as sRGB. `images(id, layer)` gives an array layer of a
+/// draw's image.
 pub fn compose_eye(
     draws: &[super::LayerDraw],
-    images: &dyn Fn(u64) -> Option<RgbaImage>,
+    images: &dyn Fn(u64, u32) -> Option<RgbaImage>,
     width: u32,
     height: u32,
 ) -> RgbaImage {
     let mut acc = vec![[0f32; 4]; (width * height) as usize];
     for draw in draws {
-        let Some(img) = images(draw.image) else {
-            continue;
-        };
         let p = &draw.push;
+        let layers: Vec<Option<RgbaImage>> = (0..6)
+            .map(|f| images(draw.image, p[15] as u32 + f))
+            .collect();
         let flags = p[11] as u32;
         for y in 0..height {
             for x in 0..width {
@@ -156,7 +178,10 @@ pub fn compose_eye(
                     (y as f32 + 0.5) / height as f32,
                 );
                 let d = glam::Vec3::new(p[0] + (p[1] - p[0]) * u, p[2] + (p[3] - p[2]) * v, -1.0);
-                let Some(uv) = layer_uv(p, d) else {
+                let Some((uv, face)) = layer_uv_face(p, d) else {
+                    continue;
+                };
+                let Some(img) = layers[face as usize].as_ref() else {
                     continue;
                 };
                 let s = (
@@ -164,10 +189,10 @@ pub fn compose_eye(
                     p[21] + (p[23] - p[21]) * uv.y,
                 );
                 let mut c = [
-                    sample_linear(&img, 0, s.0, s.1),
-                    sample_linear(&img, 1, s.0, s.1),
-                    sample_linear(&img, 2, s.0, s.1),
-                    sample_alpha(&img, s.0, s.1),
+                    sample_linear(img, 0, s.0, s.1),
+                    sample_linear(img, 1, s.0, s.1),
+                    sample_linear(img, 2, s.0, s.1),
+                    sample_alpha(img, s.0, s.1),
                 ];
                 if flags & 1 == 0 {
                     c[3] = 1.0;

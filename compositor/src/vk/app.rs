@@ -380,6 +380,8 @@ pub struct SwapchainDesc {
     pub width: u32,
     pub height: u32,
     pub array_layers: u32,
+    /// 1, or 6 for a cube map (each array layer six faces, +X -X +Y -Y +Z -Z).
+    pub faces: u32,
     pub mip_levels: u32,
     /// VkFormat.
     pub format: i32,
@@ -514,7 +516,11 @@ impl AppSwapchain {
             .ok_or_else(|| VkError::Unsupported(format!("swapchain format {format:?}")))?
             .1;
         let depth = is_depth(format);
-        let (usage, flags) = vk_usage(desc.xr_usage, color.is_some());
+        let (usage, mut flags) = vk_usage(desc.xr_usage, color.is_some());
+        if desc.faces == 6 {
+            // The app views it as a cube.
+            flags |= vk::ImageCreateFlags::CUBE_COMPATIBLE;
+        }
         let layout = if usage.contains(vk::ImageUsageFlags::COLOR_ATTACHMENT) {
             vk::ImageLayout::COLOR_ATTACHMENT_OPTIMAL
         } else if usage.contains(vk::ImageUsageFlags::DEPTH_STENCIL_ATTACHMENT) {
@@ -565,7 +571,7 @@ impl AppSwapchain {
                 depth: 1,
             })
             .mip_levels(self.desc.mip_levels)
-            .array_layers(self.desc.array_layers)
+            .array_layers(self.desc.array_layers * self.desc.faces)
             .samples(vk::SampleCountFlags::TYPE_1)
             .tiling(vk::ImageTiling::OPTIMAL)
             .usage(self.usage)
@@ -650,7 +656,7 @@ impl AppSwapchain {
                             allocation_size: req.size,
                             width: self.desc.width,
                             height: self.desc.height,
-                            array_layers: self.desc.array_layers,
+                            array_layers: self.desc.array_layers * self.desc.faces,
                             mip_levels: self.desc.mip_levels,
                             format: c,
                             usage: self.usage.as_raw(),
@@ -705,7 +711,10 @@ impl AppSwapchain {
     pub fn acquired(&mut self, index: usize) -> Result<(), VkError> {
         let layout = self.layout;
         let aspect = self.aspect;
-        let (levels, layers) = (self.desc.mip_levels, self.desc.array_layers);
+        let (levels, layers) = (
+            self.desc.mip_levels,
+            self.desc.array_layers * self.desc.faces,
+        );
         let dev = &self.dev;
         let img = self
             .images

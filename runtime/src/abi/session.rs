@@ -659,8 +659,15 @@ fn sub_image(
     holds: &mut Vec<Hold>,
     waits: &mut Vec<super::swapchain::RenderWait>,
 ) -> Result<SubImage, xr::Result> {
-    let (w, h, layers, owner) = super::swapchain::extent(si.swapchain)?;
-    if owner != session {
+    let super::swapchain::Extent {
+        width: w,
+        height: h,
+        array_size: layers,
+        faces,
+        session: owner,
+    } = super::swapchain::extent(si.swapchain)?;
+    if owner != session || faces != 1 {
+        // Another session's swapchain, or a cube map where a flat image belongs.
         return Err(xr::Result::ERROR_VALIDATION_FAILURE);
     }
     let r = si.image_rect;
@@ -729,8 +736,7 @@ fn check_view_chain(
         if base.ty == xr::StructureType::COMPOSITION_LAYER_DEPTH_INFO_KHR && depth_enabled {
             // SAFETY: the type says what it is.
             let d = unsafe { &*(next as *const xr::CompositionLayerDepthInfoKHR) };
-            let (_, _, _, owner) = super::swapchain::extent(d.sub_image.swapchain)?;
-            if owner != session {
+            if super::swapchain::extent(d.sub_image.swapchain)?.session != session {
                 return Err(xr::Result::ERROR_VALIDATION_FAILURE);
             }
             if !(0.0..=1.0).contains(&d.min_depth)
@@ -762,7 +768,7 @@ fn layers(
     time: xr::Time,
     ptrs: &[*const xr::CompositionLayerBaseHeader],
 ) -> Result<FrameLayers, xr::Result> {
-    let (depth_enabled, cylinder, equirect, equirect2) = super::INSTANCES
+    let (depth_enabled, cylinder, equirect, equirect2, cube) = super::INSTANCES
         .get(s.instance)
         .map(|i| {
             let i = lock(&i);
@@ -771,6 +777,7 @@ fn layers(
                 i.enabled("XR_KHR_composition_layer_cylinder"),
                 i.enabled("XR_KHR_composition_layer_equirect"),
                 i.enabled("XR_KHR_composition_layer_equirect2"),
+                i.enabled("XR_KHR_composition_layer_cube"),
             )
         })
         .unwrap_or_default();
@@ -915,6 +922,37 @@ fn layers(
                     radius: l.radius,
                     scale: glam::Vec2::new(l.scale.x, l.scale.y),
                     bias: glam::Vec2::new(l.bias.x, l.bias.y),
+                    flags: layer_flags(base.layer_flags),
+                });
+            }
+            xr::StructureType::COMPOSITION_LAYER_CUBE_KHR if cube => {
+                // SAFETY: the type says it is a cube layer.
+                let l = unsafe { &*(p as *const xr::CompositionLayerCubeKHR) };
+                let e = super::swapchain::extent(l.swapchain)?;
+                if e.session != session || e.faces != 6 || l.image_array_index >= e.array_size {
+                    tracing::warn!(
+                        "xrEndFrame: a cube layer needs a cube swapchain of its session"
+                    );
+                    return Err(xr::Result::ERROR_VALIDATION_FAILURE);
+                }
+                let orientation = app_pose(&xr::Posef {
+                    orientation: l.orientation,
+                    position: xr::Vector3f::default(),
+                })?;
+                let shown = super::swapchain::shown(l.swapchain, session)?;
+                holds.push(shown.hold);
+                waits.push(shown.rendered);
+                out.push(Layer::Cube {
+                    eyes: eye_visibility(l.eye_visibility)?,
+                    sub_image: SubImage {
+                        image: shown.layer_id,
+                        x: 0,
+                        y: 0,
+                        width: e.width as i32,
+                        height: e.height as i32,
+                        array_index: l.image_array_index * 6,
+                    },
+                    orientation: space.compose(&orientation).orientation,
                     flags: layer_flags(base.layer_flags),
                 });
             }

@@ -21,6 +21,8 @@ pub(super) struct SwapchainObj {
     pub(super) width: u32,
     pub(super) height: u32,
     pub(super) array_size: u32,
+    /// 1, or 6 for a cube map.
+    pub(super) faces: u32,
     inner: Mutex<Inner>,
 }
 
@@ -109,15 +111,18 @@ pub(super) unsafe extern "system" fn create_swapchain(
             if out.is_null() {
                 return Err(xr::Result::ERROR_VALIDATION_FAILURE);
             }
-            let (gfx, max_size) = {
+            let (gfx, max_size, instance) = {
                 let s = slock(&s);
                 s.alive()?;
                 let Some(g) = s.graphics() else {
                     // Headless sessions render nothing.
                     return Err(xr::Result::ERROR_FEATURE_UNSUPPORTED);
                 };
-                (g, s.max_swapchain_size)
+                (g, s.max_swapchain_size, s.instance)
             };
+            let cube_enabled = super::INSTANCES
+                .get(instance)
+                .is_some_and(|i| super::lock(&i).enabled("XR_KHR_composition_layer_cube"));
             let Graphics { device, compositor } = gfx;
             if info
                 .create_flags
@@ -163,6 +168,16 @@ pub(super) unsafe extern "system" fn create_swapchain(
             }
             match info.face_count {
                 1 => {}
+                // Cube maps (XR_KHR_composition_layer_cube): square faces.
+                6 if cube_enabled && info.width == info.height => {}
+                6 if cube_enabled => {
+                    tracing::warn!(
+                        w = info.width,
+                        h = info.height,
+                        "xrCreateSwapchain: a cube map's faces must be square"
+                    );
+                    return Err(xr::Result::ERROR_VALIDATION_FAILURE);
+                }
                 6 => return Err(xr::Result::ERROR_FEATURE_UNSUPPORTED),
                 _ => return Err(xr::Result::ERROR_VALIDATION_FAILURE),
             }
@@ -184,6 +199,7 @@ pub(super) unsafe extern "system" fn create_swapchain(
                 width: info.width,
                 height: info.height,
                 array_layers: info.array_size,
+                faces: info.face_count,
                 mip_levels: info.mip_count,
                 format,
                 xr_usage: info.usage_flags.into_raw(),
@@ -213,6 +229,7 @@ pub(super) unsafe extern "system" fn create_swapchain(
                 width: info.width,
                 height: info.height,
                 array_size: info.array_size,
+                faces: info.face_count,
                 inner: Mutex::new(Inner {
                     cycle: SwapchainCycle::new(count, static_image),
                     in_use: (0..count).map(|_| InUse::new()).collect(),
@@ -429,8 +446,23 @@ pub(super) fn shown(h: xr::Swapchain, session: u64) -> Result<Shown, xr::Result>
     })
 }
 
-/// A swapchain's size and layers, for sub-image checks.
-pub(super) fn extent(h: xr::Swapchain) -> Result<(u32, u32, u32, u64), xr::Result> {
+/// What a layer checks a swapchain against.
+pub(super) struct Extent {
+    pub(super) width: u32,
+    pub(super) height: u32,
+    pub(super) array_size: u32,
+    pub(super) faces: u32,
+    pub(super) session: u64,
+}
+
+/// A swapchain's size, layers and faces, for sub-image checks.
+pub(super) fn extent(h: xr::Swapchain) -> Result<Extent, xr::Result> {
     let sc = swapchain(h)?;
-    Ok((sc.width, sc.height, sc.array_size, sc.session))
+    Ok(Extent {
+        width: sc.width,
+        height: sc.height,
+        array_size: sc.array_size,
+        faces: sc.faces,
+        session: sc.session,
+    })
 }

@@ -29,6 +29,7 @@ pub const EXTENSIONS: &[(&str, u32)] = &[
     ("XR_KHR_composition_layer_cylinder", 4),
     ("XR_KHR_composition_layer_equirect", 3),
     ("XR_KHR_composition_layer_equirect2", 1),
+    ("XR_KHR_composition_layer_cube", 8),
 ];
 
 /// The system id every instance hands out for its (one) head-mounted display.
