@@ -567,6 +567,31 @@ unsafe extern "system" fn heard(
     xr::sys::FALSE
 }
 
+/// A messenger on `instance` hearing info, warnings and errors of the general and
+/// validation kinds.
+pub fn messenger(
+    instance: &xr::Instance,
+    callback: xr::sys::pfn::DebugUtilsMessengerCallbackEXT,
+) -> xr::sys::DebugUtilsMessengerEXT {
+    let du = instance.exts().ext_debug_utils.expect("XR_EXT_debug_utils");
+    let info = xr::sys::DebugUtilsMessengerCreateInfoEXT {
+        ty: xr::sys::DebugUtilsMessengerCreateInfoEXT::TYPE,
+        next: std::ptr::null(),
+        message_severities: xr::sys::DebugUtilsMessageSeverityFlagsEXT::WARNING
+            | xr::sys::DebugUtilsMessageSeverityFlagsEXT::ERROR
+            | xr::sys::DebugUtilsMessageSeverityFlagsEXT::INFO,
+        message_types: xr::sys::DebugUtilsMessageTypeFlagsEXT::GENERAL
+            | xr::sys::DebugUtilsMessageTypeFlagsEXT::VALIDATION,
+        user_callback: Some(callback),
+        user_data: std::ptr::null_mut(),
+    };
+    let mut m = <xr::sys::DebugUtilsMessengerEXT as xr::sys::Handle>::NULL;
+    // SAFETY: valid structures and output pointer.
+    let r = unsafe { (du.create_debug_utils_messenger)(instance.as_raw(), &info, &mut m) };
+    assert_eq!(r, xr::sys::Result::SUCCESS);
+    m
+}
+
 #[test]
 fn debug_utils_messengers_hear_submissions_and_runtime_warnings() {
     use xr::sys::Result as R;
@@ -582,21 +607,7 @@ fn debug_utils_messengers_hear_submissions_and_runtime_warnings() {
         .exts()
         .ext_debug_utils
         .expect("debug utils functions");
-    let info = xr::sys::DebugUtilsMessengerCreateInfoEXT {
-        ty: xr::sys::DebugUtilsMessengerCreateInfoEXT::TYPE,
-        next: std::ptr::null(),
-        message_severities: xr::sys::DebugUtilsMessageSeverityFlagsEXT::WARNING
-            | xr::sys::DebugUtilsMessageSeverityFlagsEXT::ERROR
-            | xr::sys::DebugUtilsMessageSeverityFlagsEXT::INFO,
-        message_types: xr::sys::DebugUtilsMessageTypeFlagsEXT::GENERAL
-            | xr::sys::DebugUtilsMessageTypeFlagsEXT::VALIDATION,
-        user_callback: Some(heard),
-        user_data: std::ptr::null_mut(),
-    };
-    let mut m = <xr::sys::DebugUtilsMessengerEXT as xr::sys::Handle>::NULL;
-    // SAFETY: valid structures and output pointer.
-    let r = unsafe { (du.create_debug_utils_messenger)(instance.as_raw(), &info, &mut m) };
-    assert_eq!(r, R::SUCCESS);
+    let m = messenger(&instance, heard);
     // The app's own message comes back.
     let data = xr::sys::DebugUtilsMessengerCallbackDataEXT {
         ty: xr::sys::DebugUtilsMessengerCallbackDataEXT::TYPE,

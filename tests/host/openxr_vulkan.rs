@@ -77,6 +77,39 @@ fn swapchain_info(format: u32, w: u32, h: u32) -> xr::SwapchainCreateInfo<xr::Vu
     }
 }
 
+/// A 0.5 m quad 1 m in front of `space`'s origin showing all of a 64x64 swapchain.
+fn quad_64<'a>(
+    space: &'a xr::Space,
+    sc: &'a xr::Swapchain<xr::Vulkan>,
+) -> xr::CompositionLayerQuad<'a, xr::Vulkan> {
+    xr::CompositionLayerQuad::new()
+        .space(space)
+        .eye_visibility(xr::EyeVisibility::BOTH)
+        .pose(xr::Posef {
+            orientation: xr::Quaternionf::IDENTITY,
+            position: xr::Vector3f {
+                x: 0.0,
+                y: 0.0,
+                z: -1.0,
+            },
+        })
+        .size(xr::Extent2Df {
+            width: 0.5,
+            height: 0.5,
+        })
+        .sub_image(
+            xr::SwapchainSubImage::new()
+                .swapchain(sc)
+                .image_rect(xr::Rect2Di {
+                    offset: xr::Offset2Di { x: 0, y: 0 },
+                    extent: xr::Extent2Di {
+                        width: 64,
+                        height: 64,
+                    },
+                }),
+        )
+}
+
 const RGBA8_SRGB: u32 = 43;
 const D32_SFLOAT: u32 = 126;
 
@@ -413,30 +446,7 @@ fn a_hundred_vulkan_instances_with_sessions_and_swapchains_leak_nothing() {
                 .end(
                     fs.predicted_display_time,
                     xr::EnvironmentBlendMode::OPAQUE,
-                    &[&xr::CompositionLayerQuad::new()
-                        .space(&space)
-                        .eye_visibility(xr::EyeVisibility::BOTH)
-                        .pose(xr::Posef {
-                            orientation: xr::Quaternionf::IDENTITY,
-                            position: xr::Vector3f {
-                                x: 0.0,
-                                y: 0.0,
-                                z: -1.0,
-                            },
-                        })
-                        .size(xr::Extent2Df {
-                            width: 0.5,
-                            height: 0.5,
-                        })
-                        .sub_image(xr::SwapchainSubImage::new().swapchain(&a).image_rect(
-                            xr::Rect2Di {
-                                offset: xr::Offset2Di { x: 0, y: 0 },
-                                extent: xr::Extent2Di {
-                                    width: 64,
-                                    height: 64,
-                                },
-                            },
-                        ))],
+                    &[&quad_64(&space, &a)],
                 )
                 .unwrap();
         }
@@ -491,7 +501,7 @@ fn a_session_survives_a_signal_every_millisecond() {
     // SAFETY: installs a handler that only increments an atomic (async-signal-safe).
     unsafe {
         let mut sa: libc::sigaction = std::mem::zeroed();
-        sa.sa_sigaction = on_signal as usize;
+        sa.sa_sigaction = on_signal as extern "C" fn(libc::c_int) as usize;
         sa.sa_flags = 0;
         libc::sigemptyset(&mut sa.sa_mask);
         assert_eq!(libc::sigaction(libc::SIGUSR1, &sa, std::ptr::null_mut()), 0);
@@ -516,9 +526,8 @@ fn a_session_survives_a_signal_every_millisecond() {
     let sender = {
         let stop = stop.clone();
         std::thread::spawn(move || {
-            // SAFETY: plain syscalls on this process's own threads.
-            let pid = unsafe { libc::getpid() };
-            let me = unsafe { libc::gettid() };
+            // SAFETY: getpid and gettid have no preconditions.
+            let (pid, me) = unsafe { (libc::getpid(), libc::gettid()) };
             while !stop.load(Ordering::Relaxed) {
                 for t in std::fs::read_dir("/proc/self/task").unwrap().flatten() {
                     let Some(tid) = t.file_name().to_str().and_then(|s| s.parse::<i32>().ok())
@@ -551,30 +560,7 @@ fn a_session_survives_a_signal_every_millisecond() {
             .end(
                 fs.predicted_display_time,
                 xr::EnvironmentBlendMode::OPAQUE,
-                &[&xr::CompositionLayerQuad::new()
-                    .space(&space)
-                    .eye_visibility(xr::EyeVisibility::BOTH)
-                    .pose(xr::Posef {
-                        orientation: xr::Quaternionf::IDENTITY,
-                        position: xr::Vector3f {
-                            x: 0.0,
-                            y: 0.0,
-                            z: -1.0,
-                        },
-                    })
-                    .size(xr::Extent2Df {
-                        width: 0.5,
-                        height: 0.5,
-                    })
-                    .sub_image(xr::SwapchainSubImage::new().swapchain(&sc).image_rect(
-                        xr::Rect2Di {
-                            offset: xr::Offset2Di { x: 0, y: 0 },
-                            extent: xr::Extent2Di {
-                                width: 64,
-                                height: 64,
-                            },
-                        },
-                    ))],
+                &[&quad_64(&space, &sc)],
             )
             .unwrap_or_else(|e| panic!("xrEndFrame, frame {frame}: {e}"));
         while let Some(ev) = instance.poll_event(&mut buf).unwrap() {

@@ -81,10 +81,8 @@ fn direct_entry() -> xr::Entry {
         get_instance_proc_addr: None,
     };
     // SAFETY: valid negotiation structures.
-    assert_eq!(
-        unsafe { negotiate(&info, &mut req) },
-        xr::sys::Result::SUCCESS
-    );
+    let negotiated = unsafe { negotiate(&info, &mut req) };
+    assert_eq!(negotiated, xr::sys::Result::SUCCESS);
     let gipa = req.get_instance_proc_addr.expect("xrGetInstanceProcAddr");
     // SAFETY: the runtime's xrGetInstanceProcAddr, which hands out its entry points.
     unsafe { xr::Entry::from_get_instance_proc_addr(gipa, &()) }
@@ -144,21 +142,7 @@ fn calls_from_several_threads_all_return_and_nothing_leaks() {
         .set((talker.as_raw().into_raw(), talker.fp().string_to_path))
         .ok();
     let du = talker.exts().ext_debug_utils.unwrap();
-    let info = xr::sys::DebugUtilsMessengerCreateInfoEXT {
-        ty: xr::sys::DebugUtilsMessengerCreateInfoEXT::TYPE,
-        next: std::ptr::null(),
-        message_severities: xr::sys::DebugUtilsMessageSeverityFlagsEXT::WARNING
-            | xr::sys::DebugUtilsMessageSeverityFlagsEXT::ERROR
-            | xr::sys::DebugUtilsMessageSeverityFlagsEXT::INFO,
-        message_types: xr::sys::DebugUtilsMessageTypeFlagsEXT::GENERAL
-            | xr::sys::DebugUtilsMessageTypeFlagsEXT::VALIDATION,
-        user_callback: Some(calls_back_in),
-        user_data: std::ptr::null_mut(),
-    };
-    let mut messenger = <xr::sys::DebugUtilsMessengerEXT as xr::sys::Handle>::NULL;
-    // SAFETY: valid structures and output pointer.
-    let r = unsafe { (du.create_debug_utils_messenger)(talker.as_raw(), &info, &mut messenger) };
-    assert_eq!(r, xr::sys::Result::SUCCESS);
+    let messenger = super::openxr::messenger(&talker, calls_back_in);
 
     let deadline = Instant::now() + Duration::from_secs(180);
     let mut threads = Vec::new();

@@ -436,14 +436,14 @@ pub fn plan(
                 } => {
                     kind = self::kind::EQUIRECT;
                     let half_pi = std::f32::consts::FRAC_PI_2;
-                    if !sane_pose(pose)
-                        || radius.is_nan()
-                        || *radius < 0.0
-                        || !(*h > 0.0 && *h <= std::f32::consts::TAU)
-                        || !(-half_pi..=half_pi).contains(up)
-                        || !(-half_pi..=half_pi).contains(down)
-                        || up <= down
-                    {
+                    let valid = sane_pose(pose)
+                        && *radius >= 0.0
+                        && *h > 0.0
+                        && *h <= std::f32::consts::TAU
+                        && (-half_pi..=half_pi).contains(up)
+                        && (-half_pi..=half_pi).contains(down)
+                        && up > down;
+                    if !valid {
                         reject(
                             "equirect pose or angles are not valid: dropped".into(),
                             false,

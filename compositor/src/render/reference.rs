@@ -27,6 +27,16 @@ pub fn linear_to_srgb(l: f32) -> u8 {
 /// Bilinear sample of channel `ch` at normalised (u, v), clamp-to-edge, in linear light
 /// (as a GPU's linear filter over an sRGB texture does).
 pub fn sample_linear(img: &RgbaImage, ch: usize, u: f32, v: f32) -> f32 {
+    bilinear(img, u, v, |p| srgb_to_linear(p[ch]))
+}
+
+/// Bilinear sample of the alpha channel (stored linearly in sRGB formats).
+fn sample_alpha(img: &RgbaImage, u: f32, v: f32) -> f32 {
+    bilinear(img, u, v, |p| p[3] as f32 / 255.0)
+}
+
+/// Bilinear filter of `value` of the texels around normalised (u, v), clamp-to-edge.
+fn bilinear(img: &RgbaImage, u: f32, v: f32, value: impl Fn([u8; 4]) -> f32) -> f32 {
     let x = u * img.width as f32 - 0.5;
     let y = v * img.height as f32 - 0.5;
     let (x0, y0) = (x.floor(), y.floor());
@@ -34,7 +44,7 @@ pub fn sample_linear(img: &RgbaImage, ch: usize, u: f32, v: f32) -> f32 {
     let at = |xi: f32, yi: f32| {
         let xi = (xi as i64).clamp(0, img.width as i64 - 1) as u32;
         let yi = (yi as i64).clamp(0, img.height as i64 - 1) as u32;
-        srgb_to_linear(img.pixel(xi, yi)[ch])
+        value(img.pixel(xi, yi))
     };
     let top = at(x0, y0) * (1.0 - fx) + at(x0 + 1.0, y0) * fx;
     let bottom = at(x0, y0 + 1.0) * (1.0 - fx) + at(x0 + 1.0, y0 + 1.0) * fx;
@@ -226,22 +236,6 @@ pub fn compose_eye(
         }
     }
     out
-}
-
-/// Bilinear sample of the alpha channel (stored linearly in sRGB formats).
-fn sample_alpha(img: &RgbaImage, u: f32, v: f32) -> f32 {
-    let x = u * img.width as f32 - 0.5;
-    let y = v * img.height as f32 - 0.5;
-    let (x0, y0) = (x.floor(), y.floor());
-    let (fx, fy) = (x - x0, y - y0);
-    let at = |xi: f32, yi: f32| {
-        let xi = (xi as i64).clamp(0, img.width as i64 - 1) as u32;
-        let yi = (yi as i64).clamp(0, img.height as i64 - 1) as u32;
-        img.pixel(xi, yi)[3] as f32 / 255.0
-    };
-    let top = at(x0, y0) * (1.0 - fx) + at(x0 + 1.0, y0) * fx;
-    let bottom = at(x0, y0 + 1.0) * (1.0 - fx) + at(x0 + 1.0, y0 + 1.0) * fx;
-    top * (1.0 - fy) + bottom * fy
 }
 
 /// Peak signal-to-noise ratio over the colour channels, dB (infinite when equal).
