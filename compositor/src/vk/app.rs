@@ -249,7 +249,9 @@ pub struct AppDevice {
     queue_family: u32,
     memory: vk::PhysicalDeviceMemoryProperties,
     memory_fd: ash::khr::external_memory_fd::Device,
-    /// Command pool on the app's queue family (layout transitions); used under the lock.
+    /// Command pool on the app's queue family (layout transitions). Its lock also
+    /// serialises the runtime's submissions to the app's queue: swapchains on several
+    /// threads share both, and Vulkan requires external synchronisation of each.
     pool: Mutex<vk::CommandPool>,
 }
 
@@ -621,12 +623,14 @@ impl AppSwapchain {
                 .create_fence(&vk::FenceCreateInfo::default(), None)
                 .map_err(call("vkCreateFence"))
                 .map_err(free)?;
-            let pool = *self.dev.pool.lock().unwrap_or_else(|p| p.into_inner());
-            let cmd = match d.allocate_command_buffers(
+            let pool = self.dev.pool.lock().unwrap_or_else(|p| p.into_inner());
+            let allocated = d.allocate_command_buffers(
                 &vk::CommandBufferAllocateInfo::default()
-                    .command_pool(pool)
+                    .command_pool(*pool)
                     .command_buffer_count(1),
-            ) {
+            );
+            drop(pool);
+            let cmd = match allocated {
                 Ok(c) => c[0],
                 Err(e) => {
                     d.destroy_fence(fence, None);
@@ -680,13 +684,24 @@ impl AppSwapchain {
 
     fn destroy_image(&self, i: &AppImage) {
         let d = &self.dev.device;
-        let pool = *self.dev.pool.lock().unwrap_or_else(|p| p.into_inner());
-        // SAFETY: our objects; the fence is waited on (or never submitted) before this.
-        unsafe {
-            if i.pending {
-                let _ = d.wait_for_fences(&[i.fence], true, 5_000_000_000);
+        if i.pending {
+            // SAFETY: our fence, submitted.
+            let waited = unsafe { d.wait_for_fences(&[i.fence], true, 5_000_000_000) };
+            if let Err(e) = waited {
+                // Its last use may still be running (a hung or lost device): destroying
+                // it now would be undefined behaviour, so it is left to the driver.
+                tracing::error!(
+                    result = ?e,
+                    "a swapchain image's last use did not complete: its objects are leaked"
+                );
+                return;
             }
-            d.free_command_buffers(pool, &[i.cmd]);
+        }
+        let pool = self.dev.pool.lock().unwrap_or_else(|p| p.into_inner());
+        // SAFETY: our objects, idle (the fence is waited on, or was never submitted); the
+        // pool under its lock.
+        unsafe {
+            d.free_command_buffers(*pool, &[i.cmd]);
             d.destroy_fence(i.fence, None);
             d.destroy_image(i.image, None);
             d.free_memory(i.memory, None);
@@ -724,14 +739,18 @@ impl AppSwapchain {
             return Ok(());
         }
         let d = &dev.device;
+        if img.pending {
+            // SAFETY: our fence, submitted.
+            unsafe { d.wait_for_fences(&[img.fence], true, 5_000_000_000) }
+                .map_err(call("vkWaitForFences"))?;
+            img.pending = false;
+        }
+        // Recording (the pool) and submitting (the queue) under the pool's lock.
+        let _pool = dev.pool.lock().unwrap_or_else(|p| p.into_inner());
         // SAFETY: the app's queue, used inside xrAcquireSwapchainImage as the OpenXR
-        // specification allows; our command buffer and fence, idle (waited for below).
+        // specification allows, and our command buffer and fence, idle (waited for
+        // above), both under the lock that serialises the runtime's use of them.
         unsafe {
-            if img.pending {
-                d.wait_for_fences(&[img.fence], true, 5_000_000_000)
-                    .map_err(call("vkWaitForFences"))?;
-                img.pending = false;
-            }
             d.reset_fences(&[img.fence])
                 .map_err(call("vkResetFences"))?;
             d.begin_command_buffer(
@@ -784,13 +803,16 @@ impl AppSwapchain {
             .get_mut(index)
             .ok_or_else(|| VkError::Unsupported(format!("no swapchain image {index}")))?;
         let d = &dev.device;
+        if img.pending {
+            // SAFETY: our fence, submitted.
+            unsafe { d.wait_for_fences(&[img.fence], true, 5_000_000_000) }
+                .map_err(call("vkWaitForFences"))?;
+        }
+        let _queue = dev.pool.lock().unwrap_or_else(|p| p.into_inner());
         // SAFETY: our fence (idle once waited); the app's queue inside
-        // xrReleaseSwapchainImage, as the specification allows.
+        // xrReleaseSwapchainImage, as the specification allows, under the lock that
+        // serialises the runtime's submissions to it.
         unsafe {
-            if img.pending {
-                d.wait_for_fences(&[img.fence], true, 5_000_000_000)
-                    .map_err(call("vkWaitForFences"))?;
-            }
             d.reset_fences(&[img.fence])
                 .map_err(call("vkResetFences"))?;
             d.queue_submit(dev.queue, &[], img.fence)

@@ -1658,7 +1658,12 @@ fn viewport(d: &ash::Device, cb: vk::CommandBuffer, x: f32, width: u32, height: 
 
 impl Drop for GpuRenderer {
     fn drop(&mut self) {
-        let _ = self.wait();
+        if let Err(e) = self.wait() {
+            // The last frame may still be running on a hung or lost device: destroying
+            // what it uses would be undefined behaviour. Leak it, and say so.
+            tracing::error!(%e, "the compositor's last frame did not complete: its GPU objects are leaked");
+            return;
+        }
         let ids: Vec<u64> = self.layers.keys().copied().collect();
         for id in ids {
             let _ = self.destroy_layer_image(id);
