@@ -202,7 +202,8 @@ pub(super) unsafe extern "system" fn create_action(
                 let inst = lock(&inst);
                 for p in paths {
                     let s = inst.paths.name(p.into_raw()).map_err(path_err)?;
-                    if !TOP_LEVEL.contains(&s) {
+                    let eyes = s == "/user/eyes_ext" && inst.enabled("XR_EXT_eye_gaze_interaction");
+                    if !TOP_LEVEL.contains(&s) && !eyes {
                         return Err(xr::Result::ERROR_PATH_UNSUPPORTED);
                     }
                     if subactions.contains(&p.into_raw()) {
@@ -257,14 +258,19 @@ pub(super) unsafe extern "system" fn suggest_interaction_profile_bindings(
             if any_attached {
                 return Err(xr::Result::ERROR_ACTIONSETS_ALREADY_ATTACHED);
             }
-            let (profile, api_minor) = {
+            let (profile, api_minor, extensions) = {
                 let inst = lock(&i);
                 let name = inst
                     .paths
                     .name(info.interaction_profile.into_raw())
                     .map_err(path_err)?
                     .to_string();
-                (name, inst.api_version.1)
+                (name, inst.api_version.1, inst.extensions.clone())
+            };
+            let enabled = |e: &str| extensions.contains(e);
+            let scope = action::ProfileScope {
+                api_minor,
+                enabled: &enabled,
             };
             let mut resolved = Vec::with_capacity(bindings.len());
             for b in bindings {
@@ -279,7 +285,7 @@ pub(super) unsafe extern "system" fn suggest_interaction_profile_bindings(
                     .name(b.binding.into_raw())
                     .map_err(path_err)?
                     .to_string();
-                let r = action::resolve(&profile, &path, api_minor).map_err(|_| {
+                let r = action::resolve(&profile, &path, &scope).map_err(|_| {
                     tracing::warn!(%profile, binding = %path, "unsupported binding suggested");
                     xr::Result::ERROR_PATH_UNSUPPORTED
                 })?;
@@ -754,20 +760,25 @@ pub(super) unsafe extern "system" fn get_input_source_localized_name(
             let i = super::INSTANCES
                 .get(s.instance)
                 .ok_or(xr::Result::ERROR_HANDLE_INVALID)?;
-            let (source, api_minor) = {
+            let (source, api_minor, extensions) = {
                 let inst = lock(&i);
                 let name = inst
                     .paths
                     .name(info.source_path.into_raw())
                     .map_err(path_err)?
                     .to_string();
-                (name, inst.api_version.1)
+                (name, inst.api_version.1, inst.extensions.clone())
+            };
+            let enabled = |e: &str| extensions.contains(e);
+            let scope = action::ProfileScope {
+                api_minor,
+                enabled: &enabled,
             };
             let profile = att
                 .profile
                 .clone()
                 .ok_or(xr::Result::ERROR_PATH_UNSUPPORTED)?;
-            let b = action::resolve(&profile, &source, api_minor)
+            let b = action::resolve(&profile, &source, &scope)
                 .ok()
                 .flatten()
                 .ok_or(xr::Result::ERROR_PATH_UNSUPPORTED)?;

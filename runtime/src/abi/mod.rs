@@ -1126,7 +1126,25 @@ unsafe extern "system" fn get_system_properties(
             p.graphics_properties.max_swapchain_image_height = s.max_swapchain_size;
             p.tracking_properties.orientation_tracking = s.orientation_tracking.into();
             p.tracking_properties.position_tracking = s.position_tracking.into();
-            Ok(())
+            // Extension properties in the chain. No supported headset tracks the eyes.
+            let mut next = p.next;
+            for _ in 0..MAX_CHAIN {
+                if next.is_null() {
+                    return Ok(());
+                }
+                // SAFETY: every structure in a chain starts with its type and next pointer.
+                let base = unsafe { &mut *(next as *mut xr::BaseOutStructure) };
+                if base.ty == xr::StructureType::SYSTEM_EYE_GAZE_INTERACTION_PROPERTIES_EXT
+                    && inst.enabled("XR_EXT_eye_gaze_interaction")
+                {
+                    // SAFETY: the type says what it is.
+                    let e =
+                        unsafe { &mut *(next as *mut xr::SystemEyeGazeInteractionPropertiesEXT) };
+                    e.supports_eye_gaze_interaction = false.into();
+                }
+                next = base.next.cast();
+            }
+            Err(xr::Result::ERROR_VALIDATION_FAILURE)
         })())
     })
 }

@@ -58,6 +58,8 @@ pub struct Profile {
     pub since: u16,
     pub users: Vec<String>,
     pub components: Vec<ProfileComponent>,
+    /// The extension an instance must enable to use it (`None`: core).
+    pub requires: Option<String>,
 }
 
 /// A component of a profile: `input/trigger/value` and what it is.
@@ -159,6 +161,10 @@ pub fn parse_profiles(text: &str) -> Result<Vec<Profile>, String> {
             });
         }
         out.push(Profile {
+            requires: t
+                .get("requires")
+                .and_then(|v| v.as_str())
+                .map(str::to_string),
             title: str_of(t, "title")?,
             since: minor(&str_of(t, "since")?)?,
             path,
@@ -184,18 +190,38 @@ pub struct Binding {
     pub kind: Component,
 }
 
+/// What an instance sees of the profiles: its OpenXR minor version and the extensions
+/// it enabled.
+pub struct ProfileScope<'a> {
+    pub api_minor: u16,
+    pub enabled: &'a dyn Fn(&str) -> bool,
+}
+
+impl std::fmt::Debug for ProfileScope<'_> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("ProfileScope")
+            .field("api_minor", &self.api_minor)
+            .finish_non_exhaustive()
+    }
+}
+
 /// Checks `binding` (e.g. `/user/hand/left/input/select/click`, or the shorthand
-/// `/user/hand/left/input/select`) against `profile`, as an instance of OpenXR 1.`api_minor`
-/// sees the profiles. `Ok(None)`: a valid binding of a user path no device here has yet
-/// (a head's or a gamepad's), kept inert.
+/// `/user/hand/left/input/select`) against `profile`, as an instance in `scope` sees the
+/// profiles. `Ok(None)`: a valid binding of a user path no device here has yet (a head's,
+/// a gamepad's, eyes'), kept inert.
 pub fn resolve(
     profile: &str,
     binding: &str,
-    api_minor: u16,
+    scope: &ProfileScope,
 ) -> Result<Option<Binding>, BindingError> {
+    let api_minor = scope.api_minor;
     let p = profiles()
         .iter()
-        .find(|p| p.path == profile && p.since <= api_minor)
+        .find(|p| {
+            p.path == profile
+                && p.since <= api_minor
+                && p.requires.as_deref().is_none_or(|e| (scope.enabled)(e))
+        })
         .ok_or(BindingError::Unsupported)?;
     let (user, rest) = p
         .users
@@ -321,9 +347,27 @@ impl ActionState {
 mod tests {
     use super::*;
 
+    fn none(_: &str) -> bool {
+        false
+    }
+
+    fn v10() -> ProfileScope<'static> {
+        ProfileScope {
+            api_minor: 0,
+            enabled: &none,
+        }
+    }
+
+    fn v11() -> ProfileScope<'static> {
+        ProfileScope {
+            api_minor: 1,
+            enabled: &none,
+        }
+    }
+
     #[test]
     fn bindings_resolve_against_their_profile() {
-        let r = |p: &str, b: &str| resolve(p, b, 0).map(|b| b.unwrap());
+        let r = |p: &str, b: &str| resolve(p, b, &v10()).map(|b| b.unwrap());
         let b = r(SIMPLE_CONTROLLER, "/user/hand/right/input/select/click").unwrap();
         assert_eq!(
             (b.hand, b.component, b.kind),
@@ -349,7 +393,7 @@ mod tests {
             "/user/hand/right/input/select/click/invalid",
         ] {
             assert_eq!(
-                resolve(SIMPLE_CONTROLLER, bad, 1),
+                resolve(SIMPLE_CONTROLLER, bad, &v11()),
                 Err(BindingError::Unsupported),
                 "{bad}"
             );
@@ -358,7 +402,7 @@ mod tests {
             resolve(
                 "/interaction_profiles/acme/nothing",
                 "/user/hand/left/input/select/click",
-                1
+                &v11()
             ),
             Err(BindingError::Unsupported)
         );
@@ -368,8 +412,9 @@ mod tests {
     #[test]
     fn the_specifications_profiles_by_version() {
         let all = profiles();
+        let core = |p: &&Profile| p.requires.is_none();
         assert_eq!(
-            all.iter().filter(|p| p.since == 0).count(),
+            all.iter().filter(core).filter(|p| p.since == 0).count(),
             9,
             "1.0 profiles"
         );
@@ -386,7 +431,7 @@ mod tests {
             resolve(
                 "/interaction_profiles/htc/vive_pro",
                 "/user/head/input/system/click",
-                0
+                &v10()
             ),
             Ok(None)
         );
@@ -394,30 +439,39 @@ mod tests {
             resolve(
                 "/interaction_profiles/microsoft/xbox_controller",
                 "/user/gamepad/input/thumbstick_left",
-                0
+                &v10()
             ),
             Ok(None)
         );
         // What 1.1 added exists for 1.1 instances only.
         let grip_surface = "/user/hand/left/input/grip_surface/pose";
-        assert!(resolve(SIMPLE_CONTROLLER, grip_surface, 0).is_err());
-        assert!(resolve(SIMPLE_CONTROLLER, grip_surface, 1).is_ok());
+        assert!(resolve(SIMPLE_CONTROLLER, grip_surface, &v10()).is_err());
+        assert!(resolve(SIMPLE_CONTROLLER, grip_surface, &v11()).is_ok());
         let odyssey = "/interaction_profiles/samsung/odyssey_controller";
-        assert!(resolve(odyssey, "/user/hand/left/input/menu/click", 0).is_err());
-        assert!(resolve(odyssey, "/user/hand/left/input/menu/click", 1).is_ok());
-        // Every component of every profile resolves for its own user paths.
-        for p in all {
+        assert!(resolve(odyssey, "/user/hand/left/input/menu/click", &v10()).is_err());
+        assert!(resolve(odyssey, "/user/hand/left/input/menu/click", &v11()).is_ok());
+        // Every component of every core profile resolves for its own user paths.
+        for p in all.iter().filter(core) {
             for c in &p.components {
                 for u in &p.users {
                     if c.user.as_deref().is_some_and(|cu| cu != u) {
                         continue;
                     }
                     let path = format!("{u}/{}", c.subpath);
-                    assert!(resolve(&p.path, &path, 1).is_ok(), "{} {path}", p.path);
+                    assert!(resolve(&p.path, &path, &v11()).is_ok(), "{} {path}", p.path);
                 }
             }
         }
         assert!(parse_profiles("[[profile]]\npath = 1").is_err());
+        // An extension's profile exists for instances that enabled the extension.
+        let gaze = "/interaction_profiles/ext/eye_gaze_interaction";
+        let pose = "/user/eyes_ext/input/gaze_ext/pose";
+        assert!(resolve(gaze, pose, &v11()).is_err());
+        let with_gaze = ProfileScope {
+            api_minor: 0,
+            enabled: &|e: &str| e == "XR_EXT_eye_gaze_interaction",
+        };
+        assert_eq!(resolve(gaze, pose, &with_gaze), Ok(None), "valid and inert");
     }
 
     #[test]

@@ -30,6 +30,7 @@ pub const EXTENSIONS: &[(&str, u32)] = &[
     ("XR_KHR_composition_layer_equirect", 3),
     ("XR_KHR_composition_layer_equirect2", 1),
     ("XR_KHR_composition_layer_cube", 8),
+    ("XR_EXT_eye_gaze_interaction", 2),
 ];
 
 /// The system id every instance hands out for its (one) head-mounted display.
