@@ -723,10 +723,9 @@ unsafe extern "system" fn get_instance_proc_addr(
                 Err(e) => return e,
             }
         };
-        // Functions OpenXR 1.1 added to the core exist for 1.1 instances only.
-        let v11_only = matches!(name, "xrLocateSpaces");
+        // Core functions, OpenXR 1.1's included, are handed out to every instance (the
+        // conformance suite expects xrLocateSpaces from 1.0 instances too).
         let found = match (core_function(name), &inst) {
-            (Some(_), Some(i)) if v11_only && lock(i).api_version.1 < 1 => None,
             (Some((_, f)), Some(_)) => Some(f),
             (Some((true, f)), None) => Some(f),
             (Some((false, _)), None) => return xr::Result::ERROR_HANDLE_INVALID,
