@@ -253,6 +253,9 @@ pub struct AppDevice {
     /// serialises the runtime's submissions to the app's queue: swapchains on several
     /// threads share both, and Vulkan requires external synchronisation of each.
     pool: Mutex<vk::CommandPool>,
+    /// A swapchain image was leaked with work possibly pending on it (see
+    /// `destroy_image`): the pool must not be destroyed either.
+    leaked: std::sync::atomic::AtomicBool,
 }
 
 impl std::fmt::Debug for AppDevice {
@@ -350,6 +353,7 @@ impl AppDevice {
             memory,
             memory_fd,
             pool: Mutex::new(pool),
+            leaked: std::sync::atomic::AtomicBool::new(false),
         })
     }
 
@@ -369,9 +373,16 @@ impl AppDevice {
 
 impl Drop for AppDevice {
     fn drop(&mut self) {
+        if self.leaked.load(std::sync::atomic::Ordering::Acquire) {
+            // A swapchain image's last use never completed: its command buffer (from
+            // this pool) may still be pending, so the pool stays too.
+            tracing::error!("the swapchain command pool is leaked with an unfinished image");
+            return;
+        }
         let pool = *self.pool.lock().unwrap_or_else(|p| p.into_inner());
         // SAFETY: our pool; its command buffers completed (every submit is waited for
-        // before the swapchain that recorded it goes away).
+        // before the swapchain that recorded it goes away, and a swapchain image whose
+        // wait failed leaked the pool above).
         unsafe { self.device.destroy_command_pool(pool, None) };
     }
 }
@@ -694,6 +705,9 @@ impl AppSwapchain {
                     result = ?e,
                     "a swapchain image's last use did not complete: its objects are leaked"
                 );
+                self.dev
+                    .leaked
+                    .store(true, std::sync::atomic::Ordering::Release);
                 return;
             }
         }

@@ -164,6 +164,13 @@ const TOP_LEVEL: [&str; 4] = [
     "/user/gamepad",
 ];
 
+/// A top-level user path an instance may name: the core ones, and the eyes with
+/// XR_EXT_eye_gaze_interaction.
+fn top_level_path(inst: &crate::state::Instance, path: &str) -> bool {
+    TOP_LEVEL.contains(&path)
+        || (path == "/user/eyes_ext" && inst.enabled("XR_EXT_eye_gaze_interaction"))
+}
+
 pub(super) unsafe extern "system" fn create_action(
     set_h: xr::ActionSet,
     info: *const xr::ActionCreateInfo,
@@ -202,8 +209,7 @@ pub(super) unsafe extern "system" fn create_action(
                 let inst = lock(&inst);
                 for p in paths {
                     let s = inst.paths.name(p.into_raw()).map_err(path_err)?;
-                    let eyes = s == "/user/eyes_ext" && inst.enabled("XR_EXT_eye_gaze_interaction");
-                    if !TOP_LEVEL.contains(&s) && !eyes {
+                    if !top_level_path(&inst, s) {
                         return Err(xr::Result::ERROR_PATH_UNSUPPORTED);
                     }
                     if subactions.contains(&p.into_raw()) {
@@ -374,7 +380,7 @@ pub(super) unsafe extern "system" fn get_current_interaction_profile(
                 .name(top_level.into_raw())
                 .map_err(path_err)?
                 .to_string();
-            if !TOP_LEVEL.contains(&user.as_str()) {
+            if !top_level_path(&inst, &user) {
                 return Err(xr::Result::ERROR_PATH_UNSUPPORTED);
             }
             let a = s
@@ -420,13 +426,7 @@ pub(super) unsafe extern "system" fn sync_actions(
             let Some(att) = s.actions.as_mut() else {
                 return Err(xr::Result::ERROR_ACTIONSET_NOT_ATTACHED);
             };
-            if std::mem::take(&mut att.profile_changed)
-                && let Some(i) = super::INSTANCES.get(instance)
-            {
-                lock(&i).events.push_back(Event::InteractionProfileChanged {
-                    session: h.into_raw(),
-                });
-            }
+
             for a in active {
                 if !att.sets.contains(&a.action_set.into_raw()) {
                     return Err(if SETS.get(a.action_set.into_raw()).is_some() {
@@ -439,7 +439,14 @@ pub(super) unsafe extern "system" fn sync_actions(
             let i = super::INSTANCES
                 .get(instance)
                 .ok_or(xr::Result::ERROR_HANDLE_INVALID)?;
-            let inst = lock(&i);
+            let mut inst = lock(&i);
+            // The current profile changed since the app last synced: the event comes
+            // with this (valid) sync, as the specification requires.
+            if std::mem::take(&mut att.profile_changed) {
+                inst.events.push_back(Event::InteractionProfileChanged {
+                    session: h.into_raw(),
+                });
+            }
             let now = super::session::now_ns() as i64;
             let mut actions = Vec::new();
             ACTIONS.for_each_handle(|handle, a| {

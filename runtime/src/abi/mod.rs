@@ -1131,8 +1131,9 @@ unsafe extern "system" fn get_system_properties(
                 if next.is_null() {
                     return Ok(());
                 }
-                // SAFETY: every structure in a chain starts with its type and next pointer.
-                let base = unsafe { &mut *(next as *mut xr::BaseOutStructure) };
+                // SAFETY: every structure in a chain starts with its type and next pointer;
+                // the copy ends the read before a typed reference to it is made.
+                let base = unsafe { *(next as *const xr::BaseOutStructure) };
                 if base.ty == xr::StructureType::SYSTEM_EYE_GAZE_INTERACTION_PROPERTIES_EXT
                     && inst.enabled("XR_EXT_eye_gaze_interaction")
                 {

@@ -483,8 +483,18 @@ pub(super) unsafe extern "system" fn wait_frame(
                 let mut s = slock(&cell);
                 s.check_lost(h.into_raw());
                 // A second xrWaitFrame blocks until the frame the first returned is begun.
-                while s.session.frame_wait_blocked() && !s.closed {
-                    s = cell.frame_begun.wait(s).unwrap_or_else(|p| p.into_inner());
+                // It also returns when the session is lost (the compositor stopping
+                // notifies no one: checked every 100 ms) or destroyed.
+                while s.session.frame_wait_blocked()
+                    && !s.closed
+                    && s.session.state() != SessionState::LossPending
+                {
+                    s = cell
+                        .frame_begun
+                        .wait_timeout(s, std::time::Duration::from_millis(100))
+                        .unwrap_or_else(|p| p.into_inner())
+                        .0;
+                    s.check_lost(h.into_raw());
                 }
                 if s.closed {
                     return Err(xr::Result::ERROR_HANDLE_INVALID);
@@ -604,6 +614,10 @@ pub(super) unsafe extern "system" fn end_frame(
             }
             // ... and end the frame under it again.
             let mut s = slock(&cell);
+            if s.closed {
+                // Destroyed while the app's GPU work was waited for.
+                return Err(xr::Result::ERROR_HANDLE_INVALID);
+            }
             s.check_lost(h.into_raw());
             s.alive()?;
             if !s.session.frame_in_progress() {

@@ -261,7 +261,10 @@ fn velocity(
     let (a, b) = (to_pose(&p0), to_pose(&p1));
     let dt = DT_NS as f32 * 1e-9;
     let linear = (b.position - a.position) / dt;
-    let (axis, angle) = (b.orientation * a.orientation.inverse()).to_axis_angle();
+    // The shorter way round: a delta on the other hemisphere would read as ~2π.
+    let delta = b.orientation * a.orientation.inverse();
+    let delta = if delta.w < 0.0 { -delta } else { delta };
+    let (axis, angle) = delta.to_axis_angle();
     let angular = if angle.is_finite() && axis.is_finite() {
         axis * angle / dt
     } else {
@@ -294,8 +297,9 @@ unsafe fn fill_velocities(
         if next.is_null() {
             return Ok(());
         }
-        // SAFETY: every structure in a chain starts with its type and next pointer.
-        let base = unsafe { &mut *(next as *mut xr::BaseOutStructure) };
+        // SAFETY: every structure in a chain starts with its type and next pointer; the
+        // copy ends the read before a typed reference to the same structure is made.
+        let base = unsafe { *(next as *const xr::BaseOutStructure) };
         if base.ty == xr::StructureType::SPACE_VELOCITY && count == 1 {
             // SAFETY: the type says what it is.
             let v = unsafe { &mut *(next as *mut xr::SpaceVelocity) };

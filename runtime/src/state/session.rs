@@ -156,6 +156,9 @@ impl Session {
         }
         self.running = false;
         self.frame_open = false;
+        // A frame waited for and never begun (the app saw STOPPING and ended) must not
+        // block the first xrWaitFrame of the next run.
+        self.begun = self.waited;
         self.go(SessionState::Idle);
         if self.exit_requested {
             self.go(SessionState::Exiting);
@@ -313,6 +316,23 @@ mod tests {
         assert!(!s.frame_wait_blocked());
         s.end_frame().unwrap();
         assert_eq!(s.begin_frame(), Err(SessionError::CallOrderInvalid));
+    }
+
+    #[test]
+    fn a_wait_left_open_at_the_end_does_not_block_the_next_run() {
+        let mut s = Session::new();
+        s.begin().unwrap();
+        frame(&mut s);
+        s.request_exit().unwrap();
+        s.exit_requested = false;
+        s.wait_frame().unwrap();
+        assert!(s.frame_wait_blocked());
+        s.end().unwrap();
+        s.begin().unwrap();
+        assert!(
+            !s.frame_wait_blocked(),
+            "the next run's first xrWaitFrame returns"
+        );
     }
 
     #[test]
