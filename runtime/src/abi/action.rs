@@ -164,6 +164,41 @@ const TOP_LEVEL: [&str; 4] = [
     "/user/gamepad",
 ];
 
+/// What decides which interaction profiles an instance sees, copied out of its lock.
+struct ProfilesSeen {
+    api_minor: u16,
+    extensions: std::collections::BTreeSet<String>,
+}
+
+impl ProfilesSeen {
+    fn scope<'a>(&self, enabled: &'a dyn Fn(&str) -> bool) -> action::ProfileScope<'a> {
+        action::ProfileScope {
+            api_minor: self.api_minor,
+            enabled,
+        }
+    }
+}
+
+/// A path's string, and what the instance sees of the interaction profiles.
+fn path_and_profiles(
+    i: &super::InstanceObj,
+    path: xr::Path,
+) -> Result<(String, ProfilesSeen), xr::Result> {
+    let inst = lock(i);
+    let name = inst
+        .paths
+        .name(path.into_raw())
+        .map_err(path_err)?
+        .to_string();
+    Ok((
+        name,
+        ProfilesSeen {
+            api_minor: inst.api_version.1,
+            extensions: inst.extensions.clone(),
+        },
+    ))
+}
+
 /// A top-level user path an instance may name: the core ones, and the eyes with
 /// XR_EXT_eye_gaze_interaction.
 fn top_level_path(inst: &crate::state::Instance, path: &str) -> bool {
@@ -264,20 +299,9 @@ pub(super) unsafe extern "system" fn suggest_interaction_profile_bindings(
             if any_attached {
                 return Err(xr::Result::ERROR_ACTIONSETS_ALREADY_ATTACHED);
             }
-            let (profile, api_minor, extensions) = {
-                let inst = lock(&i);
-                let name = inst
-                    .paths
-                    .name(info.interaction_profile.into_raw())
-                    .map_err(path_err)?
-                    .to_string();
-                (name, inst.api_version.1, inst.extensions.clone())
-            };
-            let enabled = |e: &str| extensions.contains(e);
-            let scope = action::ProfileScope {
-                api_minor,
-                enabled: &enabled,
-            };
+            let (profile, seen) = path_and_profiles(&i, info.interaction_profile)?;
+            let enabled = |e: &str| seen.extensions.contains(e);
+            let scope = seen.scope(&enabled);
             let mut resolved = Vec::with_capacity(bindings.len());
             for b in bindings {
                 let a = ACTIONS
@@ -767,20 +791,9 @@ pub(super) unsafe extern "system" fn get_input_source_localized_name(
             let i = super::INSTANCES
                 .get(s.instance)
                 .ok_or(xr::Result::ERROR_HANDLE_INVALID)?;
-            let (source, api_minor, extensions) = {
-                let inst = lock(&i);
-                let name = inst
-                    .paths
-                    .name(info.source_path.into_raw())
-                    .map_err(path_err)?
-                    .to_string();
-                (name, inst.api_version.1, inst.extensions.clone())
-            };
-            let enabled = |e: &str| extensions.contains(e);
-            let scope = action::ProfileScope {
-                api_minor,
-                enabled: &enabled,
-            };
+            let (source, seen) = path_and_profiles(&i, info.source_path)?;
+            let enabled = |e: &str| seen.extensions.contains(e);
+            let scope = seen.scope(&enabled);
             let profile = att
                 .profile
                 .clone()
