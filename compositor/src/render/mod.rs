@@ -291,6 +291,21 @@ fn in_layer_space(push: &mut [f32; 28], pose: &Pose, eye_pose: &Pose, positional
     }
 }
 
+/// A cylinder's or sphere's radius: non-negative (NaN is not); 0 and +infinity put the
+/// layer infinitely far away.
+pub fn valid_radius(r: f32) -> bool {
+    r >= 0.0
+}
+
+/// Places a layer around the centre `pose` at `radius` (a valid one): the eye in its
+/// space, at the centre for a layer infinitely far (only directions matter), and the
+/// radius (1 for those) in push 24.
+fn around(push: &mut [f32; 28], pose: &Pose, eye_pose: &Pose, radius: f32) {
+    let finite = radius.is_finite() && radius > 0.0;
+    in_layer_space(push, pose, eye_pose, finite);
+    push[24] = if finite { radius } else { 1.0 };
+}
+
 /// Plans a frame: `head` is the predicted head pose at the frame's display time.
 /// Invalid input never fails the frame: a layer is clamped (and drawn) or dropped, and
 /// each case is reported in `rejections` (the frame loop logs them).
@@ -410,8 +425,7 @@ pub fn plan(
                     kind = self::kind::CYLINDER;
                     let angle_ok = *central_angle > 0.0 && *central_angle <= std::f32::consts::TAU;
                     if !sane_pose(pose)
-                        || radius.is_nan()
-                        || *radius < 0.0
+                        || !valid_radius(*radius)
                         || !angle_ok
                         || !aspect_ratio.is_finite()
                         || *aspect_ratio <= 0.0
@@ -419,10 +433,7 @@ pub fn plan(
                         reject("cylinder pose or shape is not valid: dropped".into(), false);
                         continue;
                     }
-                    // An infinite cylinder: directions only, as seen from its centre.
-                    let finite = radius.is_finite() && *radius > 0.0;
-                    in_layer_space(&mut push, pose, &eye_pose, finite);
-                    push[24] = if finite { *radius } else { 1.0 };
+                    around(&mut push, pose, &eye_pose, *radius);
                     push[25] = *central_angle;
                     push[26] = *aspect_ratio;
                 }
@@ -437,7 +448,7 @@ pub fn plan(
                     kind = self::kind::EQUIRECT;
                     let half_pi = std::f32::consts::FRAC_PI_2;
                     let valid = sane_pose(pose)
-                        && *radius >= 0.0
+                        && valid_radius(*radius)
                         && *h > 0.0
                         && *h <= std::f32::consts::TAU
                         && (-half_pi..=half_pi).contains(up)
@@ -450,9 +461,7 @@ pub fn plan(
                         );
                         continue;
                     }
-                    let finite = radius.is_finite() && *radius > 0.0;
-                    in_layer_space(&mut push, pose, &eye_pose, finite);
-                    push[24] = if finite { *radius } else { 1.0 };
+                    around(&mut push, pose, &eye_pose, *radius);
                     push[25] = *h;
                     push[26] = *up;
                     push[27] = *down;
@@ -466,8 +475,7 @@ pub fn plan(
                 } => {
                     kind = self::kind::EQUIRECT_SCALE_BIAS;
                     if !sane_pose(pose)
-                        || radius.is_nan()
-                        || *radius < 0.0
+                        || !valid_radius(*radius)
                         || !scale.is_finite()
                         || !bias.is_finite()
                     {
@@ -477,9 +485,7 @@ pub fn plan(
                         );
                         continue;
                     }
-                    let finite = radius.is_finite() && *radius > 0.0;
-                    in_layer_space(&mut push, pose, &eye_pose, finite);
-                    push[24] = if finite { *radius } else { 1.0 };
+                    around(&mut push, pose, &eye_pose, *radius);
                     push[25] = scale.x;
                     push[26] = scale.y;
                     push[27] = bias.x;

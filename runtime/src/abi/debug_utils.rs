@@ -249,18 +249,19 @@ pub(super) unsafe extern "system" fn submit_debug_utils_message(
             // wins), and the open labels of the sessions among them, most recent first.
             // SAFETY: `object_count` structures by contract.
             let objects = unsafe { super::array(data.objects, data.object_count, true) }?;
-            let names = NAMES.lock().unwrap_or_else(|p| p.into_inner()).clone();
             let mut owned: Vec<CString> = Vec::new();
             let mut objs: Vec<xr::DebugUtilsObjectNameInfoEXT> = objects.to_vec();
-            let mut label_names: Vec<CString> = Vec::new();
-            for o in objs.iter_mut() {
-                let key = (h.into_raw(), o.object_type.into_raw(), o.object_handle);
-                if let Some(n) = names.as_ref().and_then(|n| n.get(&key))
-                    && let Ok(c) = CString::new(n.as_str())
-                {
-                    o.object_name = c.as_ptr();
-                    owned.push(c);
+            if let Some(names) = NAMES.lock().unwrap_or_else(|p| p.into_inner()).as_ref() {
+                for o in objs.iter_mut() {
+                    let key = (h.into_raw(), o.object_type.into_raw(), o.object_handle);
+                    if let Some(c) = names.get(&key).and_then(|n| CString::new(n.as_str()).ok()) {
+                        o.object_name = c.as_ptr();
+                        owned.push(c);
+                    }
                 }
+            }
+            let mut label_names: Vec<CString> = Vec::new();
+            for o in &objs {
                 if o.object_type == xr::ObjectType::SESSION {
                     for l in labels(o.object_handle).into_iter().rev() {
                         label_names.extend(CString::new(l).ok());

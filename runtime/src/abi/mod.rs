@@ -62,7 +62,32 @@ fn done(r: Result<(), xr::Result>) -> xr::Result {
 
 /// The longest `next` chain the runtime walks: a longer one is taken for a loop (or
 /// garbage) and refused with XR_ERROR_VALIDATION_FAILURE.
-pub(crate) const MAX_CHAIN: usize = 64;
+const MAX_CHAIN: usize = 64;
+
+/// Walks a `next` chain, input or output, calling `f` with each structure's type and
+/// address (structures `f` does not know it skips, as the specification requires); at
+/// most [`MAX_CHAIN`] structures.
+///
+/// # Safety
+/// `next` must be null or the start of a valid chain: each structure begins with its
+/// type and next pointer. `f` may make a reference to the structure it is given (the
+/// header is copied before).
+unsafe fn walk_chain(
+    mut next: *const std::ffi::c_void,
+    mut f: impl FnMut(xr::StructureType, *const std::ffi::c_void) -> Result<(), xr::Result>,
+) -> Result<(), xr::Result> {
+    for _ in 0..MAX_CHAIN {
+        if next.is_null() {
+            return Ok(());
+        }
+        // SAFETY: by the caller's contract; a copy, so no reference outlives this line.
+        let base = unsafe { *(next as *const xr::BaseInStructure) };
+        f(base.ty, next)?;
+        next = base.next.cast();
+    }
+    tracing::warn!("a next chain longer than {MAX_CHAIN} structures: refused");
+    Err(xr::Result::ERROR_VALIDATION_FAILURE)
+}
 
 /// A structure the app hands over with its `type` field set.
 pub(crate) trait Typed {
@@ -1126,25 +1151,17 @@ unsafe extern "system" fn get_system_properties(
             p.tracking_properties.orientation_tracking = s.orientation_tracking.into();
             p.tracking_properties.position_tracking = s.position_tracking.into();
             // Extension properties in the chain. No supported headset tracks the eyes.
-            let mut next = p.next;
-            for _ in 0..MAX_CHAIN {
-                if next.is_null() {
-                    return Ok(());
-                }
-                // SAFETY: every structure in a chain starts with its type and next pointer;
-                // the copy ends the read before a typed reference to it is made.
-                let base = unsafe { *(next as *const xr::BaseOutStructure) };
-                if base.ty == xr::StructureType::SYSTEM_EYE_GAZE_INTERACTION_PROPERTIES_EXT
-                    && inst.enabled("XR_EXT_eye_gaze_interaction")
-                {
-                    // SAFETY: the type says what it is.
-                    let e =
-                        unsafe { &mut *(next as *mut xr::SystemEyeGazeInteractionPropertiesEXT) };
+            let gaze = inst.enabled("XR_EXT_eye_gaze_interaction");
+            let visit = |ty: xr::StructureType, at: *const std::ffi::c_void| {
+                if ty == xr::StructureType::SYSTEM_EYE_GAZE_INTERACTION_PROPERTIES_EXT && gaze {
+                    // SAFETY: the type says what it is; the app's output chain is writable.
+                    let e = unsafe { &mut *(at as *mut xr::SystemEyeGazeInteractionPropertiesEXT) };
                     e.supports_eye_gaze_interaction = false.into();
                 }
-                next = base.next.cast();
-            }
-            Err(xr::Result::ERROR_VALIDATION_FAILURE)
+                Ok(())
+            };
+            // SAFETY: the output structure's `next` chain, as the app built it.
+            unsafe { walk_chain(p.next, visit) }
         })())
     })
 }

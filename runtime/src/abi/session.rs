@@ -6,7 +6,7 @@ use super::{done, guard, instance, lock};
 use crate::state::session::{BeginFrame, Session, SessionError, SessionState};
 use crate::state::{self, Event};
 use leasehold_compositor::frame_loop::{Hold, Submission};
-use leasehold_compositor::render::{Layer, LayerFlags, ProjectionView, SubImage};
+use leasehold_compositor::render::{Layer, LayerFlags, ProjectionView, SubImage, valid_radius};
 use leasehold_compositor::service::{Compositor, FrameClock, LocalCompositor, LocalTarget};
 use leasehold_compositor::vk::app::{AppDevice, Binding};
 use leasehold_drivers::api::DeviceRole;
@@ -297,43 +297,37 @@ pub(super) unsafe extern "system" fn create_session(
 /// # Safety
 /// `next` must be null or a valid input structure chain.
 unsafe fn graphics_binding(
-    mut next: *const std::ffi::c_void,
+    next: *const std::ffi::c_void,
 ) -> Result<Option<xr::GraphicsBindingVulkanKHR>, xr::Result> {
     let mut found = None;
-    for _ in 0..super::MAX_CHAIN {
-        if next.is_null() {
-            return Ok(found);
+    let visit = |ty: xr::StructureType, at: *const std::ffi::c_void| match ty {
+        xr::StructureType::GRAPHICS_BINDING_VULKAN_KHR if found.is_none() => {
+            // SAFETY: the type says it is an XrGraphicsBindingVulkanKHR.
+            found = Some(unsafe { *(at as *const xr::GraphicsBindingVulkanKHR) });
+            Ok(())
         }
-        // SAFETY: every structure in a chain starts with its type and next pointer.
-        let base = unsafe { &*(next as *const xr::BaseInStructure) };
-        match base.ty {
-            xr::StructureType::GRAPHICS_BINDING_VULKAN_KHR if found.is_none() => {
-                // SAFETY: the type says it is an XrGraphicsBindingVulkanKHR.
-                found = Some(unsafe { *(next as *const xr::GraphicsBindingVulkanKHR) });
-            }
-            xr::StructureType::GRAPHICS_BINDING_VULKAN_KHR => {
-                tracing::error!("xrCreateSession: two Vulkan graphics bindings");
-                return Err(xr::Result::ERROR_GRAPHICS_DEVICE_INVALID);
-            }
-            xr::StructureType::GRAPHICS_BINDING_OPENGL_XLIB_KHR
-            | xr::StructureType::GRAPHICS_BINDING_OPENGL_XCB_KHR
-            | xr::StructureType::GRAPHICS_BINDING_OPENGL_WAYLAND_KHR
-            | xr::StructureType::GRAPHICS_BINDING_OPENGL_ES_ANDROID_KHR
-            | xr::StructureType::GRAPHICS_BINDING_EGL_MNDX
-            | xr::StructureType::GRAPHICS_BINDING_D3D11_KHR
-            | xr::StructureType::GRAPHICS_BINDING_D3D12_KHR => {
-                tracing::error!(
-                    ty = ?base.ty,
-                    "xrCreateSession: Leasehold supports Vulkan graphics bindings only"
-                );
-                return Err(xr::Result::ERROR_GRAPHICS_DEVICE_INVALID);
-            }
-            _ => {}
+        xr::StructureType::GRAPHICS_BINDING_VULKAN_KHR => {
+            tracing::error!("xrCreateSession: two Vulkan graphics bindings");
+            Err(xr::Result::ERROR_GRAPHICS_DEVICE_INVALID)
         }
-        next = base.next.cast();
-    }
-    tracing::error!("xrCreateSession: the create-info's next chain does not end");
-    Err(xr::Result::ERROR_VALIDATION_FAILURE)
+        xr::StructureType::GRAPHICS_BINDING_OPENGL_XLIB_KHR
+        | xr::StructureType::GRAPHICS_BINDING_OPENGL_XCB_KHR
+        | xr::StructureType::GRAPHICS_BINDING_OPENGL_WAYLAND_KHR
+        | xr::StructureType::GRAPHICS_BINDING_OPENGL_ES_ANDROID_KHR
+        | xr::StructureType::GRAPHICS_BINDING_EGL_MNDX
+        | xr::StructureType::GRAPHICS_BINDING_D3D11_KHR
+        | xr::StructureType::GRAPHICS_BINDING_D3D12_KHR => {
+            tracing::error!(
+                ?ty,
+                "xrCreateSession: Leasehold supports Vulkan graphics bindings only"
+            );
+            Err(xr::Result::ERROR_GRAPHICS_DEVICE_INVALID)
+        }
+        _ => Ok(()),
+    };
+    // SAFETY: by this function's contract.
+    unsafe { super::walk_chain(next, visit) }?;
+    Ok(found)
 }
 
 /// A Vulkan session's device and compositor, from the app's graphics binding.
@@ -653,11 +647,6 @@ fn eye_visibility(v: xr::EyeVisibility) -> Result<[bool; 2], xr::Result> {
     }
 }
 
-/// A cylinder's or sphere's radius: non-negative; 0 and +infinity mean infinitely far.
-fn radius_ok(r: f32) -> bool {
-    !r.is_nan() && r >= 0.0
-}
-
 fn layer_flags(f: xr::CompositionLayerFlags) -> LayerFlags {
     LayerFlags {
         blend_texture_source_alpha: f
@@ -736,20 +725,18 @@ fn app_pose(p: &xr::Posef) -> Result<leasehold_drivers::api::Pose, xr::Result> {
 
 /// Walks a projection view's `next` chain: depth info (XR_KHR_composition_layer_depth)
 /// is checked and accepted; the compositor does not use depth yet.
-fn check_view_chain(
+///
+/// # Safety
+/// `next` must be null or a valid input structure chain.
+unsafe fn check_view_chain(
     session: u64,
     depth_enabled: bool,
-    mut next: *const std::ffi::c_void,
+    next: *const std::ffi::c_void,
 ) -> Result<(), xr::Result> {
-    for _ in 0..super::MAX_CHAIN {
-        if next.is_null() {
-            return Ok(());
-        }
-        // SAFETY: every structure in a `next` chain starts with its type and next pointer.
-        let base = unsafe { &*(next as *const xr::BaseInStructure) };
-        if base.ty == xr::StructureType::COMPOSITION_LAYER_DEPTH_INFO_KHR && depth_enabled {
+    let visit = |ty: xr::StructureType, at: *const std::ffi::c_void| {
+        if ty == xr::StructureType::COMPOSITION_LAYER_DEPTH_INFO_KHR && depth_enabled {
             // SAFETY: the type says what it is.
-            let d = unsafe { &*(next as *const xr::CompositionLayerDepthInfoKHR) };
+            let d = unsafe { &*(at as *const xr::CompositionLayerDepthInfoKHR) };
             if super::swapchain::extent(d.sub_image.swapchain)?.session != session {
                 return Err(xr::Result::ERROR_VALIDATION_FAILURE);
             }
@@ -760,10 +747,10 @@ fn check_view_chain(
                 return Err(xr::Result::ERROR_VALIDATION_FAILURE);
             }
         }
-        // Unknown structures in the chain are ignored, as the specification requires.
-        next = base.next.cast();
-    }
-    Err(xr::Result::ERROR_VALIDATION_FAILURE)
+        Ok(())
+    };
+    // SAFETY: by this function's contract.
+    unsafe { super::walk_chain(next, visit) }
 }
 
 /// xrEndFrame's layers, checked and resolved.
@@ -825,7 +812,8 @@ fn layers(
                     if v.ty != xr::StructureType::COMPOSITION_LAYER_PROJECTION_VIEW {
                         return Err(xr::Result::ERROR_VALIDATION_FAILURE);
                     }
-                    check_view_chain(session, depth_enabled, v.next)?;
+                    // SAFETY: the view's `next` chain, as the app built it.
+                    unsafe { check_view_chain(session, depth_enabled, v.next) }?;
                     pv.push(ProjectionView {
                         pose: space.compose(&app_pose(&v.pose)?),
                         fov: fov(&v.fov)?,
@@ -862,7 +850,7 @@ fn layers(
             xr::StructureType::COMPOSITION_LAYER_CYLINDER_KHR if cylinder => {
                 // SAFETY: the type says it is a cylinder layer.
                 let l = unsafe { &*(p as *const xr::CompositionLayerCylinderKHR) };
-                let ok = radius_ok(l.radius)
+                let ok = valid_radius(l.radius)
                     && (0.0..std::f32::consts::TAU).contains(&l.central_angle)
                     && l.aspect_ratio.is_finite()
                     && l.aspect_ratio > 0.0;
@@ -893,7 +881,7 @@ fn layers(
                 // SAFETY: the type says it is an equirect2 layer.
                 let l = unsafe { &*(p as *const xr::CompositionLayerEquirect2KHR) };
                 let half_pi = std::f32::consts::FRAC_PI_2;
-                let ok = radius_ok(l.radius)
+                let ok = valid_radius(l.radius)
                     && (0.0..=std::f32::consts::TAU).contains(&l.central_horizontal_angle)
                     && (-half_pi..=half_pi).contains(&l.upper_vertical_angle)
                     && (-half_pi..=half_pi).contains(&l.lower_vertical_angle)
@@ -923,7 +911,7 @@ fn layers(
                 // SAFETY: the type says it is an equirect layer.
                 let l = unsafe { &*(p as *const xr::CompositionLayerEquirectKHR) };
                 let finite2 = |v: xr::Vector2f| v.x.is_finite() && v.y.is_finite();
-                if !radius_ok(l.radius) || !finite2(l.scale) || !finite2(l.bias) {
+                if !valid_radius(l.radius) || !finite2(l.scale) || !finite2(l.bias) {
                     tracing::warn!(
                         "xrEndFrame: an equirect layer's radius, scale or bias is not valid"
                     );

@@ -235,21 +235,23 @@ pub(super) unsafe extern "system" fn locate_space(
             loc.location_flags = flags;
             loc.pose = pose;
             // SAFETY: the output structure's `next` chain, as the app built it.
-            unsafe { fill_velocities(loc.next, 1, |_| velocity(&s, &sp, &bp, time)) }
+            unsafe { fill_velocities(loc.next, 1, |_| velocity(&s, &sp, &bp, time, (flags, pose))) }
         })())
     })
 }
 
-/// The velocity of `sp` in `bp` at `time`, from the tracking model: its location now
-/// and a millisecond earlier. Spaces fixed to each other move at zero, validly.
+/// The velocity of `sp` in `bp` at `time`, from the tracking model: its location then
+/// (`located`, as [`locate`] found it) and a millisecond earlier. Spaces fixed to each
+/// other move at zero, validly.
 fn velocity(
     s: &SessionObj,
     sp: &SpaceObj,
     bp: &SpaceObj,
     time: xr::Time,
+    located: (xr::SpaceLocationFlags, xr::Posef),
 ) -> Result<xr::SpaceVelocityData, xr::Result> {
     const DT_NS: i64 = 1_000_000;
-    let (f1, p1) = locate(s, sp, bp, time)?;
+    let (f1, p1) = located;
     let earlier = xr::Time::from_nanos(time.as_nanos() - DT_NS);
     let Ok((f0, p0)) = locate(s, sp, bp, earlier) else {
         return Ok(xr::SpaceVelocityData::default());
@@ -289,27 +291,21 @@ fn velocity(
 /// # Safety
 /// `next` must be null or a valid output structure chain.
 unsafe fn fill_velocities(
-    mut next: *mut std::ffi::c_void,
+    next: *mut std::ffi::c_void,
     count: u32,
     of: impl Fn(usize) -> Result<xr::SpaceVelocityData, xr::Result>,
 ) -> Result<(), xr::Result> {
-    for _ in 0..super::MAX_CHAIN {
-        if next.is_null() {
-            return Ok(());
-        }
-        // SAFETY: every structure in a chain starts with its type and next pointer; the
-        // copy ends the read before a typed reference to the same structure is made.
-        let base = unsafe { *(next as *const xr::BaseOutStructure) };
-        if base.ty == xr::StructureType::SPACE_VELOCITY && count == 1 {
-            // SAFETY: the type says what it is.
-            let v = unsafe { &mut *(next as *mut xr::SpaceVelocity) };
+    let visit = |ty: xr::StructureType, at: *const std::ffi::c_void| {
+        if ty == xr::StructureType::SPACE_VELOCITY && count == 1 {
+            // SAFETY: the type says what it is; the app's output chain is writable.
+            let v = unsafe { &mut *(at as *mut xr::SpaceVelocity) };
             let d = of(0)?;
             v.velocity_flags = d.velocity_flags;
             v.linear_velocity = d.linear_velocity;
             v.angular_velocity = d.angular_velocity;
-        } else if base.ty == xr::StructureType::SPACE_VELOCITIES {
-            // SAFETY: the type says what it is.
-            let v = unsafe { &mut *(next as *mut xr::SpaceVelocities) };
+        } else if ty == xr::StructureType::SPACE_VELOCITIES {
+            // SAFETY: as above.
+            let v = unsafe { &mut *(at as *mut xr::SpaceVelocities) };
             if v.velocity_count != count || v.velocities.is_null() {
                 return Err(xr::Result::ERROR_VALIDATION_FAILURE);
             }
@@ -319,9 +315,10 @@ unsafe fn fill_velocities(
                 *o = of(i)?;
             }
         }
-        next = base.next.cast();
-    }
-    Err(xr::Result::ERROR_VALIDATION_FAILURE)
+        Ok(())
+    };
+    // SAFETY: by this function's contract.
+    unsafe { super::walk_chain(next, visit) }
 }
 
 /// xrLocateSpaces (OpenXR 1.1) and xrLocateSpacesKHR (XR_KHR_locate_spaces): many spaces
@@ -361,14 +358,14 @@ pub(super) unsafe extern "system" fn locate_spaces(
                 .collect::<Result<Vec<_>, _>>()?;
             // SAFETY: `location_count` elements by contract, checked non-null.
             let dst = unsafe { std::slice::from_raw_parts_mut(out.locations, located.len()) };
-            for (d, (flags, pose)) in dst.iter_mut().zip(located) {
+            for (d, &(flags, pose)) in dst.iter_mut().zip(&located) {
                 d.location_flags = flags;
                 d.pose = pose;
             }
             // SAFETY: the output structure's `next` chain, as the app built it.
             unsafe {
                 fill_velocities(out.next, info.space_count, |i| {
-                    velocity(&s, &objs[i], &base, info.time)
+                    velocity(&s, &objs[i], &base, info.time, located[i])
                 })
             }
         })())
