@@ -49,4 +49,12 @@ pub mod proc_stats {
             .and_then(|v| v.trim().trim_end_matches("kB").trim().parse().ok())
             .unwrap()
     }
+
+    /// Bytes the C heap has handed out and not taken back (small blocks and mmapped ones),
+    /// in kB: unlike RSS, free memory the allocator keeps in its arenas does not count.
+    pub fn heap_in_use_kb() -> u64 {
+        // SAFETY: mallinfo2 reads glibc's allocator statistics and has no preconditions.
+        let m = unsafe { libc::mallinfo2() };
+        ((m.uordblks + m.hblkhd) / 1024) as u64
+    }
 }
