@@ -159,7 +159,8 @@ pub fn compositor(a: CompositorArgs) -> anyhow::Result<()> {
             us(plan_ns),
             us(timing.cpu_submit_ns),
             timing
-                .gpu_layers_ns
+                .gpu
+                .map(|g| g.compose_ns)
                 .map(|v| format!("{:.1}", us(v)))
                 .unwrap_or_default(),
             timing
@@ -170,7 +171,7 @@ pub fn compositor(a: CompositorArgs) -> anyhow::Result<()> {
         )?;
         cpu.push((plan_ns + timing.cpu_submit_ns) as f64 / 1e6);
         wall.push(wall_ns as f64 / 1e6);
-        if let (Some(t), Some(l)) = (timing.gpu_total_ns, timing.gpu_layers_ns) {
+        if let (Some(t), Some(l)) = (timing.gpu_total_ns, timing.gpu.map(|g| g.compose_ns)) {
             gpu.push(t as f64 / 1e6);
             gpu_layers.push(l as f64 / 1e6);
         }

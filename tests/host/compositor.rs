@@ -364,8 +364,8 @@ fn bad_layers_are_corrected_and_the_compositor_keeps_running() {
 }
 
 /// Cylinder and equirect layers (both kinds; with a quad, over a projection layer), drawn
-/// by the GPU and by the CPU reference of the layer pass, compared by PSNR. A lens-less
-/// display, so the panel shows the eye buffers as they are.
+/// by the GPU and by the CPU reference of the pass, compared by PSNR. A lens-less
+/// display, so the panel shows each eye's field of view as it is.
 #[test]
 fn cylinder_and_equirect_layers_match_the_cpu_reference() {
     leasehold_tests::init_tracing();
@@ -502,24 +502,16 @@ fn cube_layers_match_the_cpu_reference() {
     assert!(tints.len() > 2, "several faces in view: {tints:?}");
 }
 
-/// The panel the CPU reference makes of a plan on a lens-less display: each eye's layer
-/// pass, then the (identity) distortion.
+/// The panel the CPU reference makes of a plan on a lens-less display.
 fn cpu_panel(
     display: &DisplayInfo,
     plan: &render::FramePlan,
     images: &dyn Fn(u64, u32) -> Option<RgbaImage>,
 ) -> RgbaImage {
-    let eyes = [0, 1].map(|e| {
-        reference::compose_eye(
-            &plan.draws[e],
-            images,
-            display.eye_render_width,
-            display.eye_render_height,
-        )
-    });
-    reference::distort(
+    reference::compose_panel(
         &LensModel::None,
-        [&eyes[0], &eyes[1]],
+        [&plan.draws[0], &plan.draws[1]],
+        images,
         display.panel_width,
         display.panel_height,
     )

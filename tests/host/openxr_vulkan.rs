@@ -477,7 +477,7 @@ fn a_hundred_vulkan_instances_with_sessions_and_swapchains_leak_nothing() {
     // (1.0.20) itself keeps about 1.4 kB per xrCreateInstance (heaptrack: all of this
     // test's per-cycle growth is inside libopenxr_loader's instance creation; measured
     // +160 to +240 kB per 100); a session's own objects, command buffers or images
-    // (about 35 MB: three 2160x1200 targets, two eye buffers, five swapchain images)
+    // (about 25 MB: three 2160x1200 targets, five swapchain images)
     // kept once per session would exceed it many times over.
     assert!(
         h1 < h0 + 512,

@@ -1,10 +1,10 @@
 //! The distortion mesh: a grid over each eye's half of the panel whose vertices carry
-//! where red, green and blue sample the eye buffer, and the lens-centred position used
+//! where in the eye's field of view red, green and blue look, and the lens-centred position used
 //! for the valid-radius test (linear in panel position, so exact per fragment).
 
 use leasehold_drivers::api::LensModel;
 
-/// One vertex, as `shaders/distort.wgsl` reads it (11 floats).
+/// One vertex, as `shaders/panel.wgsl` reads it (11 floats).
 #[derive(Debug, Clone, Copy, PartialEq, Default)]
 #[repr(C)]
 pub struct MeshVertex {
@@ -42,7 +42,8 @@ pub struct Mesh {
     pub eye_indices: [(u32, u32); 2],
 }
 
-/// Builds the mesh with `cols` × `rows` cells per eye.
+/// Builds the mesh with `cols` × `rows` cells per eye; cells wholly outside the lens
+/// model's valid radius are left out (the panel is black there).
 pub fn build(lens: &LensModel, cols: u32, rows: u32) -> Mesh {
     let (cols, rows) = (cols.max(1), rows.max(1));
     let mut vertices = Vec::with_capacity(2 * ((cols + 1) * (rows + 1)) as usize);
@@ -76,6 +77,24 @@ pub fn build(lens: &LensModel, cols: u32, rows: u32) -> Mesh {
         let at = |i: u32, j: u32| base + j * (cols + 1) + i;
         for j in 0..rows {
             for i in 0..cols {
+                // A cell wholly beyond the valid radius would only be drawn black: left
+                // out. `p` is linear in panel position, so the cell is a rectangle in
+                // p-space, and its point nearest the lens centre decides.
+                let corners = [at(i, j), at(i + 1, j + 1)].map(|k| vertices[k as usize].p);
+                let nearest = |a: f32, b: f32| {
+                    if a * b <= 0.0 {
+                        0.0
+                    } else {
+                        a.abs().min(b.abs())
+                    }
+                };
+                let near = glam::Vec2::new(
+                    nearest(corners[0][0], corners[1][0]),
+                    nearest(corners[0][1], corners[1][1]),
+                );
+                if near.length_squared() > cutoff[eye] {
+                    continue;
+                }
                 indices.extend([at(i, j), at(i + 1, j), at(i, j + 1)]);
                 indices.extend([at(i + 1, j), at(i + 1, j + 1), at(i, j + 1)]);
             }
@@ -104,5 +123,38 @@ mod tests {
         assert_eq!(v.pos, [1.0, 1.0]);
         assert_eq!(v.uv_g, [1.0, 1.0]);
         assert!(m.indices.iter().all(|&i| (i as usize) < m.vertices.len()));
+    }
+
+    #[test]
+    fn cells_beyond_the_valid_radius_are_left_out_and_the_rest_kept() {
+        use leasehold_drivers::simulated::SIMULATED_CONFIG;
+        use leasehold_drivers::vive::config::ViveConfig;
+        let cfg = ViveConfig::parse(SIMULATED_CONFIG).unwrap();
+        let (_, lens) = leasehold_drivers::vive::display_for(&cfg, None);
+        let (cols, rows) = (40, 40);
+        let m = build(&lens, cols, rows);
+        let kept = m.eye_indices[0].1 / 6;
+        assert!(kept < cols * rows, "some cells are culled: {kept}");
+        // Every panel point inside the valid radius lies in a kept cell.
+        let cells: std::collections::HashSet<(u32, u32)> = m.indices
+            [m.eye_indices[0].0 as usize..(m.eye_indices[0].0 + m.eye_indices[0].1) as usize]
+            .chunks(6)
+            .map(|t| {
+                let v = t[0] % ((cols + 1) * (rows + 1));
+                (v % (cols + 1), v / (cols + 1))
+            })
+            .collect();
+        for y in 0..200 {
+            for x in 0..200 {
+                let (u, v) = ((x as f32 + 0.5) / 200.0, (y as f32 + 0.5) / 200.0);
+                if lens.sample(0, u, v).1 {
+                    let cell = ((u * cols as f32) as u32, (v * rows as f32) as u32);
+                    assert!(
+                        cells.contains(&cell),
+                        "({u}, {v}) is inside but its cell is gone"
+                    );
+                }
+            }
+        }
     }
 }

@@ -3,15 +3,14 @@
 //! (`vk::renderer`) executes the plan; the CPU reference (`reference`) renders the same
 //! model without a GPU for tests.
 //!
-//! A frame is two passes per eye:
-//! 1. Layers → eye buffer. The eye buffer is what the eye sees at the *predicted display
-//!    pose*, over the eye's field of view. Each layer is a full-screen draw: every eye
-//!    buffer pixel is a view direction, rotated into the space the layer was rendered in
-//!    (projection layers: the app's render pose; that rotation is the timewarp) or
-//!    intersected with the layer's plane (quad layers), then sampled from the layer's
-//!    sub-image. Layers blend back to front, premultiplied.
-//! 2. Eye buffer → panel through the distortion mesh, sampling red, green and blue at
-//!    their own lens-corrected positions (chromatic aberration correction).
+//! A frame is one pass over the panel: the distortion mesh covers each eye's half, and
+//! every panel pixel sends red, green and blue through the lens model to their own
+//! positions in the eye's field of view (chromatic aberration correction). There each
+//! channel's view direction at the *predicted display pose* is rotated into the space
+//! each layer was rendered in (projection layers: the app's render pose; that rotation is
+//! the timewarp) or intersected with the layer's surface (quads, cylinders, spheres,
+//! cubes), and the layer's sub-image is sampled directly. One draw per layer, back to
+//! front, premultiplied, blended per channel; no intermediate image.
 
 pub mod mesh;
 pub mod pattern;
@@ -184,7 +183,7 @@ impl Layer {
     }
 }
 
-/// Layer kinds as `shaders/layer.wgsl` numbers them.
+/// Layer kinds as `shaders/panel.wgsl` numbers them.
 pub mod kind {
     pub const PROJECTION: f32 = 0.0;
     pub const QUAD: f32 = 1.0;
@@ -194,8 +193,8 @@ pub mod kind {
     pub const CUBE: f32 = 5.0;
 }
 
-/// One full-screen layer draw into an eye buffer: the image to sample and the push
-/// constants of `shaders/layer.wgsl`.
+/// One layer draw over an eye's half of the panel: the image to sample and the push
+/// constants of `shaders/panel.wgsl` (its first 28 floats).
 #[derive(Debug, Clone, Copy, PartialEq)]
 pub struct LayerDraw {
     pub image: u64,

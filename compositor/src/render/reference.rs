@@ -1,6 +1,8 @@
-//! A CPU implementation of the compositor's distortion pass, for tests: the same lens
-//! model evaluated exactly per pixel, sRGB decoded before bilinear filtering and encoded
-//! after, black outside the valid radius and outside the eye image.
+//! A CPU implementation of the compositor's pass, for tests: the same lens model and
+//! layer geometry evaluated exactly per pixel, sRGB decoded before bilinear filtering and
+//! encoded after, black outside the valid radius and outside the eye's field of view.
+//! [`distort`] is the special case of one eye image per eye that covers the eye's field
+//! of view with no timewarp.
 
 use super::pattern::RgbaImage;
 use leasehold_drivers::api::LensModel;
@@ -76,7 +78,7 @@ pub fn distort(lens: &LensModel, eyes: [&RgbaImage; 2], panel_w: u32, panel_h: u
     out
 }
 
-/// Where the layer draw `push` (the plan's push constants, `shaders/layer.wgsl`'s
+/// Where the layer draw `push` (the plan's push constants, `shaders/panel.wgsl`'s
 /// layout) samples its sub-image for the eye-space direction `d`: the same geometry as
 /// the shader, in f32. `None` where the layer does not cover the direction.
 pub fn layer_uv(push: &[f32; 28], d: glam::Vec3) -> Option<glam::Vec2> {
@@ -164,75 +166,79 @@ pub fn layer_uv_face(push: &[f32; 28], d: glam::Vec3) -> Option<(glam::Vec2, u32
     ((0.0..=1.0).contains(&uv.x) && (0.0..=1.0).contains(&uv.y)).then_some((uv, face))
 }
 
-/// One eye buffer (`width` x `height`) as the compositor's layer pass makes it: every
-/// draw of the eye, back to front, sampled bilinearly in linear light and blended
-/// premultiplied, then stored as sRGB. `images(id, layer)` gives an array layer of a
-/// draw's image.
-pub fn compose_eye(
-    draws: &[super::LayerDraw],
+/// A whole panel (`panel_w` x `panel_h`, one eye per half) as the compositor's one pass
+/// makes it: every panel pixel inside the lens's valid radius sends red, green and blue
+/// through the lens to their own positions in the eye's field of view; each channel
+/// composes that eye's draws there, back to front, sampled bilinearly in linear light
+/// and blended premultiplied; stored as sRGB. Black outside the valid radius and outside
+/// the eye's field of view. `images(id, layer)` gives an array layer of a draw's image.
+pub fn compose_panel(
+    lens: &LensModel,
+    draws: [&[super::LayerDraw]; 2],
     images: &dyn Fn(u64, u32) -> Option<RgbaImage>,
-    width: u32,
-    height: u32,
+    panel_w: u32,
+    panel_h: u32,
 ) -> RgbaImage {
-    let mut acc = vec![[0f32; 4]; (width * height) as usize];
-    for draw in draws {
-        let p = &draw.push;
-        let layers: Vec<Option<RgbaImage>> = (0..6)
-            .map(|f| images(draw.image, p[15] as u32 + f))
-            .collect();
-        let flags = p[11] as u32;
-        for y in 0..height {
-            for x in 0..width {
-                let (u, v) = (
-                    (x as f32 + 0.5) / width as f32,
-                    (y as f32 + 0.5) / height as f32,
-                );
-                let d = glam::Vec3::new(p[0] + (p[1] - p[0]) * u, p[2] + (p[3] - p[2]) * v, -1.0);
-                let Some((uv, face)) = layer_uv_face(p, d) else {
-                    continue;
-                };
-                let Some(img) = layers[face as usize].as_ref() else {
-                    continue;
-                };
-                let s = (
-                    p[20] + (p[22] - p[20]) * uv.x,
-                    p[21] + (p[23] - p[21]) * uv.y,
-                );
-                let mut c = [
-                    sample_linear(img, 0, s.0, s.1),
-                    sample_linear(img, 1, s.0, s.1),
-                    sample_linear(img, 2, s.0, s.1),
-                    sample_alpha(img, s.0, s.1),
-                ];
-                if flags & 1 == 0 {
-                    c[3] = 1.0;
-                }
-                if flags & 2 != 0 {
-                    for k in 0..3 {
-                        c[k] *= c[3];
+    // Each draw's array layers (a cube's six faces; one for the other kinds).
+    let loaded: [Vec<Vec<Option<RgbaImage>>>; 2] = draws.map(|eye| {
+        eye.iter()
+            .map(|d| {
+                let faces = if d.push[7] as u32 == 5 { 6 } else { 1 };
+                (0..faces)
+                    .map(|f| images(d.image, d.push[15] as u32 + f))
+                    .collect()
+            })
+            .collect()
+    });
+    let mut out = RgbaImage::new(panel_w, panel_h);
+    let half = panel_w / 2;
+    for y in 0..panel_h {
+        for x in 0..panel_w {
+            let eye = (x / half).min(1) as usize;
+            let u = ((x - eye as u32 * half) as f32 + 0.5) / half as f32;
+            let v = (y as f32 + 0.5) / panel_h as f32;
+            let (uv, inside) = lens.sample(eye, u, v);
+            let mut c = [0u8, 0, 0, 255];
+            if inside {
+                for ch in 0..3 {
+                    let e = uv[ch];
+                    if !((0.0..=1.0).contains(&e.x) && (0.0..=1.0).contains(&e.y)) {
+                        continue;
                     }
-                }
-                let dst = &mut acc[(y * width + x) as usize];
-                for k in 0..4 {
-                    dst[k] = c[k] + dst[k] * (1.0 - c[3]);
+                    let mut acc = 0f32;
+                    for (draw, faces) in draws[eye].iter().zip(&loaded[eye]) {
+                        let p = &draw.push;
+                        let d = glam::Vec3::new(
+                            p[0] + (p[1] - p[0]) * e.x,
+                            p[2] + (p[3] - p[2]) * e.y,
+                            -1.0,
+                        );
+                        let Some((luv, face)) = layer_uv_face(p, d) else {
+                            continue;
+                        };
+                        let Some(img) = faces.get(face as usize).and_then(|f| f.as_ref()) else {
+                            continue;
+                        };
+                        let (s, t) = (
+                            p[20] + (p[22] - p[20]) * luv.x,
+                            p[21] + (p[23] - p[21]) * luv.y,
+                        );
+                        let flags = p[11] as u32;
+                        let mut value = sample_linear(img, ch, s, t);
+                        let alpha = if flags & 1 == 0 {
+                            1.0
+                        } else {
+                            sample_alpha(img, s, t)
+                        };
+                        if flags & 2 != 0 {
+                            value *= alpha;
+                        }
+                        acc = value + acc * (1.0 - alpha);
+                    }
+                    c[ch] = linear_to_srgb(acc);
                 }
             }
-        }
-    }
-    let mut out = RgbaImage::new(width, height);
-    for y in 0..height {
-        for x in 0..width {
-            let c = acc[(y * width + x) as usize];
-            out.put(
-                x,
-                y,
-                [
-                    linear_to_srgb(c[0]),
-                    linear_to_srgb(c[1]),
-                    linear_to_srgb(c[2]),
-                    (c[3].clamp(0.0, 1.0) * 255.0 + 0.5) as u8,
-                ],
-            );
+            out.put(x, y, c);
         }
     }
     out

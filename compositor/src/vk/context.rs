@@ -269,6 +269,16 @@ impl VkContext {
         } else {
             false
         };
+        // SAFETY: plain query on a valid physical device.
+        let features = unsafe { instance.get_physical_device_features(physical) };
+        if features.dual_src_blend == vk::FALSE {
+            return Err(VkError::Unsupported(format!(
+                "{} lacks dual-source blending (dualSrcBlend), which the one-pass compositor \
+                 blends each colour channel's layers with",
+                gpu.name
+            )));
+        }
+        let enabled = vk::PhysicalDeviceFeatures::default().dual_src_blend(true);
         let mut attempts = Vec::new();
         if global_priority {
             attempts.push((
@@ -297,6 +307,7 @@ impl VkContext {
             let info = vk::DeviceCreateInfo::default()
                 .queue_create_infos(&qis)
                 .enabled_extension_names(&names)
+                .enabled_features(&enabled)
                 .push_next(&mut f13);
             // SAFETY: every pointer in `info` refers to locals alive across the call;
             // the extensions were checked above and the features are core 1.3.

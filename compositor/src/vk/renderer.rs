@@ -1,6 +1,7 @@
-//! Executes a [`FramePlan`] on the GPU: layer images, the two eye buffers, the layer and
-//! distortion pipelines (dynamic rendering), the distortion mesh, timestamps, the render
-//! fence (exported as a sync_file where the driver can), and read-back of targets.
+//! Executes a [`FramePlan`] on the GPU in one pass: layer images, the pass's pipelines
+//! (one per layer kind, dynamic rendering, dual-source blending), the distortion mesh,
+//! timestamps, the render fence (exported as a sync_file where the driver can), and
+//! read-back of targets.
 
 use super::context::VkContext;
 use super::{VkError, call};
@@ -13,8 +14,22 @@ use std::collections::HashMap;
 use std::os::fd::{FromRawFd, OwnedFd};
 use std::sync::Arc;
 
-const LAYER_SPV: &[u8] = include_bytes!(concat!(env!("OUT_DIR"), "/layer.spv"));
-const DISTORT_SPV: &[u8] = include_bytes!(concat!(env!("OUT_DIR"), "/distort.spv"));
+/// `shaders/panel.wgsl` built for each layer kind (`render::kind`'s numbers).
+const PANEL_SPV: [&[u8]; 6] = [
+    include_bytes!(concat!(env!("OUT_DIR"), "/panel-0.spv")),
+    include_bytes!(concat!(env!("OUT_DIR"), "/panel-1.spv")),
+    include_bytes!(concat!(env!("OUT_DIR"), "/panel-2.spv")),
+    include_bytes!(concat!(env!("OUT_DIR"), "/panel-3.spv")),
+    include_bytes!(concat!(env!("OUT_DIR"), "/panel-4.spv")),
+    include_bytes!(concat!(env!("OUT_DIR"), "/panel-5.spv")),
+];
+
+/// Push constants of `shaders/panel.wgsl`: the layer draw (28 floats) and the eye's
+/// lens cutoff (4).
+const PUSH_BYTES: u32 = 128;
+
+/// Timestamps per frame: start, app images acquired, pass done, panel released.
+const QUERIES: u32 = 4;
 
 /// Panel pixels per distortion-mesh cell: fine enough that interpolating the lens model
 /// between vertices stays far below a pixel, coarse enough that a software rasteriser
@@ -35,8 +50,7 @@ pub fn vk_format(f: ColorFormat) -> vk::Format {
     }
 }
 
-/// The format of eye buffers and of targets the compositor allocates itself.
-pub const EYE_FORMAT: vk::Format = vk::Format::R8G8B8A8_SRGB;
+/// The format of targets the compositor allocates itself.
 /// Scanout buffers are XRGB8888 = B8G8R8A8 in memory, sRGB-encoded.
 pub const TARGET_FORMAT: vk::Format = vk::Format::B8G8R8A8_SRGB;
 
@@ -50,8 +64,6 @@ struct Image {
     image: vk::Image,
     memory: vk::DeviceMemory,
     view: vk::ImageView,
-    width: u32,
-    height: u32,
 }
 
 struct LayerImage {
@@ -101,23 +113,31 @@ pub enum RenderFence {
 pub struct FrameTiming {
     /// CPU time to record and submit the frame.
     pub cpu_submit_ns: u64,
-    /// GPU time for the layer passes and for the whole frame (timestamp queries).
-    pub gpu_layers_ns: Option<u64>,
+    /// GPU time per stage and for the whole frame (timestamp queries).
+    pub gpu: Option<GpuStages>,
     pub gpu_total_ns: Option<u64>,
+}
+
+/// Where a frame's GPU time goes.
+#[derive(Debug, Clone, Copy, Default, PartialEq)]
+pub struct GpuStages {
+    /// Taking the app's images over from its queue family (layout and ownership).
+    pub acquire_ns: u64,
+    /// The one pass: every layer, timewarp, distortion and chromatic aberration.
+    pub compose_ns: u64,
+    /// Handing the panel image to the display (or the read-back).
+    pub release_ns: u64,
 }
 
 pub struct GpuRenderer {
     ctx: Arc<VkContext>,
-    /// One sampled image and one sampler: layer images and eye buffers alike.
+    /// One sampled image and one sampler per layer image.
     set_layout: vk::DescriptorSetLayout,
-    layer_layout: vk::PipelineLayout,
-    distort_layout: vk::PipelineLayout,
-    layer_pipeline: vk::Pipeline,
-    distort_pipelines: HashMap<vk::Format, vk::Pipeline>,
+    layout: vk::PipelineLayout,
+    /// The one-pass pipelines, per target format and layer kind.
+    pipelines: HashMap<(vk::Format, usize), vk::Pipeline>,
     sampler: vk::Sampler,
     pool: vk::DescriptorPool,
-    eyes: [Image; 2],
-    eye_sets: [vk::DescriptorSet; 2],
     mesh: Mesh,
     vertices: Buffer,
     indices: Buffer,
@@ -180,30 +200,16 @@ impl GpuRenderer {
         // every object is destroyed in `Drop` before the context goes.
         let set_layout = unsafe { d.create_descriptor_set_layout(&set_info, None) }
             .map_err(call("vkCreateDescriptorSetLayout"))?;
-        let layer_push = [vk::PushConstantRange::default()
+        let push = [vk::PushConstantRange::default()
             .stage_flags(vk::ShaderStageFlags::FRAGMENT)
-            .size(112)];
+            .size(PUSH_BYTES)];
         let sl = [set_layout];
         // SAFETY: as above.
-        let layer_layout = unsafe {
+        let layout = unsafe {
             d.create_pipeline_layout(
                 &vk::PipelineLayoutCreateInfo::default()
                     .set_layouts(&sl)
-                    .push_constant_ranges(&layer_push),
-                None,
-            )
-        }
-        .map_err(call("vkCreatePipelineLayout"))?;
-        let distort_push = [vk::PushConstantRange::default()
-            .stage_flags(vk::ShaderStageFlags::FRAGMENT)
-            .size(16)];
-        let sl = [set_layout];
-        // SAFETY: as above.
-        let distort_layout = unsafe {
-            d.create_pipeline_layout(
-                &vk::PipelineLayoutCreateInfo::default()
-                    .set_layouts(&sl)
-                    .push_constant_ranges(&distort_push),
+                    .push_constant_ranges(&push),
                 None,
             )
         }
@@ -266,7 +272,7 @@ impl GpuRenderer {
                 d.create_query_pool(
                     &vk::QueryPoolCreateInfo::default()
                         .query_type(vk::QueryType::TIMESTAMP)
-                        .query_count(3),
+                        .query_count(QUERIES),
                     None,
                 )
             }
@@ -306,14 +312,10 @@ impl GpuRenderer {
         let mut r = Self {
             ctx: ctx.clone(),
             set_layout,
-            layer_layout,
-            distort_layout,
-            layer_pipeline: vk::Pipeline::null(),
-            distort_pipelines: HashMap::new(),
+            layout,
+            pipelines: HashMap::new(),
             sampler,
             pool,
-            eyes: [Self::null_image(), Self::null_image()],
-            eye_sets: [vk::DescriptorSet::null(); 2],
             mesh,
             vertices: Self::null_buffer(),
             indices: Self::null_buffer(),
@@ -328,19 +330,7 @@ impl GpuRenderer {
             frame_semaphore: None,
             gpu_timeout: std::time::Duration::from_secs(10),
         };
-        r.layer_pipeline = r.pipeline(false, EYE_FORMAT)?;
-        let p = r.pipeline(true, TARGET_FORMAT)?;
-        r.distort_pipelines.insert(TARGET_FORMAT, p);
-        for e in 0..2 {
-            r.eyes[e] = r.image(
-                display.eye_render_width.max(1),
-                display.eye_render_height.max(1),
-                1,
-                EYE_FORMAT,
-                vk::ImageUsageFlags::COLOR_ATTACHMENT | vk::ImageUsageFlags::SAMPLED,
-            )?;
-            r.eye_sets[e] = r.descriptor_set(r.eyes[e].view)?;
-        }
+        r.add_pipelines(TARGET_FORMAT)?;
         let vdata: Vec<f32> = r
             .mesh
             .vertices
@@ -380,16 +370,6 @@ impl GpuRenderer {
         self.sync_fd_export
     }
 
-    fn null_image() -> Image {
-        Image {
-            image: vk::Image::null(),
-            memory: vk::DeviceMemory::null(),
-            view: vk::ImageView::null(),
-            width: 0,
-            height: 0,
-        }
-    }
-
     fn null_buffer() -> Buffer {
         Buffer {
             buffer: vk::Buffer::null(),
@@ -398,9 +378,18 @@ impl GpuRenderer {
         }
     }
 
-    fn pipeline(&self, distort: bool, format: vk::Format) -> Result<vk::Pipeline, VkError> {
+    /// The pass's pipelines for a target format: one per layer kind.
+    fn add_pipelines(&mut self, format: vk::Format) -> Result<(), VkError> {
+        for (k, spv) in PANEL_SPV.iter().enumerate() {
+            let p = self.pipeline(format, spv)?;
+            self.pipelines.insert((format, k), p);
+        }
+        Ok(())
+    }
+
+    fn pipeline(&self, format: vk::Format, spv: &[u8]) -> Result<vk::Pipeline, VkError> {
         let d = &self.ctx.device;
-        let module = shader(d, if distort { DISTORT_SPV } else { LAYER_SPV })?;
+        let module = shader(d, spv)?;
         let stages = [
             vk::PipelineShaderStageCreateInfo::default()
                 .stage(vk::ShaderStageFlags::VERTEX)
@@ -424,13 +413,9 @@ impl GpuRenderer {
                     .offset(i * 8)
             })
             .collect();
-        let vertex_input = if distort {
-            vk::PipelineVertexInputStateCreateInfo::default()
-                .vertex_binding_descriptions(&vb)
-                .vertex_attribute_descriptions(&va)
-        } else {
-            vk::PipelineVertexInputStateCreateInfo::default()
-        };
+        let vertex_input = vk::PipelineVertexInputStateCreateInfo::default()
+            .vertex_binding_descriptions(&vb)
+            .vertex_attribute_descriptions(&va);
         let ia = vk::PipelineInputAssemblyStateCreateInfo::default()
             .topology(vk::PrimitiveTopology::TRIANGLE_LIST);
         let vp = vk::PipelineViewportStateCreateInfo::default()
@@ -442,20 +427,17 @@ impl GpuRenderer {
             .line_width(1.0);
         let ms = vk::PipelineMultisampleStateCreateInfo::default()
             .rasterization_samples(vk::SampleCountFlags::TYPE_1);
-        let blend = [if distort {
-            vk::PipelineColorBlendAttachmentState::default()
-                .color_write_mask(vk::ColorComponentFlags::RGBA)
-        } else {
-            vk::PipelineColorBlendAttachmentState::default()
-                .blend_enable(true)
-                .src_color_blend_factor(vk::BlendFactor::ONE)
-                .dst_color_blend_factor(vk::BlendFactor::ONE_MINUS_SRC_ALPHA)
-                .color_blend_op(vk::BlendOp::ADD)
-                .src_alpha_blend_factor(vk::BlendFactor::ONE)
-                .dst_alpha_blend_factor(vk::BlendFactor::ONE_MINUS_SRC_ALPHA)
-                .alpha_blend_op(vk::BlendOp::ADD)
-                .color_write_mask(vk::ColorComponentFlags::RGBA)
-        }];
+        // Per channel: colour + dst * (1 - that channel's alpha) (the shader's second
+        // output); the panel's alpha stays the clear value's 1.
+        let blend = [vk::PipelineColorBlendAttachmentState::default()
+            .blend_enable(true)
+            .src_color_blend_factor(vk::BlendFactor::ONE)
+            .dst_color_blend_factor(vk::BlendFactor::ONE_MINUS_SRC1_COLOR)
+            .color_blend_op(vk::BlendOp::ADD)
+            .src_alpha_blend_factor(vk::BlendFactor::ZERO)
+            .dst_alpha_blend_factor(vk::BlendFactor::ONE)
+            .alpha_blend_op(vk::BlendOp::ADD)
+            .color_write_mask(vk::ColorComponentFlags::RGBA)];
         let cb = vk::PipelineColorBlendStateCreateInfo::default().attachments(&blend);
         let dynamic = [vk::DynamicState::VIEWPORT, vk::DynamicState::SCISSOR];
         let ds = vk::PipelineDynamicStateCreateInfo::default().dynamic_states(&dynamic);
@@ -471,14 +453,11 @@ impl GpuRenderer {
             .multisample_state(&ms)
             .color_blend_state(&cb)
             .dynamic_state(&ds)
-            .layout(if distort {
-                self.distort_layout
-            } else {
-                self.layer_layout
-            })
+            .layout(self.layout)
             .push_next(&mut rendering);
-        // SAFETY: every state struct is alive across the call; dynamic rendering is
-        // enabled on the device; the module is destroyed after pipeline creation.
+        // SAFETY: every state struct is alive across the call; dynamic rendering and
+        // dual-source blending are enabled on the device; the module is destroyed after
+        // pipeline creation.
         let r = unsafe {
             let p = d.create_graphics_pipelines(vk::PipelineCache::null(), &[info], None);
             d.destroy_shader_module(module, None);
@@ -630,8 +609,6 @@ impl GpuRenderer {
                     image,
                     memory,
                     view,
-                    width,
-                    height,
                 }),
                 Err(e) => {
                     d.destroy_image(image, None);
@@ -907,8 +884,6 @@ impl GpuRenderer {
                     image,
                     memory,
                     view,
-                    width: shared.width,
-                    height: shared.height,
                 },
                 Err(e) => {
                     d.destroy_image(image, None);
@@ -1186,8 +1161,6 @@ impl GpuRenderer {
                     image,
                     memory,
                     view,
-                    width,
-                    height,
                 },
                 width,
                 height,
@@ -1228,7 +1201,7 @@ impl GpuRenderer {
             )
             .map_err(call("vkBeginCommandBuffer"))?;
             if let Some(q) = self.queries {
-                d.cmd_reset_query_pool(cb, q, 0, 3);
+                d.cmd_reset_query_pool(cb, q, 0, QUERIES);
                 d.cmd_write_timestamp2(cb, vk::PipelineStageFlags2::TOP_OF_PIPE, q, 0);
             }
             // Application images: from the app's device (external queue family, its
@@ -1253,62 +1226,6 @@ impl GpuRenderer {
                     (vk::QUEUE_FAMILY_EXTERNAL, self.ctx.queue_family),
                 );
             }
-            for eye in 0..2 {
-                let e = &self.eyes[eye];
-                barrier(
-                    &d,
-                    cb,
-                    e.image,
-                    1,
-                    vk::ImageLayout::UNDEFINED,
-                    vk::ImageLayout::COLOR_ATTACHMENT_OPTIMAL,
-                );
-                begin_rendering(&d, cb, e.view, e.width, e.height, [0.0, 0.0, 0.0, 1.0]);
-                viewport(&d, cb, 0.0, e.width, e.height);
-                d.cmd_bind_pipeline(cb, vk::PipelineBindPoint::GRAPHICS, self.layer_pipeline);
-                for draw in &plan.draws[eye] {
-                    let Some(l) = self.layers.get(&draw.image) else {
-                        continue;
-                    };
-                    d.cmd_bind_descriptor_sets(
-                        cb,
-                        vk::PipelineBindPoint::GRAPHICS,
-                        self.layer_layout,
-                        0,
-                        &[l.set],
-                        &[],
-                    );
-                    let bytes: Vec<u8> = draw.push.iter().flat_map(|f| f.to_le_bytes()).collect();
-                    d.cmd_push_constants(
-                        cb,
-                        self.layer_layout,
-                        vk::ShaderStageFlags::FRAGMENT,
-                        0,
-                        &bytes,
-                    );
-                    d.cmd_draw(cb, 3, 1, 0, 0);
-                }
-                d.cmd_end_rendering(cb);
-                barrier(
-                    &d,
-                    cb,
-                    e.image,
-                    1,
-                    vk::ImageLayout::COLOR_ATTACHMENT_OPTIMAL,
-                    vk::ImageLayout::SHADER_READ_ONLY_OPTIMAL,
-                );
-            }
-            for &(image, layout, layers) in &external {
-                barrier_layers(
-                    &d,
-                    cb,
-                    image,
-                    layers,
-                    vk::ImageLayout::SHADER_READ_ONLY_OPTIMAL,
-                    layout,
-                    (self.ctx.queue_family, vk::QUEUE_FAMILY_EXTERNAL),
-                );
-            }
             if let Some(q) = self.queries {
                 d.cmd_write_timestamp2(cb, vk::PipelineStageFlags2::ALL_COMMANDS, q, 1);
             }
@@ -1329,39 +1246,59 @@ impl GpuRenderer {
                 target.height,
                 [0.0, 0.0, 0.0, 1.0],
             );
-            let pipeline = *self.distort_pipelines.get(&target.format).ok_or_else(|| {
-                VkError::Unsupported(format!("target format {:?}", target.format))
-            })?;
-            d.cmd_bind_pipeline(cb, vk::PipelineBindPoint::GRAPHICS, pipeline);
+            let mut bound = None;
             d.cmd_bind_vertex_buffers(cb, 0, &[self.vertices.buffer], &[0]);
             d.cmd_bind_index_buffer(cb, self.indices.buffer, 0, vk::IndexType::UINT32);
             let half = target.width / 2;
+            let mut push = [0u8; PUSH_BYTES as usize];
             for eye in 0..2 {
                 viewport(&d, cb, (eye as u32 * half) as f32, half, target.height);
-                d.cmd_bind_descriptor_sets(
-                    cb,
-                    vk::PipelineBindPoint::GRAPHICS,
-                    self.distort_layout,
-                    0,
-                    &[self.eye_sets[eye]],
-                    &[],
-                );
-                let c = self.mesh.cutoff[eye].min(f32::MAX);
-                let push: Vec<u8> = [c, 0.0, 0.0, 0.0]
-                    .iter()
-                    .flat_map(|f| f.to_le_bytes())
-                    .collect();
-                d.cmd_push_constants(
-                    cb,
-                    self.distort_layout,
-                    vk::ShaderStageFlags::FRAGMENT,
-                    0,
-                    &push,
-                );
+                let cutoff = self.mesh.cutoff[eye].min(f32::MAX);
+                push[112..116].copy_from_slice(&cutoff.to_le_bytes());
                 let (first, count) = self.mesh.eye_indices[eye];
-                d.cmd_draw_indexed(cb, count, 1, first, 0, 0);
+                for draw in &plan.draws[eye] {
+                    let Some(l) = self.layers.get(&draw.image) else {
+                        continue;
+                    };
+                    let kind = (draw.push[7] as usize).min(PANEL_SPV.len() - 1);
+                    if bound != Some(kind) {
+                        let pipeline =
+                            *self.pipelines.get(&(target.format, kind)).ok_or_else(|| {
+                                VkError::Unsupported(format!("target format {:?}", target.format))
+                            })?;
+                        d.cmd_bind_pipeline(cb, vk::PipelineBindPoint::GRAPHICS, pipeline);
+                        bound = Some(kind);
+                    }
+                    d.cmd_bind_descriptor_sets(
+                        cb,
+                        vk::PipelineBindPoint::GRAPHICS,
+                        self.layout,
+                        0,
+                        &[l.set],
+                        &[],
+                    );
+                    for (k, f) in draw.push.iter().enumerate() {
+                        push[4 * k..4 * k + 4].copy_from_slice(&f.to_le_bytes());
+                    }
+                    d.cmd_push_constants(cb, self.layout, vk::ShaderStageFlags::FRAGMENT, 0, &push);
+                    d.cmd_draw_indexed(cb, count, 1, first, 0, 0);
+                }
             }
             d.cmd_end_rendering(cb);
+            if let Some(q) = self.queries {
+                d.cmd_write_timestamp2(cb, vk::PipelineStageFlags2::ALL_COMMANDS, q, 2);
+            }
+            for &(image, layout, layers) in &external {
+                barrier_layers(
+                    &d,
+                    cb,
+                    image,
+                    layers,
+                    vk::ImageLayout::SHADER_READ_ONLY_OPTIMAL,
+                    layout,
+                    (self.ctx.queue_family, vk::QUEUE_FAMILY_EXTERNAL),
+                );
+            }
             // Own targets stay readable (TRANSFER_SRC); scanout buffers go to the display
             // (GENERAL, released to the foreign queue family).
             barrier_qf(
@@ -1377,7 +1314,7 @@ impl GpuRenderer {
                 foreign.map(|q| (q, self.ctx.external_queue_family)),
             );
             if let Some(q) = self.queries {
-                d.cmd_write_timestamp2(cb, vk::PipelineStageFlags2::ALL_COMMANDS, q, 2);
+                d.cmd_write_timestamp2(cb, vk::PipelineStageFlags2::ALL_COMMANDS, q, 3);
             }
             d.end_command_buffer(cb)
                 .map_err(call("vkEndCommandBuffer"))?;
@@ -1438,7 +1375,7 @@ impl GpuRenderer {
             fence,
             FrameTiming {
                 cpu_submit_ns,
-                gpu_layers_ns: None,
+                gpu: None,
                 gpu_total_ns: None,
             },
         ))
@@ -1448,16 +1385,21 @@ impl GpuRenderer {
     pub fn finish(&mut self, timing: &mut FrameTiming) -> Result<(), VkError> {
         self.wait()?;
         if let (Some(q), Some(period)) = (self.queries, self.ctx.timestamp_period_ns) {
-            let mut ts = [0u64; 3];
-            // SAFETY: the three queries were written by the completed submission.
+            let mut ts = [0u64; QUERIES as usize];
+            // SAFETY: the queries were all written by the completed submission.
             let ok = unsafe {
                 self.ctx
                     .device
                     .get_query_pool_results(q, 0, &mut ts, vk::QueryResultFlags::TYPE_64)
             };
             if ok.is_ok() {
-                timing.gpu_layers_ns = Some((ts[1].wrapping_sub(ts[0]) as f64 * period) as u64);
-                timing.gpu_total_ns = Some((ts[2].wrapping_sub(ts[0]) as f64 * period) as u64);
+                let ns = |a: usize, b: usize| (ts[b].wrapping_sub(ts[a]) as f64 * period) as u64;
+                timing.gpu = Some(GpuStages {
+                    acquire_ns: ns(0, 1),
+                    compose_ns: ns(1, 2),
+                    release_ns: ns(2, 3),
+                });
+                timing.gpu_total_ns = Some(ns(0, 3));
             }
         }
         Ok(())
@@ -1668,9 +1610,6 @@ impl Drop for GpuRenderer {
         for id in ids {
             let _ = self.destroy_layer_image(id);
         }
-        for e in &self.eyes {
-            self.free_image(e);
-        }
         self.free_buffer(&self.vertices);
         self.free_buffer(&self.indices);
         let d = &self.ctx.device;
@@ -1683,12 +1622,10 @@ impl Drop for GpuRenderer {
             d.destroy_command_pool(self.cmd_pool, None);
             d.destroy_descriptor_pool(self.pool, None);
             d.destroy_sampler(self.sampler, None);
-            d.destroy_pipeline(self.layer_pipeline, None);
-            for p in self.distort_pipelines.values() {
+            for p in self.pipelines.values() {
                 d.destroy_pipeline(*p, None);
             }
-            d.destroy_pipeline_layout(self.layer_layout, None);
-            d.destroy_pipeline_layout(self.distort_layout, None);
+            d.destroy_pipeline_layout(self.layout, None);
             d.destroy_descriptor_set_layout(self.set_layout, None);
         }
     }
