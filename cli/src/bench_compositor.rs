@@ -1,6 +1,8 @@
-//! `leasehold bench compositor`: what one composited frame costs — two eye layers through
-//! timewarp, lens distortion and chromatic aberration into a panel-sized target — on
-//! the CPU (recording and submitting) and on the GPU (timestamp queries).
+//! `leasehold bench compositor`: what one composited frame costs — two eye layers (and
+//! optionally quads over them) through timewarp, lens distortion and chromatic
+//! aberration into a panel-sized target, in one pass — on the CPU (planning, recording
+//! and submitting) and on the GPU (timestamp queries per stage), with the pass's memory
+//! traffic against what a plain buffer copy achieves on the same device.
 
 use anyhow::Context;
 use clap::Args;
@@ -28,6 +30,9 @@ pub struct CompositorArgs {
     /// Eye layer size WxH (each eye); the panel is two of these side by side.
     #[arg(long, default_value = "1440x1600")]
     eye: String,
+    /// Quad layers over the projection layer (half-transparent 512x512 panels, both eyes).
+    #[arg(long, default_value_t = 0)]
+    layers: u32,
     /// Present through the headless target's simulated vblank clock (else back to back).
     #[arg(long)]
     paced: bool,
@@ -78,8 +83,15 @@ pub fn compositor(a: CompositorArgs) -> anyhow::Result<()> {
     display.panel_width = 2 * ew;
     display.panel_height = eh;
     println!(
-        "  two {ew}x{eh} eye layers -> {}x{} panel, {} frames",
-        display.panel_width, display.panel_height, a.frames
+        "  two {ew}x{eh} eye layers{} -> {}x{} panel, {} frames",
+        if a.layers > 0 {
+            format!(" + {} quads of 512x512", a.layers)
+        } else {
+            String::new()
+        },
+        display.panel_width,
+        display.panel_height,
+        a.frames
     );
     let mut r = GpuRenderer::new(ctx.clone(), &lens, &display)?;
     r.set_gpu_timeout(std::time::Duration::from_secs(300));
@@ -88,6 +100,49 @@ pub fn compositor(a: CompositorArgs) -> anyhow::Result<()> {
         *id = r.create_layer_image(ew, eh, 1, ColorFormat::Rgba8Srgb)?;
         r.upload(*id, 0, &pattern::test_pattern(ew, eh, e))?;
     }
+    // Quads: half-transparent test patterns on a grid 1.5 m ahead, each a little nearer.
+    const QUAD_PX: u32 = 512;
+    let mut quads = Vec::new();
+    for k in 0..a.layers {
+        let id = r.create_layer_image(QUAD_PX, QUAD_PX, 1, ColorFormat::Rgba8Srgb)?;
+        let mut img = pattern::test_pattern(QUAD_PX, QUAD_PX, k as usize % 2);
+        for y in 0..QUAD_PX {
+            for x in 0..QUAD_PX {
+                let mut c = img.pixel(x, y);
+                c[3] = 160;
+                img.put(x, y, c);
+            }
+        }
+        r.upload(id, 0, &img)?;
+        let (col, row) = ((k % 4) as f32, ((k / 4) % 3) as f32);
+        quads.push(Layer::Quad {
+            eyes: [true, true],
+            sub_image: SubImage {
+                image: id,
+                x: 0,
+                y: 0,
+                width: QUAD_PX as i32,
+                height: QUAD_PX as i32,
+                array_index: 0,
+            },
+            pose: Pose {
+                orientation: glam::Quat::IDENTITY,
+                position: Vec3::new(-0.6 + 0.4 * col, 0.3 - 0.3 * row, -1.5 + 0.01 * k as f32),
+            },
+            size: glam::Vec2::new(0.5, 0.5),
+            flags: LayerFlags {
+                blend_texture_source_alpha: true,
+                unpremultiplied_alpha: true,
+            },
+        });
+    }
+    // The pass's least memory traffic per frame: every layer's image read once, the
+    // panel written once.
+    let traffic_bytes = 4
+        * (2 * u64::from(ew) * u64::from(eh)
+            + u64::from(a.layers) * 2 * u64::from(QUAD_PX * QUAD_PX)
+            + u64::from(display.panel_width) * u64::from(display.panel_height));
+    let copy = r.copy_bandwidth(128 << 20)?;
     let refresh = display.refresh_hz.first().copied().unwrap_or(90.0);
     let mut target = HeadlessTarget::new(
         &mut r,
@@ -102,9 +157,10 @@ pub fn compositor(a: CompositorArgs) -> anyhow::Result<()> {
     let mut csv = std::io::BufWriter::new(std::fs::File::create(a.out.join("compositor.csv"))?);
     writeln!(
         csv,
-        "frame,cpu_plan_us,cpu_submit_us,gpu_layers_us,gpu_total_us,wall_us"
+        "frame,cpu_plan_us,cpu_submit_us,gpu_acquire_us,gpu_compose_us,gpu_release_us,gpu_total_us,wall_us"
     )?;
-    let (mut cpu, mut gpu, mut gpu_layers, mut wall) = (vec![], vec![], vec![], vec![]);
+    let (mut plan_ms, mut submit_ms, mut wall) = (vec![], vec![], vec![]);
+    let (mut acquire, mut compose, mut release, mut gpu) = (vec![], vec![], vec![], vec![]);
     let bar = indicatif::ProgressBar::new(u64::from(a.frames) + 5);
     for f in 0..a.frames + 5 {
         let t0 = Instant::now();
@@ -127,10 +183,11 @@ pub fn compositor(a: CompositorArgs) -> anyhow::Result<()> {
                 array_index: 0,
             },
         };
-        let layers = [Layer::Projection {
+        let mut layers = vec![Layer::Projection {
             views: [view(0), view(1)],
             flags: LayerFlags::default(),
         }];
+        layers.extend_from_slice(&quads);
         let plan = render::plan(
             &display,
             Pose {
@@ -153,56 +210,63 @@ pub fn compositor(a: CompositorArgs) -> anyhow::Result<()> {
             continue;
         }
         let us = |ns: u64| ns as f64 / 1e3;
+        let opt = |v: Option<u64>| v.map(|v| format!("{:.1}", us(v))).unwrap_or_default();
         writeln!(
             csv,
-            "{f},{:.1},{:.1},{},{},{:.1}",
+            "{f},{:.1},{:.1},{},{},{},{},{:.1}",
             us(plan_ns),
             us(timing.cpu_submit_ns),
-            timing
-                .gpu
-                .map(|g| g.compose_ns)
-                .map(|v| format!("{:.1}", us(v)))
-                .unwrap_or_default(),
-            timing
-                .gpu_total_ns
-                .map(|v| format!("{:.1}", us(v)))
-                .unwrap_or_default(),
+            opt(timing.gpu.map(|g| g.acquire_ns)),
+            opt(timing.gpu.map(|g| g.compose_ns)),
+            opt(timing.gpu.map(|g| g.release_ns)),
+            opt(timing.gpu_total_ns),
             us(wall_ns)
         )?;
-        cpu.push((plan_ns + timing.cpu_submit_ns) as f64 / 1e6);
-        wall.push(wall_ns as f64 / 1e6);
-        if let (Some(t), Some(l)) = (timing.gpu_total_ns, timing.gpu.map(|g| g.compose_ns)) {
-            gpu.push(t as f64 / 1e6);
-            gpu_layers.push(l as f64 / 1e6);
+        let ms = |ns: u64| ns as f64 / 1e6;
+        plan_ms.push(ms(plan_ns));
+        submit_ms.push(ms(timing.cpu_submit_ns));
+        wall.push(ms(wall_ns));
+        if let (Some(g), Some(t)) = (timing.gpu, timing.gpu_total_ns) {
+            acquire.push(ms(g.acquire_ns));
+            compose.push(ms(g.compose_ns));
+            release.push(ms(g.release_ns));
+            gpu.push(ms(t));
         }
     }
     bar.finish_and_clear();
     println!();
     println!("                                   median       p99");
-    println!(
-        "  CPU (plan + record + submit)  {:>8.3} ms {:>8.3} ms",
-        median(&mut cpu),
-        p99(&mut cpu)
-    );
+    let row = |name: &str, v: &mut Vec<f64>| {
+        println!("  {name:<30}{:>8.3} ms {:>8.3} ms", median(v), p99(v));
+    };
+    row("CPU plan", &mut plan_ms);
+    row("CPU record + submit", &mut submit_ms);
     if !gpu.is_empty() {
-        println!(
-            "  GPU layers (timewarp)         {:>8.3} ms {:>8.3} ms",
-            median(&mut gpu_layers),
-            p99(&mut gpu_layers)
-        );
-        println!(
-            "  GPU whole frame               {:>8.3} ms {:>8.3} ms",
-            median(&mut gpu),
-            p99(&mut gpu)
-        );
+        row("GPU take app images", &mut acquire);
+        row("GPU compose (one pass)", &mut compose);
+        row("GPU hand panel on", &mut release);
+        row("GPU whole frame", &mut gpu);
     } else {
         println!("  GPU: this queue has no timestamps");
     }
-    println!(
-        "  submit to done (wall)         {:>8.3} ms {:>8.3} ms",
-        median(&mut wall),
-        p99(&mut wall)
-    );
+    row("submit to done (wall)", &mut wall);
+    if !compose.is_empty() {
+        let rate = traffic_bytes as f64 / (median(&mut compose) * 1e-3);
+        let of_copy = copy
+            .map(|c| {
+                format!(
+                    ", {:.1} % of a buffer copy's {:.1} GB/s",
+                    100.0 * rate / c,
+                    c / 1e9
+                )
+            })
+            .unwrap_or_default();
+        println!(
+            "  compose traffic: {:.1} MB a frame (layers read once, panel written once), {:.2} GB/s{of_copy}",
+            traffic_bytes as f64 / 1e6,
+            rate / 1e9
+        );
+    }
     let png = a.out.join("compositor-frame.png");
     target.write_png(&mut r, &png)?;
     println!(

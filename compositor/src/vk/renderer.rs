@@ -491,6 +491,20 @@ impl GpuRenderer {
     }
 
     fn host_buffer(&self, size: u64, usage: vk::BufferUsageFlags) -> Result<Buffer, VkError> {
+        self.buffer(
+            size,
+            usage,
+            vk::MemoryPropertyFlags::HOST_VISIBLE | vk::MemoryPropertyFlags::HOST_COHERENT,
+        )
+    }
+
+    /// A new buffer in memory with `flags`, mapped when that memory is host-visible.
+    fn buffer(
+        &self,
+        size: u64,
+        usage: vk::BufferUsageFlags,
+        flags: vk::MemoryPropertyFlags,
+    ) -> Result<Buffer, VkError> {
         let d = &self.ctx.device;
         // SAFETY: creation, allocation, binding and mapping of a new buffer; on failure
         // the partially created objects are released before returning.
@@ -504,19 +518,20 @@ impl GpuRenderer {
                 )
                 .map_err(call("vkCreateBuffer"))?;
             let req = d.get_buffer_memory_requirements(buffer);
-            let memory = match self.allocate(
-                req,
-                vk::MemoryPropertyFlags::HOST_VISIBLE | vk::MemoryPropertyFlags::HOST_COHERENT,
-            ) {
+            let memory = match self.allocate(req, flags) {
                 Ok(m) => m,
                 Err(e) => {
                     d.destroy_buffer(buffer, None);
                     return Err(e);
                 }
             };
-            let mapped = d
-                .bind_buffer_memory(buffer, memory, 0)
-                .and_then(|_| d.map_memory(memory, 0, vk::WHOLE_SIZE, vk::MemoryMapFlags::empty()));
+            let mapped = d.bind_buffer_memory(buffer, memory, 0).and_then(|_| {
+                if flags.contains(vk::MemoryPropertyFlags::HOST_VISIBLE) {
+                    d.map_memory(memory, 0, vk::WHOLE_SIZE, vk::MemoryMapFlags::empty())
+                } else {
+                    Ok(std::ptr::null_mut())
+                }
+            });
             match mapped {
                 Ok(p) => Ok(Buffer {
                     buffer,
@@ -691,6 +706,61 @@ impl GpuRenderer {
         }
         self.in_flight = true;
         self.wait()
+    }
+
+    /// The memory bandwidth a plain buffer copy achieves on this device: bytes read plus
+    /// bytes written per second, from GPU timestamps, the best of three copies of
+    /// `bytes` in device-local memory. The yardstick for the pass's traffic; `None`
+    /// where the queue has no timestamps.
+    pub fn copy_bandwidth(&mut self, bytes: u64) -> Result<Option<f64>, VkError> {
+        let (Some(q), Some(period)) = (self.queries, self.ctx.timestamp_period_ns) else {
+            return Ok(None);
+        };
+        let local = vk::MemoryPropertyFlags::DEVICE_LOCAL;
+        let src = self.buffer(bytes, vk::BufferUsageFlags::TRANSFER_SRC, local)?;
+        let dst = match self.buffer(bytes, vk::BufferUsageFlags::TRANSFER_DST, local) {
+            Ok(b) => b,
+            Err(e) => {
+                self.free_buffer(&src);
+                return Err(e);
+            }
+        };
+        let mut best = f64::INFINITY;
+        for _ in 0..3 {
+            let copied = self.one_shot(|d, cb| {
+                // SAFETY: recording into the idle command buffer `one_shot` hands us;
+                // both buffers live until after the submission is waited for.
+                unsafe {
+                    d.cmd_reset_query_pool(cb, q, 0, 2);
+                    d.cmd_write_timestamp2(cb, vk::PipelineStageFlags2::TOP_OF_PIPE, q, 0);
+                    d.cmd_copy_buffer(
+                        cb,
+                        src.buffer,
+                        dst.buffer,
+                        &[vk::BufferCopy::default().size(bytes)],
+                    );
+                    d.cmd_write_timestamp2(cb, vk::PipelineStageFlags2::ALL_COMMANDS, q, 1);
+                }
+            });
+            if let Err(e) = copied {
+                // The copy may still be running: its buffers are leaked, not freed.
+                return Err(e);
+            }
+            let mut ts = [0u64; 2];
+            // SAFETY: both queries were written by the completed submission.
+            let read = unsafe {
+                self.ctx
+                    .device
+                    .get_query_pool_results(q, 0, &mut ts, vk::QueryResultFlags::TYPE_64)
+            };
+            if read.is_ok() {
+                best = best.min(ts[1].wrapping_sub(ts[0]) as f64 * period);
+            }
+        }
+        // The copies are complete (waited for): the buffers can go.
+        self.free_buffer(&src);
+        self.free_buffer(&dst);
+        Ok((best.is_finite() && best > 0.0).then(|| 2.0 * bytes as f64 / (best * 1e-9)))
     }
 
     /// How long a frame may take before the GPU counts as hung (default 10 s; software
