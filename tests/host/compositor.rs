@@ -451,6 +451,98 @@ fn cylinder_and_equirect_layers_match_the_cpu_reference() {
     );
 }
 
+/// Quads (small and large, near the centre and in the periphery) and a cylinder over a
+/// projection layer, through a real lens model: the GPU's one pass (each quad drawn only
+/// where the lens can show it) against the CPU reference evaluated per pixel.
+#[test]
+fn layers_through_the_lens_match_the_cpu_reference() {
+    leasehold_tests::init_tracing();
+    let cfg = ViveConfig::parse(SIMULATED_CONFIG).unwrap();
+    let (mut display, lens) = leasehold_drivers::vive::display_for(&cfg, None);
+    display.panel_width /= 4;
+    display.panel_height /= 4;
+    display.eye_render_width /= 4;
+    display.eye_render_height /= 4;
+    let mut r = GpuRenderer::new(common::context(), &lens, &display).unwrap();
+    let mut sources = std::collections::HashMap::new();
+    let mut image = |r: &mut GpuRenderer, img: RgbaImage| {
+        let id = r
+            .create_layer_image(img.width, img.height, 1, ColorFormat::Rgba8Srgb)
+            .unwrap();
+        r.upload(id, 0, &img).unwrap();
+        sources.insert((id, 0), img);
+        id
+    };
+    let (w, h) = (display.eye_render_width, display.eye_render_height);
+    let bg = image(&mut r, pattern::test_pattern(w, h, 0));
+    let small = image(&mut r, pattern::test_pattern(48, 48, 1));
+    let glass = image(&mut r, solid(16, 16, [0, 255, 255, 128]));
+    let cyl_img = image(&mut r, pattern::test_pattern(96, 48, 1));
+    let at = |x: f32, y: f32, z: f32, yaw: f32| Pose {
+        orientation: Quat::from_rotation_y(yaw),
+        position: Vec3::new(x, y, z),
+    };
+    let quad = |id: u64, px: u32, pose: Pose, size: f32, flags: LayerFlags| Layer::Quad {
+        eyes: [true, true],
+        sub_image: full(id, px, px),
+        pose,
+        size: glam::Vec2::splat(size),
+        flags,
+    };
+    let blend = LayerFlags {
+        blend_texture_source_alpha: true,
+        unpremultiplied_alpha: true,
+    };
+    let layers = [
+        background(bg, &display, LayerFlags::default()),
+        Layer::Cylinder {
+            eyes: [true, true],
+            sub_image: full(cyl_img, 96, 48),
+            pose: at(0.0, -0.3, 0.0, 0.4),
+            radius: 2.0,
+            central_angle: 1.0,
+            aspect_ratio: 3.0,
+            flags: LayerFlags::default(),
+        },
+        quad(
+            small,
+            48,
+            at(0.0, 0.05, -1.0, 0.0),
+            0.12,
+            LayerFlags::default(),
+        ),
+        quad(
+            small,
+            48,
+            at(-0.9, 0.6, -1.2, 0.5),
+            0.4,
+            LayerFlags::default(),
+        ),
+        quad(glass, 16, at(0.3, -0.2, -0.8, -0.3), 0.5, blend),
+    ];
+    let plan = render::plan(&display, Pose::IDENTITY, &layers, &|id| r.layer_desc(id));
+    assert!(plan.rejections.is_empty(), "{:?}", plan.rejections);
+    assert!(
+        plan.draws
+            .iter()
+            .flatten()
+            .filter(|d| d.bounds.is_some())
+            .count()
+            >= 4,
+        "the quads are bounded"
+    );
+    let (gpu, rejected) = frame(&mut r, &display, &layers);
+    assert_eq!(rejected, 0);
+    let cpu = reference::compose_panel(
+        &lens,
+        [&plan.draws[0], &plan.draws[1]],
+        &|id, layer| sources.get(&(id, layer)).cloned(),
+        display.panel_width,
+        display.panel_height,
+    );
+    compare("lens-layers", &gpu, &cpu);
+}
+
 /// A cube map layer: six faces of different patterns around the viewer, turned, drawn
 /// by the GPU and by the CPU reference.
 #[test]

@@ -40,6 +40,54 @@ pub struct Mesh {
     pub cutoff: [f32; 2],
     /// Index range of each eye: (first index, count); vertices are shared by offset.
     pub eye_indices: [(u32, u32); 2],
+    /// Cells per eye: columns, rows.
+    pub grid: (u32, u32),
+    /// The largest difference of a channel's eye-image position between two corners of
+    /// one cell, along either axis.
+    pub cell_reach: f32,
+}
+
+impl Mesh {
+    /// The part of an eye's half of the panel (0..1 across: x0, y0, x1, y1) where any
+    /// channel can look into `bounds` (eye-image positions, the same order); empty
+    /// (x0 >= x1) when none can.
+    ///
+    /// A pixel looks where the lens sends it: its cell's corners' positions interpolated,
+    /// so within `cell_reach` of each corner's. Every corner within `cell_reach` of
+    /// `bounds` is found; the pixel lies within one cell of such a corner.
+    pub fn panel_rect(&self, eye: usize, bounds: [f32; 4]) -> [f32; 4] {
+        let (cols, rows) = self.grid;
+        let n = ((cols + 1) * (rows + 1)) as usize;
+        let m = self.cell_reach;
+        let inside = |p: &[f32; 2]| {
+            p[0] >= bounds[0] - m
+                && p[1] >= bounds[1] - m
+                && p[0] <= bounds[2] + m
+                && p[1] <= bounds[3] + m
+        };
+        let mut r = [
+            f32::INFINITY,
+            f32::INFINITY,
+            f32::NEG_INFINITY,
+            f32::NEG_INFINITY,
+        ];
+        for v in self.vertices.iter().skip(eye.min(1) * n).take(n) {
+            if inside(&v.uv_r) || inside(&v.uv_g) || inside(&v.uv_b) {
+                let (x, y) = ((v.pos[0] + 1.0) / 2.0, (v.pos[1] + 1.0) / 2.0);
+                r = [r[0].min(x), r[1].min(y), r[2].max(x), r[3].max(y)];
+            }
+        }
+        if r[0] > r[2] {
+            return [0.0; 4];
+        }
+        let (cx, cy) = (1.0 / cols as f32, 1.0 / rows as f32);
+        [
+            (r[0] - cx).max(0.0),
+            (r[1] - cy).max(0.0),
+            (r[2] + cx).min(1.0),
+            (r[3] + cy).min(1.0),
+        ]
+    }
 }
 
 /// Builds the mesh with `cols` × `rows` cells per eye; cells wholly outside the lens
@@ -101,11 +149,27 @@ pub fn build(lens: &LensModel, cols: u32, rows: u32) -> Mesh {
         }
         eye_indices[eye] = (first, indices.len() as u32 - first);
     }
+    let row = (cols + 1) as usize;
+    let mut cell_reach = 0f32;
+    for (k, v) in vertices.iter().enumerate() {
+        let (i, j) = (k % row, (k / row) % (rows as usize + 1));
+        for (di, dj) in [(1, 0), (0, 1), (1, 1)] {
+            if i + di > cols as usize || j + dj > rows as usize {
+                continue;
+            }
+            let w = &vertices[k + di + dj * row];
+            for (a, b) in [(v.uv_r, w.uv_r), (v.uv_g, w.uv_g), (v.uv_b, w.uv_b)] {
+                cell_reach = cell_reach.max((a[0] - b[0]).abs()).max((a[1] - b[1]).abs());
+            }
+        }
+    }
     Mesh {
         vertices,
         indices,
         cutoff,
         eye_indices,
+        grid: (cols, rows),
+        cell_reach,
     }
 }
 
@@ -123,6 +187,49 @@ mod tests {
         assert_eq!(v.pos, [1.0, 1.0]);
         assert_eq!(v.uv_g, [1.0, 1.0]);
         assert!(m.indices.iter().all(|&i| (i as usize) < m.vertices.len()));
+    }
+
+    #[test]
+    fn panel_rect_holds_every_pixel_that_looks_into_the_bounds() {
+        use leasehold_drivers::simulated::SIMULATED_CONFIG;
+        use leasehold_drivers::vive::config::ViveConfig;
+        let cfg = ViveConfig::parse(SIMULATED_CONFIG).unwrap();
+        let (_, lens) = leasehold_drivers::vive::display_for(&cfg, None);
+        let m = build(&lens, 24, 30);
+        for bounds in [
+            [0.45, 0.4, 0.5, 0.47],
+            [0.0, 0.0, 0.2, 0.1],
+            [0.7, 0.8, 1.0, 1.0],
+        ] {
+            for eye in 0..2 {
+                let r = m.panel_rect(eye, bounds);
+                let area = (r[2] - r[0]) * (r[3] - r[1]);
+                let mut seen = 0;
+                for y in 0..300 {
+                    for x in 0..300 {
+                        let (u, v) = ((x as f32 + 0.5) / 300.0, (y as f32 + 0.5) / 300.0);
+                        let (uv, inside) = lens.sample(eye, u, v);
+                        let looks = uv.iter().any(|p| {
+                            p.x >= bounds[0]
+                                && p.y >= bounds[1]
+                                && p.x <= bounds[2]
+                                && p.y <= bounds[3]
+                        });
+                        if inside && looks {
+                            seen += 1;
+                            assert!(
+                                u >= r[0] && u <= r[2] && v >= r[1] && v <= r[3],
+                                "eye {eye}: ({u}, {v}) looks into {bounds:?} but lies outside {r:?}"
+                            );
+                        }
+                    }
+                }
+                if bounds[0] > 0.4 {
+                    assert!(seen > 0);
+                    assert!(area < 0.1, "a small box stays small on the panel: {r:?}");
+                }
+            }
+        }
     }
 
     #[test]

@@ -199,6 +199,10 @@ pub mod kind {
 pub struct LayerDraw {
     pub image: u64,
     pub push: [f32; 28],
+    /// Where in the eye's field of view the layer can show (eye-image positions, 0..1
+    /// across: u0, v0, u1, v1); `None`: anywhere. The pass draws only the panel region
+    /// the lens maps there.
+    pub bounds: Option<[f32; 4]>,
 }
 
 /// Why a layer (or part of one) was not drawn as given.
@@ -305,6 +309,38 @@ fn around(push: &mut [f32; 28], pose: &Pose, eye_pose: &Pose, radius: f32) {
     push[24] = if finite { radius } else { 1.0 };
 }
 
+/// Where in the eye's field of view (tangents `tan`: left, right, up, down) a quad can
+/// show, as eye-image positions (0..1 across): the bounding box of its corners'
+/// projections (a flat convex quad projects into their hull), clipped to the field and
+/// empty (u0 >= u1 or v0 >= v1) when it lies outside or wholly behind the eye. `None`
+/// when only some corners are in front of the eye: then no box bounds it.
+fn quad_bounds(pose: &Pose, size: glam::Vec2, eye_pose: &Pose, tan: [f32; 4]) -> Option<[f32; 4]> {
+    let to_eye = eye_pose.orientation.inverse();
+    let mut b = [
+        f32::INFINITY,
+        f32::INFINITY,
+        f32::NEG_INFINITY,
+        f32::NEG_INFINITY,
+    ];
+    let corners = [(-0.5, -0.5), (0.5, -0.5), (-0.5, 0.5), (0.5, 0.5)].map(|(sx, sy)| {
+        let corner = pose.position + pose.orientation * Vec3::new(sx * size.x, sy * size.y, 0.0);
+        to_eye * (corner - eye_pose.position)
+    });
+    let in_front = corners.iter().filter(|e| e.z <= -1e-4).count();
+    if in_front == 0 {
+        return Some([1.0, 1.0, 0.0, 0.0]);
+    }
+    if in_front < 4 {
+        return None;
+    }
+    for e in corners {
+        let u = (e.x / -e.z - tan[0]) / (tan[1] - tan[0]);
+        let v = (e.y / -e.z - tan[2]) / (tan[3] - tan[2]);
+        b = [b[0].min(u), b[1].min(v), b[2].max(u), b[3].max(v)];
+    }
+    Some([b[0].max(0.0), b[1].max(0.0), b[2].min(1.0), b[3].min(1.0)])
+}
+
 /// Plans a frame: `head` is the predicted head pose at the frame's display time.
 /// Invalid input never fails the frame: a layer is clamped (and drawn) or dropped, and
 /// each case is reported in `rejections` (the frame loop logs them).
@@ -373,7 +409,9 @@ pub fn plan(
                 }
             };
             let mut push = [0f32; 28];
-            push[0..4].copy_from_slice(&fov_tangents(&display.eyes[eye].fov));
+            let tan = fov_tangents(&display.eyes[eye].fov);
+            push[0..4].copy_from_slice(&tan);
+            let mut bounds = None;
             let kind;
             match layer {
                 Layer::Projection { views, .. } => {
@@ -413,6 +451,11 @@ pub fn plan(
                     in_layer_space(&mut push, pose, &eye_pose, true);
                     push[24] = size.x / 2.0;
                     push[25] = size.y / 2.0;
+                    bounds = quad_bounds(pose, *size, &eye_pose, tan);
+                    if bounds.is_some_and(|b| b[0] >= b[2] || b[1] >= b[3]) {
+                        // Outside this eye's field of view: nothing to draw.
+                        continue;
+                    }
                 }
                 Layer::Cylinder {
                     pose,
@@ -522,6 +565,7 @@ pub fn plan(
             draws[eye].push(LayerDraw {
                 image: sub.image,
                 push,
+                bounds,
             });
         }
     }
@@ -659,6 +703,63 @@ mod tests {
         assert!(p.draws[0][0].push.iter().all(|v| v.is_finite()));
         assert_eq!(&p.draws[0][0].push[20..24], &[0.75, 0.0, 1.0, 1.0]);
         assert!(p.draws[1].is_empty(), "right view starts at x=250: outside");
+    }
+
+    #[test]
+    fn a_quad_is_drawn_only_where_it_can_show() {
+        let quad = |position: Vec3, size: f32| Layer::Quad {
+            eyes: [true, true],
+            sub_image: SubImage {
+                image: 1,
+                x: 0,
+                y: 0,
+                width: 100,
+                height: 100,
+                array_index: 0,
+            },
+            pose: Pose {
+                orientation: Quat::IDENTITY,
+                position,
+            },
+            size: Vec2::splat(size),
+            flags: LayerFlags::default(),
+        };
+        // 0.2 m wide, 1 m ahead of the left eye (at x = -0.032): a small box around the
+        // centre of the left eye's field (0.8 rad each way).
+        let b = draw_of(quad(Vec3::new(-0.032, 0.0, -1.0), 0.2))
+            .bounds
+            .unwrap();
+        let half = 0.1 / (2.0 * 0.8f32.tan());
+        for (got, want) in b
+            .iter()
+            .zip([0.5 - half, 0.5 - half, 0.5 + half, 0.5 + half])
+        {
+            assert!((got - want).abs() < 1e-4, "{b:?}");
+        }
+        // Turned and reaching behind the eye: no box bounds it; the whole field is drawn.
+        let mut straddling = quad(Vec3::new(0.0, 0.0, -0.5), 4.0);
+        if let Layer::Quad { pose: p, .. } = &mut straddling {
+            p.orientation = Quat::from_rotation_y(0.8);
+        }
+        assert_eq!(draw_of(straddling).bounds, None);
+        // Behind the eyes, or far to the side: not drawn at all.
+        for away in [Vec3::new(0.0, 0.0, 1.0), Vec3::new(100.0, 0.0, -1.0)] {
+            let p = plan(&display(), Pose::IDENTITY, &[quad(away, 0.2)], &images);
+            assert!(p.draws.iter().all(|d| d.is_empty()), "{away}: {p:?}");
+            assert!(p.rejections.is_empty());
+        }
+        // Projection layers cover the field.
+        assert!(p_bounds_none());
+    }
+
+    fn p_bounds_none() -> bool {
+        let p = plan(
+            &display(),
+            Pose::IDENTITY,
+            &[proj(Pose::IDENTITY, 0, 100)],
+            &images,
+        );
+        p.draws[0].iter().all(|d| d.bounds.is_none())
     }
 
     fn draw_of(layer: Layer) -> LayerDraw {

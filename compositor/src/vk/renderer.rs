@@ -1339,6 +1339,32 @@ impl GpuRenderer {
                         d.cmd_bind_pipeline(cb, vk::PipelineBindPoint::GRAPHICS, pipeline);
                         bound = Some(kind);
                     }
+                    // Only the panel region that can see the layer is drawn.
+                    let rect = match draw.bounds {
+                        Some(b) => self.mesh.panel_rect(eye, b),
+                        None => [0.0, 0.0, 1.0, 1.0],
+                    };
+                    let x0 = (rect[0] * half as f32).floor() as u32;
+                    let y0 = (rect[1] * target.height as f32).floor() as u32;
+                    let x1 = ((rect[2] * half as f32).ceil() as u32).min(half);
+                    let y1 = ((rect[3] * target.height as f32).ceil() as u32).min(target.height);
+                    if x1 <= x0 || y1 <= y0 {
+                        continue;
+                    }
+                    d.cmd_set_scissor(
+                        cb,
+                        0,
+                        &[vk::Rect2D {
+                            offset: vk::Offset2D {
+                                x: (eye as u32 * half + x0) as i32,
+                                y: y0 as i32,
+                            },
+                            extent: vk::Extent2D {
+                                width: x1 - x0,
+                                height: y1 - y0,
+                            },
+                        }],
+                    );
                     d.cmd_bind_descriptor_sets(
                         cb,
                         vk::PipelineBindPoint::GRAPHICS,
