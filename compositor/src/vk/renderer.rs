@@ -727,7 +727,8 @@ impl GpuRenderer {
         };
         let mut best = f64::INFINITY;
         for _ in 0..3 {
-            let copied = self.one_shot(|d, cb| {
+            // On failure the copy may still be running: its buffers are leaked, not freed.
+            self.one_shot(|d, cb| {
                 // SAFETY: recording into the idle command buffer `one_shot` hands us;
                 // both buffers live until after the submission is waited for.
                 unsafe {
@@ -741,11 +742,7 @@ impl GpuRenderer {
                     );
                     d.cmd_write_timestamp2(cb, vk::PipelineStageFlags2::ALL_COMMANDS, q, 1);
                 }
-            });
-            if let Err(e) = copied {
-                // The copy may still be running: its buffers are leaked, not freed.
-                return Err(e);
-            }
+            })?;
             let mut ts = [0u64; 2];
             // SAFETY: both queries were written by the completed submission.
             let read = unsafe {
