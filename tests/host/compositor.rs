@@ -79,6 +79,7 @@ fn render(
 #[test]
 fn distortion_matches_the_cpu_reference() {
     leasehold_tests::init_tracing();
+    let _vulkan = crate::common::validated();
     let cfg = ViveConfig::parse(SIMULATED_CONFIG).unwrap();
     let (mut display, lens) = leasehold_drivers::vive::display_for(&cfg, None);
     // Half the Vive's panel keeps the CPU reference quick; the model is resolution-free.
@@ -131,6 +132,7 @@ fn distortion_matches_the_cpu_reference() {
 #[test]
 fn timewarp_shifts_by_the_expected_pixels() {
     leasehold_tests::init_tracing();
+    let _vulkan = crate::common::validated();
     let fov = Fov::symmetric(1.4, 1.4);
     let display = common::display(200, 1.4, 90.0);
     let line = pattern::vertical_line(200, 200, 99, 2); // centred on x = 100
@@ -225,6 +227,7 @@ fn background(id: u64, display: &DisplayInfo, flags: LayerFlags) -> Layer {
 #[test]
 fn quad_layers_blend_by_their_flags() {
     leasehold_tests::init_tracing();
+    let _vulkan = crate::common::validated();
     let display = small_display();
     let mut r = GpuRenderer::new(common::context(), &LensModel::None, &display).unwrap();
     let blue = r
@@ -289,6 +292,7 @@ fn quad_layers_blend_by_their_flags() {
 #[test]
 fn bad_layers_are_corrected_and_the_compositor_keeps_running() {
     leasehold_tests::init_tracing();
+    let _vulkan = crate::common::validated();
     let display = small_display();
     let mut r = GpuRenderer::new(common::context(), &LensModel::None, &display).unwrap();
     let green = r
@@ -369,6 +373,7 @@ fn bad_layers_are_corrected_and_the_compositor_keeps_running() {
 #[test]
 fn cylinder_and_equirect_layers_match_the_cpu_reference() {
     leasehold_tests::init_tracing();
+    let _vulkan = crate::common::validated();
     let display = common::display(160, 1.6, 90.0);
     let mut r = GpuRenderer::new(common::context(), &LensModel::None, &display).unwrap();
     let mut sources = std::collections::HashMap::new();
@@ -457,6 +462,7 @@ fn cylinder_and_equirect_layers_match_the_cpu_reference() {
 #[test]
 fn layers_through_the_lens_match_the_cpu_reference() {
     leasehold_tests::init_tracing();
+    let _vulkan = crate::common::validated();
     let cfg = ViveConfig::parse(SIMULATED_CONFIG).unwrap();
     let (mut display, lens) = leasehold_drivers::vive::display_for(&cfg, None);
     display.panel_width /= 4;
@@ -548,6 +554,7 @@ fn layers_through_the_lens_match_the_cpu_reference() {
 #[test]
 fn cube_layers_match_the_cpu_reference() {
     leasehold_tests::init_tracing();
+    let _vulkan = crate::common::validated();
     let display = common::display(160, 1.6, 90.0);
     let mut r = GpuRenderer::new(common::context(), &LensModel::None, &display).unwrap();
     let cube = r

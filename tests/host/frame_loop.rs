@@ -20,6 +20,7 @@ use std::time::Duration;
 #[test]
 fn the_loop_shows_the_newest_submission_at_each_wake() {
     leasehold_tests::init_tracing();
+    let _vulkan = crate::common::validated();
     let fov = Fov::symmetric(1.6, 1.6);
     let mut display = crate::common::display(128, 1.6, 60.0);
     display.scanout_to_photon_ns = 2_000_000;

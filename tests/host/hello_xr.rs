@@ -35,6 +35,10 @@ fn run(graphics: &str) {
         .env("XR_ENABLE_API_LAYERS", "XR_APILAYER_LUNARG_core_validation")
         .env("XR_CORE_VALIDATION_EXPORT_TYPE", "text")
         .env("XR_CORE_VALIDATION_FILE_NAME", &validation)
+        // And under the Khronos Vulkan validation layer: hello_xr's instance (the layer
+        // prints its reports) and the runtime's compositor (counted in the frame report).
+        .env("VK_INSTANCE_LAYERS", "VK_LAYER_KHRONOS_validation")
+        .env("LEASEHOLD_VK_VALIDATION", "1")
         .stdin(Stdio::piped())
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())
@@ -132,6 +136,11 @@ fn run(graphics: &str) {
     let report = std::fs::read_to_string(&report).expect("the runtime's frame report");
     tracing::info!(graphics, "{report}");
     assert!(field(&report, "app_frames") >= FRAMES as f64, "{report}");
+    assert_eq!(
+        field(&report, "vk_validation_messages"),
+        0.0,
+        "Vulkan validation of the runtime's compositor: {report}"
+    );
     assert!(
         field(&report, "app_frames_shown") > 0.0,
         "the compositor showed hello_xr's frames: {report}"

@@ -117,6 +117,7 @@ const D32_SFLOAT: u32 = 126;
 fn vulkan_sessions_swapchains_and_their_errors() {
     use xr::sys::Result as R;
     leasehold_tests::init_tracing();
+    let _vulkan = crate::common::validated();
     let entry = super::openxr::entry();
     let instance = vulkan_instance(&entry);
     let system = instance
@@ -408,6 +409,7 @@ fn vulkan_sessions_swapchains_and_their_errors() {
 #[test]
 fn a_hundred_vulkan_instances_with_sessions_and_swapchains_leak_nothing() {
     leasehold_tests::init_tracing();
+    let _vulkan = crate::common::validated();
     let entry = super::openxr::entry();
     use leasehold_tests::proc_stats::{fds, heap_in_use_kb, rss_kb, threads};
     // The app's Vulkan device lives across the cycles, as an engine's would (the loader
@@ -510,6 +512,7 @@ extern "C" fn on_signal(_: libc::c_int) {
 fn a_session_survives_a_signal_every_millisecond() {
     use std::sync::atomic::{AtomicBool, Ordering};
     leasehold_tests::init_tracing();
+    let _vulkan = crate::common::validated();
     // SAFETY: installs a handler that only increments an atomic (async-signal-safe).
     unsafe {
         let mut sa: libc::sigaction = std::mem::zeroed();

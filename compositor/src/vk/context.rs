@@ -6,7 +6,7 @@
 
 use super::{GpuInfo, VkError, call, describe};
 use ash::vk;
-use std::ffi::{CStr, c_void};
+use std::ffi::CStr;
 
 /// Which device to render on.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
@@ -76,38 +76,6 @@ impl std::fmt::Debug for VkContext {
     }
 }
 
-/// Routes a validation/driver message into tracing. Never unwinds into the driver.
-unsafe extern "system" fn debug_callback(
-    severity: vk::DebugUtilsMessageSeverityFlagsEXT,
-    _types: vk::DebugUtilsMessageTypeFlagsEXT,
-    data: *const vk::DebugUtilsMessengerCallbackDataEXT<'_>,
-    _user: *mut c_void,
-) -> vk::Bool32 {
-    let _ = std::panic::catch_unwind(|| {
-        if data.is_null() {
-            return;
-        }
-        // SAFETY: the loader passes a valid callback-data structure for the duration of
-        // the call; p_message is a NUL-terminated string or null.
-        let msg = unsafe {
-            let d = &*data;
-            if d.p_message.is_null() {
-                "(no message)".to_string()
-            } else {
-                CStr::from_ptr(d.p_message).to_string_lossy().into_owned()
-            }
-        };
-        if severity.contains(vk::DebugUtilsMessageSeverityFlagsEXT::ERROR) {
-            tracing::error!(target: "vulkan", "{msg}");
-        } else if severity.contains(vk::DebugUtilsMessageSeverityFlagsEXT::WARNING) {
-            tracing::warn!(target: "vulkan", "{msg}");
-        } else {
-            tracing::debug!(target: "vulkan", "{msg}");
-        }
-    });
-    vk::FALSE
-}
-
 fn score(g: &GpuInfo) -> u32 {
     match g.device_type {
         vk::PhysicalDeviceType::DISCRETE_GPU => 4,
@@ -135,21 +103,7 @@ impl VkContext {
             )
         };
         let has_ext = |n: &CStr| exts.iter().any(|e| e.extension_name_as_c_str() == Ok(n));
-        let want_validation = std::env::var_os("LEASEHOLD_VK_VALIDATION").is_some_and(|v| v == "1");
-        let validation = c"VK_LAYER_KHRONOS_validation";
-        let mut layer_names = Vec::new();
-        if want_validation {
-            if layers
-                .iter()
-                .any(|l| l.layer_name_as_c_str() == Ok(validation))
-            {
-                layer_names.push(validation.as_ptr());
-            } else {
-                tracing::warn!(
-                    "LEASEHOLD_VK_VALIDATION=1 but the validation layer is not installed"
-                );
-            }
-        }
+        let layer_names = super::validation::layers(&layers)?;
         let debug_utils = has_ext(ash::ext::debug_utils::NAME);
         let mut ext_names = Vec::new();
         if debug_utils {
@@ -168,18 +122,7 @@ impl VkContext {
             unsafe { entry.create_instance(&info, None) }.map_err(call("vkCreateInstance"))?;
         let debug = if debug_utils {
             let du = ash::ext::debug_utils::Instance::new(&entry, &instance);
-            let info = vk::DebugUtilsMessengerCreateInfoEXT::default()
-                .message_severity(
-                    vk::DebugUtilsMessageSeverityFlagsEXT::ERROR
-                        | vk::DebugUtilsMessageSeverityFlagsEXT::WARNING
-                        | vk::DebugUtilsMessageSeverityFlagsEXT::INFO,
-                )
-                .message_type(
-                    vk::DebugUtilsMessageTypeFlagsEXT::VALIDATION
-                        | vk::DebugUtilsMessageTypeFlagsEXT::PERFORMANCE
-                        | vk::DebugUtilsMessageTypeFlagsEXT::GENERAL,
-                )
-                .pfn_user_callback(Some(debug_callback));
+            let info = super::validation::messenger_info();
             // SAFETY: the instance has VK_EXT_debug_utils enabled; the callback is a
             // 'static function that never unwinds.
             match unsafe { du.create_debug_utils_messenger(&info, None) } {

@@ -9,6 +9,7 @@ pub mod app;
 pub mod context;
 pub mod renderer;
 pub mod scene;
+pub mod validation;
 
 use ash::vk;
 use std::ffi::CStr;

@@ -28,6 +28,8 @@ struct Slot {
 pub struct SceneDevice {
     _entry: ash::Entry,
     instance: ash::Instance,
+    /// The validation messenger, when validation is on.
+    debug: Option<(ash::ext::debug_utils::Instance, vk::DebugUtilsMessengerEXT)>,
     physical: vk::PhysicalDevice,
     device: ash::Device,
     queue: vk::Queue,
@@ -67,7 +69,14 @@ impl SceneDevice {
         // SAFETY: loading the system's Vulkan loader; the Entry keeps it loaded.
         let entry = unsafe { ash::Entry::load()? };
         let iexts = names(instance_extensions)?;
-        let iptrs: Vec<_> = iexts.iter().map(|n| n.as_ptr()).collect();
+        let mut iptrs: Vec<_> = iexts.iter().map(|n| n.as_ptr()).collect();
+        // SAFETY: global query on a loaded entry.
+        let installed = unsafe { entry.enumerate_instance_layer_properties() }.unwrap_or_default();
+        let layers = super::validation::layers(&installed)?;
+        let messenger = !layers.is_empty();
+        if messenger && !iexts.iter().any(|n| n.as_c_str() == ash::ext::debug_utils::NAME) {
+            iptrs.push(ash::ext::debug_utils::NAME.as_ptr());
+        }
         let app = vk::ApplicationInfo::default()
             .application_name(c"leasehold-demo")
             .api_version(vk::API_VERSION_1_1);
@@ -76,11 +85,21 @@ impl SceneDevice {
             entry.create_instance(
                 &vk::InstanceCreateInfo::default()
                     .application_info(&app)
+                    .enabled_layer_names(&layers)
                     .enabled_extension_names(&iptrs),
                 None,
             )
         }
         .map_err(call("vkCreateInstance"))?;
+        let debug = messenger.then(|| {
+            let du = ash::ext::debug_utils::Instance::new(&entry, &instance);
+            // SAFETY: the instance has VK_EXT_debug_utils enabled (the validation layer
+            // provides it); the callback is a 'static function that never unwinds.
+            unsafe { du.create_debug_utils_messenger(&super::validation::messenger_info(), None) }
+                .ok()
+                .map(|m| (du, m))
+        });
+        let debug = debug.flatten();
         let made = (|| {
             let physical = vk::PhysicalDevice::from_raw(
                 physical_for(instance.handle().as_raw()).map_err(VkError::NoDevice)?,
@@ -116,8 +135,13 @@ impl SceneDevice {
         let (physical, queue_family, device) = match made {
             Ok(x) => x,
             Err(e) => {
-                // SAFETY: nothing else was made from the instance.
-                unsafe { instance.destroy_instance(None) };
+                // SAFETY: nothing else was made from the instance but the messenger.
+                unsafe {
+                    if let Some((du, m)) = &debug {
+                        du.destroy_debug_utils_messenger(*m, None);
+                    }
+                    instance.destroy_instance(None)
+                };
                 return Err(e);
             }
         };
@@ -136,6 +160,7 @@ impl SceneDevice {
         let mut s = Self {
             _entry: entry,
             instance,
+            debug,
             physical,
             device,
             queue,
@@ -504,6 +529,9 @@ impl Drop for SceneDevice {
             self.device.destroy_image(self.palette, None);
             self.device.free_memory(self.palette_memory, None);
             self.device.destroy_device(None);
+            if let Some((du, m)) = &self.debug {
+                du.destroy_debug_utils_messenger(*m, None);
+            }
             self.instance.destroy_instance(None);
         }
     }

@@ -88,7 +88,7 @@ impl Drop for SessionObj {
         }
         if let Some(path) = std::env::var_os("LEASEHOLD_FRAME_REPORT") {
             let report = format!(
-                "{{\n  \"seconds\": {secs:.3},\n  \"app_frames\": {frames},\n  \"flips\": {},\n  \"compositor_frames\": {},\n  \"app_frames_shown\": {},\n  \"vblanks_hit\": {},\n  \"refresh_hz\": {:.3},\n  \"render_ms_median\": {:.3},\n  \"render_ms_p99\": {:.3},\n  \"compositor\": \"{}\"\n}}\n",
+                "{{\n  \"seconds\": {secs:.3},\n  \"app_frames\": {frames},\n  \"flips\": {},\n  \"compositor_frames\": {},\n  \"app_frames_shown\": {},\n  \"vblanks_hit\": {},\n  \"refresh_hz\": {:.3},\n  \"render_ms_median\": {:.3},\n  \"render_ms_p99\": {:.3},\n  \"vk_validation_messages\": {},\n  \"compositor\": \"{}\"\n}}\n",
                 c.flips.map_or("null".to_string(), |f| f.to_string()),
                 c.frames,
                 c.app_frames_shown,
@@ -96,6 +96,7 @@ impl Drop for SessionObj {
                 1e9 / g.compositor.clock().period_ns.max(1) as f64,
                 pct(0.5),
                 pct(0.99),
+                leasehold_compositor::vk::validation::reports(),
                 g.compositor.describe().replace('"', "'"),
             );
             if let Err(e) = std::fs::write(&path, report) {
