@@ -195,6 +195,9 @@ pub fn run(
         sleep_until(plan.commit_deadline_ns);
         let commit = now_ns();
         let fb = target.present(renderer, fence, plan.target_vblank_ns)?;
+        if fplan.draws.iter().any(|d| !d.is_empty()) {
+            target.presented_content();
+        }
         renderer.finish(&mut timing)?;
         let render_ns = timing
             .gpu_total_ns

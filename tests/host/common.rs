@@ -49,7 +49,10 @@ impl Drop for Validated {
     fn drop(&mut self) {
         let n = leasehold_compositor::vk::validation::reports();
         if !std::thread::panicking() {
-            assert_eq!(n, 0, "Vulkan validation reported {n} messages (the log has them)");
+            assert_eq!(
+                n, 0,
+                "Vulkan validation reported {n} messages (the log has them)"
+            );
         }
     }
 }

@@ -45,6 +45,9 @@ pub struct HeadlessTarget {
     next: usize,
     /// The last presented image, for snapshots.
     shown: Option<usize>,
+    /// The last presented image that showed an app's layers: kept out of the ring (when
+    /// it has more than two images) so that snapshots see it after the app is gone.
+    content: Option<usize>,
     clock: VblankClock,
     last_sequence: Option<u64>,
     paced: bool,
@@ -66,6 +69,7 @@ impl HeadlessTarget {
             images,
             next: 0,
             shown: None,
+            content: None,
             clock: VblankClock::new(refresh_hz, now_ns()),
             last_sequence: None,
             paced: true,
@@ -82,9 +86,10 @@ impl HeadlessTarget {
         self.clock
     }
 
-    /// The frame on "screen" now, read back as RGBA.
+    /// The last frame on "screen" that showed an app's layers, else the frame on
+    /// "screen" now, read back as RGBA.
     pub fn snapshot(&self, renderer: &mut GpuRenderer) -> Result<Option<RgbaImage>, VkError> {
-        match self.shown {
+        match self.content.or(self.shown) {
             Some(i) => renderer.read_target(&self.images[i]).map(Some),
             None => Ok(None),
         }
@@ -172,7 +177,7 @@ impl Target for HeadlessTarget {
         }
         self.last_sequence = Some(seq);
         self.shown = Some(self.next);
-        self.next = (self.next + 1) % self.images.len();
+        self.next = after(self.next, self.images.len(), self.content);
         Ok(Feedback {
             sequence: seq,
             vblank_ns: t,
@@ -180,14 +185,40 @@ impl Target for HeadlessTarget {
         })
     }
 
+    fn presented_content(&mut self) {
+        self.content = self.shown;
+    }
+
     fn snapshot(&self, renderer: &mut GpuRenderer) -> Result<Option<RgbaImage>, VkError> {
         HeadlessTarget::snapshot(self, renderer)
+    }
+}
+
+/// The ring's image after `i` of `len`, passing over the kept one while two others are
+/// left to alternate.
+fn after(i: usize, len: usize, kept: Option<usize>) -> usize {
+    let n = (i + 1) % len;
+    if kept == Some(n) && len > 2 {
+        (n + 1) % len
+    } else {
+        n
     }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn the_kept_image_is_passed_over_while_two_others_alternate() {
+        assert_eq!(after(0, 3, None), 1);
+        assert_eq!(after(2, 3, None), 0);
+        // Image 1 kept: 0 and 2 alternate.
+        assert_eq!(after(0, 3, Some(1)), 2);
+        assert_eq!(after(2, 3, Some(1)), 0);
+        // Two images: nothing can be kept out of the ring.
+        assert_eq!(after(0, 2, Some(1)), 1);
+    }
 
     #[test]
     fn vblank_clock_rounds_up_to_the_next_vblank() {

@@ -73,7 +73,11 @@ pub trait Target {
     fn completed_flips(&self) -> Option<u64> {
         None
     }
-    /// The last presented image, read back (targets that can: headless).
+    /// The frame just presented showed an app's layers: targets that keep snapshots keep
+    /// this one (until a later frame with layers replaces it).
+    fn presented_content(&mut self) {}
+    /// The last presented image that showed an app's layers (else the last presented
+    /// one), read back (targets that can: headless).
     fn snapshot(
         &self,
         _renderer: &mut GpuRenderer,

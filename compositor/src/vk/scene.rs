@@ -74,7 +74,11 @@ impl SceneDevice {
         let installed = unsafe { entry.enumerate_instance_layer_properties() }.unwrap_or_default();
         let layers = super::validation::layers(&installed)?;
         let messenger = !layers.is_empty();
-        if messenger && !iexts.iter().any(|n| n.as_c_str() == ash::ext::debug_utils::NAME) {
+        if messenger
+            && !iexts
+                .iter()
+                .any(|n| n.as_c_str() == ash::ext::debug_utils::NAME)
+        {
             iptrs.push(ash::ext::debug_utils::NAME.as_ptr());
         }
         let app = vk::ApplicationInfo::default()

@@ -24,13 +24,18 @@ pub fn reports() -> u64 {
 }
 
 /// The layers to enable on a new instance, given the ones installed.
-pub(super) fn layers(installed: &[vk::LayerProperties]) -> Result<Vec<*const c_char>, super::VkError> {
+pub(super) fn layers(
+    installed: &[vk::LayerProperties],
+) -> Result<Vec<*const c_char>, super::VkError> {
     let required = REQUIRED.load(Ordering::SeqCst);
     let wanted = required || std::env::var_os("LEASEHOLD_VK_VALIDATION").is_some_and(|v| v == "1");
     if !wanted {
         return Ok(Vec::new());
     }
-    if installed.iter().any(|l| l.layer_name_as_c_str() == Ok(LAYER)) {
+    if installed
+        .iter()
+        .any(|l| l.layer_name_as_c_str() == Ok(LAYER))
+    {
         return Ok(vec![LAYER.as_ptr()]);
     }
     if required {
@@ -84,7 +89,9 @@ unsafe extern "system" fn callback(
         };
         let serious = vk::DebugUtilsMessageSeverityFlagsEXT::ERROR
             | vk::DebugUtilsMessageSeverityFlagsEXT::WARNING;
-        if types.contains(vk::DebugUtilsMessageTypeFlagsEXT::VALIDATION) && severity.intersects(serious) {
+        if types.contains(vk::DebugUtilsMessageTypeFlagsEXT::VALIDATION)
+            && severity.intersects(serious)
+        {
             REPORTS.fetch_add(1, Ordering::SeqCst);
         }
         if severity.contains(vk::DebugUtilsMessageSeverityFlagsEXT::ERROR) {
