@@ -158,9 +158,10 @@ pub fn run(
     request_realtime_priority();
     // Anchor: one frame with nothing in it tells us where vblanks are.
     let empty = render::plan(display, Pose::IDENTITY, &[], &|_| None);
+    let sync_file = target.gates_on_sync_files();
     let (fence, _) = {
         let img = target.acquire()?;
-        renderer.render(&empty, img, true)?
+        renderer.render(&empty, img, sync_file)?
     };
     let anchor = target.present(renderer, fence, 0)?;
     let mut pacer = Pacer::new(pacer_cfg, anchor.sequence, anchor.vblank_ns);
@@ -189,7 +190,7 @@ pub fn run(
         }
         let (fence, mut timing) = {
             let img = target.acquire()?;
-            renderer.render(&fplan, img, true)?
+            renderer.render(&fplan, img, sync_file)?
         };
         // Late commit: as close to the vblank as the pacer's margins allow.
         sleep_until(plan.commit_deadline_ns);

@@ -185,6 +185,10 @@ impl Target for HeadlessTarget {
         })
     }
 
+    fn gates_on_sync_files(&self) -> bool {
+        false
+    }
+
     fn presented_content(&mut self) {
         self.content = self.shown;
     }

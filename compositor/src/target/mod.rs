@@ -73,6 +73,12 @@ pub trait Target {
     fn completed_flips(&self) -> Option<u64> {
         None
     }
+    /// Whether `present` can hand a render's sync_file to the display (KMS: the commit
+    /// waits on it); else a frame's completion is waited for on the CPU, with no
+    /// semaphore to create or export.
+    fn gates_on_sync_files(&self) -> bool {
+        true
+    }
     /// The frame just presented showed an app's layers: targets that keep snapshots keep
     /// this one (until a later frame with layers replaces it).
     fn presented_content(&mut self) {}

@@ -149,7 +149,11 @@ pub struct GpuRenderer {
     in_flight: bool,
     queries: Option<vk::QueryPool>,
     sync_fd_export: bool,
-    frame_semaphore: Option<vk::Semaphore>,
+    /// The semaphore each frame signals and exports as a sync_file (created once: an
+    /// export leaves it unsignalled, ready for the next frame).
+    sync_semaphore: Option<vk::Semaphore>,
+    /// One whose export failed (still signalled): destroyed once its frame is done.
+    stale_semaphore: Option<vk::Semaphore>,
     gpu_timeout: std::time::Duration,
 }
 
@@ -327,7 +331,8 @@ impl GpuRenderer {
             in_flight: false,
             queries,
             sync_fd_export,
-            frame_semaphore: None,
+            sync_semaphore: None,
+            stale_semaphore: None,
             gpu_timeout: std::time::Duration::from_secs(10),
         };
         r.add_pipelines(TARGET_FORMAT)?;
@@ -779,7 +784,7 @@ impl GpuRenderer {
         }
         .map_err(call("vkWaitForFences"))?;
         self.in_flight = false;
-        if let Some(s) = self.frame_semaphore.take() {
+        if let Some(s) = self.stale_semaphore.take() {
             // SAFETY: the submit that signalled it has completed.
             unsafe { self.ctx.device.destroy_semaphore(s, None) };
         }
@@ -1258,7 +1263,7 @@ impl GpuRenderer {
         // SAFETY: the command buffer is idle (waited above). Everything recorded refers
         // to objects owned by this renderer or the target, alive until the fence signals
         // (`wait` runs before any of them is destroyed).
-        unsafe {
+        let semaphore = unsafe {
             d.reset_command_buffer(cb, vk::CommandBufferResetFlags::empty())
                 .map_err(call("vkResetCommandBuffer"))?;
             d.begin_command_buffer(
@@ -1413,15 +1418,18 @@ impl GpuRenderer {
                 .map_err(call("vkEndCommandBuffer"))?;
 
             let semaphore = if want_sync_file && self.sync_fd_export {
-                let mut export = vk::ExportSemaphoreCreateInfo::default()
-                    .handle_types(vk::ExternalSemaphoreHandleTypeFlags::SYNC_FD);
-                Some(
-                    d.create_semaphore(
-                        &vk::SemaphoreCreateInfo::default().push_next(&mut export),
-                        None,
-                    )
-                    .map_err(call("vkCreateSemaphore"))?,
-                )
+                if self.sync_semaphore.is_none() {
+                    let mut export = vk::ExportSemaphoreCreateInfo::default()
+                        .handle_types(vk::ExternalSemaphoreHandleTypeFlags::SYNC_FD);
+                    self.sync_semaphore = Some(
+                        d.create_semaphore(
+                            &vk::SemaphoreCreateInfo::default().push_next(&mut export),
+                            None,
+                        )
+                        .map_err(call("vkCreateSemaphore"))?,
+                    );
+                }
+                self.sync_semaphore
             } else {
                 None
             };
@@ -1442,21 +1450,24 @@ impl GpuRenderer {
             d.queue_submit2(self.ctx.queue, &submit, self.fence)
                 .map_err(call("vkQueueSubmit2"))?;
             self.in_flight = true;
-            self.frame_semaphore = semaphore;
-        }
+            semaphore
+        };
         let cpu_submit_ns = t0.elapsed().as_nanos() as u64;
-        let fence = match (self.frame_semaphore, &self.ctx.semaphore_fd) {
+        let fence = match (semaphore, &self.ctx.semaphore_fd) {
             (Some(s), Some(ext)) => {
                 let info = vk::SemaphoreGetFdInfoKHR::default()
                     .semaphore(s)
                     .handle_type(vk::ExternalSemaphoreHandleTypeFlags::SYNC_FD);
                 // SAFETY: the semaphore was created exportable as SYNC_FD and its signal
-                // operation is submitted.
+                // operation is submitted; the export unsignals it (copy transference).
                 match unsafe { ext.get_semaphore_fd(&info) } {
                     Ok(-1) => RenderFence::Signalled,
                     // SAFETY: a successful export returns a new fd that we now own.
                     Ok(fd) => RenderFence::SyncFile(unsafe { OwnedFd::from_raw_fd(fd) }),
                     Err(e) => {
+                        // Still signalled: it cannot be signalled again. A new one next
+                        // frame; this one goes when the frame is done.
+                        self.stale_semaphore = self.sync_semaphore.take();
                         tracing::warn!(?e, "sync_file export failed; CPU wait for this frame");
                         RenderFence::CpuWait
                     }
@@ -1712,6 +1723,9 @@ impl Drop for GpuRenderer {
                 d.destroy_query_pool(q, None);
             }
             d.destroy_fence(self.fence, None);
+            if let Some(s) = self.sync_semaphore {
+                d.destroy_semaphore(s, None);
+            }
             d.destroy_command_pool(self.cmd_pool, None);
             d.destroy_descriptor_pool(self.pool, None);
             d.destroy_sampler(self.sampler, None);
