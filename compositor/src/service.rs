@@ -53,6 +53,32 @@ impl FrameClock {
         let k = (t_ns - self.vblank_ns).div_ceil(self.period_ns.max(1));
         self.vblank_ns + k * self.period_ns
     }
+
+    /// The app's next frame (xrWaitFrame at `now_ns`; `last` the vblank its previous
+    /// frame targeted): the vblank it targets and when it should wake, a period before
+    /// it. An app on time wakes once a period; one that calls late (its simulation
+    /// overran, or the machine was busy) still gets the next vblank while at least half
+    /// a period remains, instead of losing a whole period; never the same vblank twice.
+    pub fn app_frame(&self, now_ns: u64, last: Option<u64>) -> AppFrame {
+        let period = self.period_ns.max(1);
+        let mut vblank = self.vblank_at_or_after(now_ns + period / 2);
+        if let Some(last) = last
+            && vblank < last + period / 2
+        {
+            vblank = self.vblank_at_or_after(last + period / 2);
+        }
+        AppFrame {
+            vblank_ns: vblank,
+            wake_ns: vblank.saturating_sub(period),
+        }
+    }
+}
+
+/// Where an app's frame lands: see [`FrameClock::app_frame`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct AppFrame {
+    pub vblank_ns: u64,
+    pub wake_ns: u64,
 }
 
 /// What the compositor has done so far.
@@ -553,5 +579,55 @@ mod tests {
         guarded(&lost, || panic!("renderer state broken"));
         let why = lost.lock().unwrap().clone().expect("reported lost");
         assert!(why.contains("renderer state broken"), "{why}");
+    }
+
+    const P: u64 = 11_111_111;
+
+    fn clock() -> FrameClock {
+        FrameClock {
+            vblank_ns: 1_000_000_000,
+            period_ns: P,
+            scanout_to_photon_ns: 0,
+        }
+    }
+
+    #[test]
+    fn an_app_on_time_gets_one_vblank_per_period() {
+        let c = clock();
+        // First call: wakes a period before its vblank.
+        let f0 = c.app_frame(c.vblank_ns + 100, None);
+        assert_eq!(f0.vblank_ns, c.vblank_ns + P);
+        assert_eq!(f0.wake_ns, c.vblank_ns);
+        // Simulation takes 90 % of a period after each wake (the pipelined pattern).
+        let mut last = f0;
+        for _ in 0..100 {
+            let f = c.app_frame(last.wake_ns + P * 9 / 10, Some(last.vblank_ns));
+            assert_eq!(f.vblank_ns, last.vblank_ns + P);
+            assert_eq!(f.wake_ns, last.wake_ns + P);
+            last = f;
+        }
+    }
+
+    #[test]
+    fn a_late_app_keeps_the_next_vblank_while_half_a_period_remains() {
+        let c = clock();
+        let f0 = c.app_frame(c.vblank_ns, None);
+        // 1.3 periods after its wake: 0.7 of a period before the next vblank.
+        let late = c.app_frame(f0.wake_ns + P * 13 / 10, Some(f0.vblank_ns));
+        assert_eq!(late.vblank_ns, f0.vblank_ns + P);
+        assert!(late.wake_ns < f0.wake_ns + P * 13 / 10, "returns at once");
+        // 1.6 periods after: too little left; the one after.
+        let later = c.app_frame(f0.wake_ns + P * 16 / 10, Some(f0.vblank_ns));
+        assert_eq!(later.vblank_ns, f0.vblank_ns + 2 * P);
+    }
+
+    #[test]
+    fn never_the_same_vblank_twice() {
+        let c = clock();
+        let f0 = c.app_frame(c.vblank_ns, None);
+        // An app that calls again at once (it skipped its simulation).
+        let f1 = c.app_frame(c.vblank_ns + 1, Some(f0.vblank_ns));
+        assert_eq!(f1.vblank_ns, f0.vblank_ns + P);
+        assert_eq!(f1.wake_ns, f0.vblank_ns);
     }
 }

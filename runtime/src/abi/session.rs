@@ -505,21 +505,15 @@ pub(super) unsafe extern "system" fn wait_frame(
                     },
                 };
                 let period = clock.period_ns.max(1);
-                // The app gets one period to render: target the first vblank at least a
-                // period away, never the same vblank twice.
-                let mut vblank = clock.vblank_at_or_after(now + period);
-                if let Some(last) = s.last_vblank_ns
-                    && vblank < last + period / 2
-                {
-                    vblank = clock.vblank_at_or_after(last + period / 2);
-                }
-                s.last_vblank_ns = Some(vblank);
+                let next = clock.app_frame(now, s.last_vblank_ns);
+                s.last_vblank_ns = Some(next.vblank_ns);
+                let vblank = next.vblank_ns;
                 let should_render = matches!(
                     s.session.state(),
                     SessionState::Visible | SessionState::Focused
                 ) || s.session.state() == SessionState::Ready;
                 (
-                    vblank - period,
+                    next.wake_ns,
                     vblank + clock.scanout_to_photon_ns,
                     period,
                     should_render,
