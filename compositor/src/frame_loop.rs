@@ -1,7 +1,8 @@
 //! The compositor's frame loop: the presenter thread's body. Per display frame it asks
 //! the pacer when to wake, sleeps until then, takes the *newest* submission the app has
-//! made by that moment (older ones are simply superseded; a late app's last frame is
-//! shown again), samples the headset's pose for the frame's predicted display time
+//! made by that moment whose GPU rendering is done (older ones are simply superseded;
+//! one still rendering waits for a later frame, and a late app's last frame is shown
+//! again), samples the headset's pose for the frame's predicted display time
 //! (timewarp), renders, sleeps until the commit deadline, and presents at the target
 //! vblank; the display's feedback goes back into the pacer.
 //!
@@ -12,6 +13,7 @@ use crate::pacing::{FlipFeedback, Pacer, PacerConfig};
 use crate::present::{now_ns, request_realtime_priority, sleep_until};
 use crate::render::{self, Layer};
 use crate::target::{Target, TargetError};
+use crate::vk::app::ReleaseProbe;
 use crate::vk::renderer::GpuRenderer;
 use leasehold_drivers::api::{DisplayInfo, Hmd, Pose};
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
@@ -27,6 +29,21 @@ pub struct Submission {
     /// Keep the images the layers sample marked in use while the compositor may read
     /// them (dropped with the submission, after the last frame that showed it).
     pub holds: Vec<Hold>,
+    /// The app's rendering into those images: the submission is shown once all of it is
+    /// done (asked each frame, never waited for).
+    pub rendering: Vec<ReleaseProbe>,
+}
+
+impl Submission {
+    /// Whether the app's rendering into the submission's images is done.
+    fn rendered(&self) -> Result<bool, crate::vk::VkError> {
+        for p in &self.rendering {
+            if !p.done()? {
+                return Ok(false);
+            }
+        }
+        Ok(true)
+    }
 }
 
 /// Whether the compositor may still read an image (a swapchain image the app wants back).
@@ -96,28 +113,63 @@ impl Drop for Hold {
     }
 }
 
-/// Where submissions meet the loop. The app side replaces; the loop reads the newest.
+/// Where submissions meet the loop. The app side replaces the newest; the loop shows the
+/// newest whose rendering is done.
 #[derive(Debug, Default)]
 pub struct SubmissionSlot {
-    newest: Mutex<Option<Arc<Submission>>>,
+    slots: Mutex<Slots>,
     submitted: AtomicU64,
-    superseded: AtomicU64,
+}
+
+#[derive(Debug, Default)]
+struct Slots {
+    /// Submitted, its rendering not yet seen done (a newer one replaces it).
+    newest: Option<Arc<Submission>>,
+    /// The newest one seen rendered: what the loop shows.
+    ready: Option<Arc<Submission>>,
+}
+
+impl Slots {
+    fn promote(&mut self) {
+        if let Some(n) = &self.newest {
+            match n.rendered() {
+                Ok(true) => self.ready = self.newest.take(),
+                Ok(false) => {}
+                Err(e) => {
+                    tracing::error!(%e, frame = n.frame, "the app's rendering failed: its frame is not shown");
+                    self.newest = None;
+                }
+            }
+        }
+    }
 }
 
 impl SubmissionSlot {
     pub fn submit(&self, s: Submission) {
         self.submitted.fetch_add(1, Ordering::AcqRel);
-        if let Ok(mut n) = self.newest.lock()
-            && n.replace(Arc::new(s)).is_some()
-        {
-            // Counted as superseded now; un-counted when the loop takes it.
-            self.superseded.fetch_add(1, Ordering::AcqRel);
+        if let Ok(mut g) = self.slots.lock() {
+            // The one it replaces may be ready by now: then it replaces the shown one
+            // (whose images the app gets back) rather than being dropped unseen.
+            g.promote();
+            g.newest = Some(Arc::new(s));
         }
     }
 
-    /// The newest submission (it stays for reuse if the app is late).
-    pub fn newest(&self) -> Option<Arc<Submission>> {
-        self.newest.lock().ok()?.clone()
+    /// Makes the newest submission the one to show if its rendering is done, so the one
+    /// it replaces lets its images go (an app waiting for a swapchain image asks).
+    pub fn promote(&self) {
+        if let Ok(mut g) = self.slots.lock() {
+            g.promote();
+        }
+    }
+
+    /// The newest submission whose app rendering is done. One still rendering waits for
+    /// a later display frame while the last ready one is shown (again, as for an app that
+    /// is late); one whose rendering failed (device lost) is dropped and logged.
+    pub fn latest_ready(&self) -> Option<Arc<Submission>> {
+        let mut g = self.slots.lock().ok()?;
+        g.promote();
+        g.ready.clone()
     }
 
     pub fn submitted(&self) -> u64 {
@@ -172,7 +224,7 @@ pub fn run(
         let plan = pacer.plan(now_ns());
         sleep_until(plan.wake_ns);
         let wake = now_ns();
-        let sub = slot.newest();
+        let sub = slot.latest_ready();
         let head = match hmd.pose_at(plan.predicted_display_ns) {
             Ok(p) if p.pose.is_finite() => p.pose,
             Ok(_) | Err(_) => last_pose,

@@ -115,6 +115,9 @@ pub trait Compositor: Send + Sync {
     fn destroy_image(&self, id: u64);
     /// The app's newest frame; shown from the next compositor wake on.
     fn submit(&self, frame: Submission) -> Result<(), CompositorError>;
+    /// Looks again whether the newest submission's rendering is done (see
+    /// [`SubmissionSlot::promote`](crate::frame_loop::SubmissionSlot::promote)).
+    fn promote_ready(&self) {}
     /// The last composited panel image (headless targets), RGBA8 sRGB.
     fn snapshot(&self) -> Result<Option<RgbaImage>, CompositorError>;
     fn stats(&self) -> CompositorStats;
@@ -530,6 +533,10 @@ impl Compositor for LocalCompositor {
         }
         self.shared.slot.submit(frame);
         Ok(())
+    }
+
+    fn promote_ready(&self) {
+        self.shared.slot.promote();
     }
 
     fn snapshot(&self) -> Result<Option<RgbaImage>, CompositorError> {

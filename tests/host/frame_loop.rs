@@ -63,6 +63,7 @@ fn the_loop_shows_the_newest_submission_at_each_wake() {
                         flags: LayerFlags::default(),
                     }],
                     holds: vec![],
+                    rendering: vec![],
                 });
                 // Logged after the submit: a frame logged by time t was visible by t.
                 let t = now_ns();

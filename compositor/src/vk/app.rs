@@ -5,10 +5,12 @@
 //! ([`super::renderer::GpuRenderer::import_layer_image`]) — zero copies, on any driver with
 //! VK_KHR_external_memory_fd (lavapipe included).
 //!
-//! Synchronisation is on the CPU: xrReleaseSwapchainImage submits a fence behind the app's
-//! rendering on its queue, and the frame waits for it before the compositor samples the
-//! image. The app's handles are used only from the OpenXR calls that the specification
-//! lets a runtime use the app's queue in (acquire, release, end frame).
+//! Synchronisation: xrReleaseSwapchainImage submits a fence behind the app's rendering on
+//! its queue; nothing waits for it in the app's calls. The compositor's thread asks
+//! ([`ReleaseProbe`]) whether it has signalled and shows a frame only once all of its
+//! images' fences have, so xrEndFrame returns without waiting for the app's GPU. The
+//! app's queue is used only from the OpenXR calls that the specification lets a runtime
+//! use it in (acquire, release).
 
 use super::{VkError, call};
 use crate::render::ColorFormat;
@@ -17,7 +19,6 @@ use ash::vk::Handle as _;
 use std::ffi::{CStr, c_char};
 use std::os::fd::{FromRawFd, OwnedFd};
 use std::sync::{Arc, Mutex};
-use std::time::Duration;
 
 /// The app's (or the loader's) vkGetInstanceProcAddr.
 pub type GetInstanceProcAddr = vk::PFN_vkGetInstanceProcAddr;
@@ -485,12 +486,60 @@ pub struct SharedImage {
 struct AppImage {
     image: vk::Image,
     memory: vk::DeviceMemory,
-    fence: vk::Fence,
+    fence: Arc<AppFence>,
     /// The fence was submitted and not yet waited for.
     pending: bool,
     /// The first acquire transitioned it into the app's layout.
     prepared: bool,
     cmd: vk::CommandBuffer,
+}
+
+/// A swapchain image's fence on the app's device. Shared with the compositor's
+/// [`ReleaseProbe`]s, so that it outlives both the image and any probe.
+struct AppFence {
+    dev: Arc<AppDevice>,
+    fence: vk::Fence,
+}
+
+impl Drop for AppFence {
+    fn drop(&mut self) {
+        if self.dev.leaked.load(std::sync::atomic::Ordering::Acquire) {
+            // Work on the device did not complete: leave its objects to the driver.
+            return;
+        }
+        // SAFETY: our fence; its image was waited for before being destroyed, and
+        // probes only read its status.
+        unsafe { self.dev.device.destroy_fence(self.fence, None) };
+    }
+}
+
+/// The app's rendering into a released swapchain image: whether the fence that
+/// xrReleaseSwapchainImage put behind it has signalled. The compositor asks from its own
+/// thread, never waits, and never needs the swapchain's lock.
+#[derive(Clone)]
+pub struct ReleaseProbe(Arc<AppFence>);
+
+impl ReleaseProbe {
+    /// `Ok(true)` once the app's work is done; `Err` if it never will be (device lost).
+    pub fn done(&self) -> Result<bool, VkError> {
+        // SAFETY: a live fence of a live device (both kept by the Arc); vkGetFenceStatus
+        // needs no external synchronisation, and the fence is not reset while a probe
+        // of it is asked (the image is not released again before its hold is dropped).
+        unsafe { self.0.dev.device.get_fence_status(self.0.fence) }
+            .map_err(call("vkGetFenceStatus"))
+    }
+}
+
+impl std::fmt::Debug for ReleaseProbe {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_tuple("ReleaseProbe").field(&self.0.fence).finish()
+    }
+}
+
+impl PartialEq for ReleaseProbe {
+    fn eq(&self, other: &Self) -> bool {
+        Arc::ptr_eq(&self.0, &other.0)
+    }
 }
 
 /// Swapchain images on the app's device.
@@ -654,7 +703,10 @@ impl AppSwapchain {
             let img = AppImage {
                 image,
                 memory,
-                fence,
+                fence: Arc::new(AppFence {
+                    dev: self.dev.clone(),
+                    fence,
+                }),
                 pending: false,
                 prepared: false,
                 cmd,
@@ -697,7 +749,7 @@ impl AppSwapchain {
         let d = &self.dev.device;
         if i.pending {
             // SAFETY: our fence, submitted.
-            let waited = unsafe { d.wait_for_fences(&[i.fence], true, 5_000_000_000) };
+            let waited = unsafe { d.wait_for_fences(&[i.fence.fence], true, 5_000_000_000) };
             if let Err(e) = waited {
                 // Its last use may still be running (a hung or lost device): destroying
                 // it now would be undefined behaviour, so it is left to the driver.
@@ -716,7 +768,6 @@ impl AppSwapchain {
         // pool under its lock.
         unsafe {
             d.free_command_buffers(*pool, &[i.cmd]);
-            d.destroy_fence(i.fence, None);
             d.destroy_image(i.image, None);
             d.free_memory(i.memory, None);
         }
@@ -755,7 +806,7 @@ impl AppSwapchain {
         let d = &dev.device;
         if img.pending {
             // SAFETY: our fence, submitted.
-            unsafe { d.wait_for_fences(&[img.fence], true, 5_000_000_000) }
+            unsafe { d.wait_for_fences(&[img.fence.fence], true, 5_000_000_000) }
                 .map_err(call("vkWaitForFences"))?;
             img.pending = false;
         }
@@ -765,7 +816,7 @@ impl AppSwapchain {
         // specification allows, and our command buffer and fence, idle (waited for
         // above), both under the lock that serialises the runtime's use of them.
         unsafe {
-            d.reset_fences(&[img.fence])
+            d.reset_fences(&[img.fence.fence])
                 .map_err(call("vkResetFences"))?;
             d.begin_command_buffer(
                 img.cmd,
@@ -800,7 +851,7 @@ impl AppSwapchain {
                 .map_err(call("vkEndCommandBuffer"))?;
             let cbs = [img.cmd];
             let submit = [vk::SubmitInfo::default().command_buffers(&cbs)];
-            d.queue_submit(dev.queue, &submit, img.fence)
+            d.queue_submit(dev.queue, &submit, img.fence.fence)
                 .map_err(call("vkQueueSubmit (swapchain image layout)"))?;
         }
         img.pending = true;
@@ -819,7 +870,7 @@ impl AppSwapchain {
         let d = &dev.device;
         if img.pending {
             // SAFETY: our fence, submitted.
-            unsafe { d.wait_for_fences(&[img.fence], true, 5_000_000_000) }
+            unsafe { d.wait_for_fences(&[img.fence.fence], true, 5_000_000_000) }
                 .map_err(call("vkWaitForFences"))?;
         }
         let _queue = dev.pool.lock().unwrap_or_else(|p| p.into_inner());
@@ -827,41 +878,20 @@ impl AppSwapchain {
         // xrReleaseSwapchainImage, as the specification allows, under the lock that
         // serialises the runtime's submissions to it.
         unsafe {
-            d.reset_fences(&[img.fence])
+            d.reset_fences(&[img.fence.fence])
                 .map_err(call("vkResetFences"))?;
-            d.queue_submit(dev.queue, &[], img.fence)
+            d.queue_submit(dev.queue, &[], img.fence.fence)
                 .map_err(call("vkQueueSubmit (release fence)"))?;
         }
         img.pending = true;
         Ok(())
     }
 
-    /// Waits until the app's rendering into image `index` (up to its release) is done:
-    /// `Ok(false)` on timeout.
-    pub fn wait_rendered(&mut self, index: usize, timeout: Duration) -> Result<bool, VkError> {
-        let dev = &self.dev;
-        let img = self
-            .images
-            .get_mut(index)
-            .ok_or_else(|| VkError::Unsupported(format!("no swapchain image {index}")))?;
-        if !img.pending {
-            return Ok(true);
-        }
-        // SAFETY: our fence, submitted.
-        match unsafe {
-            dev.device
-                .wait_for_fences(&[img.fence], true, timeout.as_nanos() as u64)
-        } {
-            Ok(()) => {
-                img.pending = false;
-                Ok(true)
-            }
-            Err(vk::Result::TIMEOUT) => Ok(false),
-            Err(e) => Err(VkError::Call {
-                op: "vkWaitForFences",
-                result: e,
-            }),
-        }
+    /// The app's rendering into released image `index`, for the compositor to ask about
+    /// (`None`: already known done).
+    pub fn release_probe(&self, index: usize) -> Option<ReleaseProbe> {
+        let img = self.images.get(index)?;
+        img.pending.then(|| ReleaseProbe(img.fence.clone()))
     }
 }
 

@@ -8,7 +8,7 @@ use crate::state::{self, Event};
 use leasehold_compositor::frame_loop::{Hold, Submission};
 use leasehold_compositor::render::{Layer, LayerFlags, ProjectionView, SubImage, valid_radius};
 use leasehold_compositor::service::{Compositor, FrameClock, LocalCompositor, LocalTarget};
-use leasehold_compositor::vk::app::{AppDevice, Binding};
+use leasehold_compositor::vk::app::{AppDevice, Binding, ReleaseProbe};
 use leasehold_drivers::api::DeviceRole;
 use leasehold_drivers::api::Fov;
 use leasehold_drivers::simulated::{SimulatedController, SimulatedHmd};
@@ -565,54 +565,41 @@ pub(super) unsafe extern "system" fn end_frame(
             let cell = session(h)?;
             // SAFETY: the app passes a valid structure, or null (refused).
             let info = unsafe { super::input(info) }?;
-            // Check and resolve the layers under the session's lock ...
+            // Checked, resolved and ended under the session's lock, which is held only
+            // for that: the app's GPU work is not waited for here (the compositor shows
+            // the frame once it is done), so xrWaitFrame on another thread goes on.
+            let mut s = slock(&cell);
+            if s.closed {
+                return Err(xr::Result::ERROR_HANDLE_INVALID);
+            }
+            if !s.session.is_running() {
+                return Err(map_err(SessionError::NotRunning));
+            }
+            if info.display_time.as_nanos() <= 0 {
+                return Err(xr::Result::ERROR_TIME_INVALID);
+            }
+            if info.environment_blend_mode != xr::EnvironmentBlendMode::OPAQUE {
+                return Err(xr::Result::ERROR_ENVIRONMENT_BLEND_MODE_UNSUPPORTED);
+            }
+            if info.layer_count > 16 {
+                return Err(xr::Result::ERROR_LAYER_LIMIT_EXCEEDED);
+            }
+            if !s.session.frame_in_progress() {
+                return Err(xr::Result::ERROR_CALL_ORDER_INVALID);
+            }
+            // SAFETY: an array of `layer_count` layer pointers by contract.
+            let ptrs = unsafe { super::array(info.layers, info.layer_count, true) }?;
             let FrameLayers {
                 layers,
                 holds,
-                waits,
-            } = {
-                let s = slock(&cell);
-                if !s.session.is_running() {
-                    return Err(map_err(SessionError::NotRunning));
-                }
-                if info.display_time.as_nanos() <= 0 {
-                    return Err(xr::Result::ERROR_TIME_INVALID);
-                }
-                if info.environment_blend_mode != xr::EnvironmentBlendMode::OPAQUE {
-                    return Err(xr::Result::ERROR_ENVIRONMENT_BLEND_MODE_UNSUPPORTED);
-                }
-                if info.layer_count > 16 {
-                    return Err(xr::Result::ERROR_LAYER_LIMIT_EXCEEDED);
-                }
-                if !s.session.frame_in_progress() {
-                    return Err(xr::Result::ERROR_CALL_ORDER_INVALID);
-                }
-                // SAFETY: an array of `layer_count` layer pointers by contract.
-                let ptrs = unsafe { super::array(info.layers, info.layer_count, true) }?;
-                let l = layers(h.into_raw(), &s, info.display_time, ptrs)?;
-                if s.gfx.is_none() && !l.layers.is_empty() {
-                    // A headless session has no swapchains, so no layer can name one.
-                    return Err(xr::Result::ERROR_LAYER_INVALID);
-                }
-                l
-            };
-            // ... wait for the app's rendering into them without it (xrWaitFrame on
-            // another thread must not wait for this one's GPU) ...
-            for w in waits {
-                w.wait()?;
-            }
-            // ... and end the frame under it again.
-            let mut s = slock(&cell);
-            if s.closed {
-                // Destroyed while the app's GPU work was waited for.
-                return Err(xr::Result::ERROR_HANDLE_INVALID);
+                rendering,
+            } = layers(h.into_raw(), &s, info.display_time, ptrs)?;
+            if s.gfx.is_none() && !layers.is_empty() {
+                // A headless session has no swapchains, so no layer can name one.
+                return Err(xr::Result::ERROR_LAYER_INVALID);
             }
             s.check_lost(h.into_raw());
             s.alive()?;
-            if !s.session.frame_in_progress() {
-                // The session ended (or another thread ended this frame) meanwhile.
-                return Err(xr::Result::ERROR_CALL_ORDER_INVALID);
-            }
             s.session.end_frame().map_err(map_err)?;
             let frame = s.session.frames_ended();
             if frame.is_multiple_of(100) {
@@ -623,6 +610,7 @@ pub(super) unsafe extern "system" fn end_frame(
                     frame,
                     layers,
                     holds,
+                    rendering,
                 })
             {
                 tracing::error!(%e, "submitting a frame");
@@ -655,7 +643,7 @@ fn sub_image(
     session: u64,
     si: &xr::SwapchainSubImage,
     holds: &mut Vec<Hold>,
-    waits: &mut Vec<super::swapchain::RenderWait>,
+    rendering: &mut Vec<ReleaseProbe>,
 ) -> Result<SubImage, xr::Result> {
     let super::swapchain::Extent {
         width: w,
@@ -683,7 +671,7 @@ fn sub_image(
     }
     let shown = super::swapchain::shown(si.swapchain, session)?;
     holds.push(shown.hold);
-    waits.push(shown.rendered);
+    rendering.extend(shown.rendering);
     Ok(SubImage {
         image: shown.layer_id,
         x: r.offset.x,
@@ -753,8 +741,8 @@ struct FrameLayers {
     layers: Vec<Layer>,
     /// Keep the shown images from being reused while the compositor reads them.
     holds: Vec<Hold>,
-    /// The app's rendering into the shown images, to be waited for.
-    waits: Vec<super::swapchain::RenderWait>,
+    /// The app's rendering into the shown images, for the compositor to ask about.
+    rendering: Vec<ReleaseProbe>,
 }
 
 /// xrEndFrame's layers, checked, as the compositor's layers.
@@ -779,7 +767,7 @@ fn layers(
         .unwrap_or_default();
     let mut out = Vec::with_capacity(ptrs.len());
     let mut holds = Vec::new();
-    let mut waits = Vec::new();
+    let mut rendering = Vec::new();
     for &p in ptrs {
         if p.is_null() {
             return Err(xr::Result::ERROR_LAYER_INVALID);
@@ -812,7 +800,7 @@ fn layers(
                     pv.push(ProjectionView {
                         pose: space.compose(&app_pose(&v.pose)?),
                         fov: fov(&v.fov)?,
-                        sub_image: sub_image(session, &v.sub_image, &mut holds, &mut waits)?,
+                        sub_image: sub_image(session, &v.sub_image, &mut holds, &mut rendering)?,
                     });
                 }
                 out.push(Layer::Projection {
@@ -832,7 +820,7 @@ fn layers(
                 }
                 let quad = Layer::Quad {
                     eyes,
-                    sub_image: sub_image(session, &l.sub_image, &mut holds, &mut waits)?,
+                    sub_image: sub_image(session, &l.sub_image, &mut holds, &mut rendering)?,
                     pose: space.compose(&app_pose(&l.pose)?),
                     size: glam::Vec2::new(l.size.width, l.size.height),
                     flags: layer_flags(base.layer_flags),
@@ -860,7 +848,7 @@ fn layers(
                 }
                 let layer = Layer::Cylinder {
                     eyes: eye_visibility(l.eye_visibility)?,
-                    sub_image: sub_image(session, &l.sub_image, &mut holds, &mut waits)?,
+                    sub_image: sub_image(session, &l.sub_image, &mut holds, &mut rendering)?,
                     pose: space.compose(&app_pose(&l.pose)?),
                     radius: l.radius,
                     central_angle: l.central_angle,
@@ -887,7 +875,7 @@ fn layers(
                 }
                 let layer = Layer::Equirect {
                     eyes: eye_visibility(l.eye_visibility)?,
-                    sub_image: sub_image(session, &l.sub_image, &mut holds, &mut waits)?,
+                    sub_image: sub_image(session, &l.sub_image, &mut holds, &mut rendering)?,
                     pose: space.compose(&app_pose(&l.pose)?),
                     radius: l.radius,
                     central_horizontal_angle: l.central_horizontal_angle,
@@ -914,7 +902,7 @@ fn layers(
                 }
                 out.push(Layer::EquirectScaleBias {
                     eyes: eye_visibility(l.eye_visibility)?,
-                    sub_image: sub_image(session, &l.sub_image, &mut holds, &mut waits)?,
+                    sub_image: sub_image(session, &l.sub_image, &mut holds, &mut rendering)?,
                     pose: space.compose(&app_pose(&l.pose)?),
                     radius: l.radius,
                     scale: glam::Vec2::new(l.scale.x, l.scale.y),
@@ -938,7 +926,7 @@ fn layers(
                 })?;
                 let shown = super::swapchain::shown(l.swapchain, session)?;
                 holds.push(shown.hold);
-                waits.push(shown.rendered);
+                rendering.extend(shown.rendering);
                 out.push(Layer::Cube {
                     eyes: eye_visibility(l.eye_visibility)?,
                     sub_image: SubImage {
@@ -959,7 +947,7 @@ fn layers(
     Ok(FrameLayers {
         layers: out,
         holds,
-        waits,
+        rendering,
     })
 }
 

@@ -7,7 +7,7 @@ use super::{done, guard};
 use crate::state::swapchain::{SwapchainCycle, SwapchainError};
 use leasehold_compositor::frame_loop::{Hold, InUse};
 use leasehold_compositor::service::Compositor;
-use leasehold_compositor::vk::app::{self, AppSwapchain, SwapchainDesc};
+use leasehold_compositor::vk::app::{self, AppSwapchain, ReleaseProbe, SwapchainDesc};
 use openxr_sys as xr;
 use openxr_sys::Handle as _;
 use std::sync::{Arc, Mutex};
@@ -320,7 +320,11 @@ pub(super) unsafe extern "system" fn acquire_swapchain_image(
                 return Err(xr::Result::ERROR_VALIDATION_FAILURE);
             }
             let mut inner = ilock(&sc);
-            let i = inner.cycle.acquire().map_err(order)?;
+            let in_use = inner.in_use.clone();
+            let i = inner
+                .cycle
+                .acquire_preferring(|i| in_use.get(i as usize).is_some_and(|u| u.is_free()))
+                .map_err(order)?;
             if let Err(e) = inner.app.acquired(i as usize) {
                 tracing::error!(%e, "xrAcquireSwapchainImage");
                 return Err(xr::Result::ERROR_RUNTIME_FAILURE);
@@ -341,10 +345,14 @@ pub(super) unsafe extern "system" fn wait_swapchain_image(
             let sc = swapchain(h)?;
             // SAFETY: the app passes a valid structure, or null (refused).
             let info = unsafe { super::input(info) }?;
-            let (i, in_use) = {
+            let (i, in_use, compositor) = {
                 let inner = ilock(&sc);
                 let i = inner.cycle.to_wait().map_err(order)?;
-                (i, inner.in_use[i as usize].clone())
+                (
+                    i,
+                    inner.in_use[i as usize].clone(),
+                    inner.compositor.clone(),
+                )
             };
             // Until the compositor no longer reads the image; without the lock, so the
             // app may release other images meanwhile.
@@ -354,8 +362,19 @@ pub(super) unsafe extern "system" fn wait_swapchain_image(
             } else {
                 Duration::from_nanos(t as u64)
             };
-            if !in_use.wait_free(timeout) {
-                return Ok(xr::Result::TIMEOUT_EXPIRED);
+            // The compositor lets an image go when a newer frame is ready to show; the
+            // app's rendering of that frame may finish while this waits, so look again
+            // every millisecond rather than only at the compositor's next display frame.
+            let deadline = std::time::Instant::now() + timeout;
+            loop {
+                compositor.promote_ready();
+                let left = deadline.saturating_duration_since(std::time::Instant::now());
+                if in_use.wait_free(left.min(Duration::from_millis(1))) {
+                    break;
+                }
+                if left.is_zero() {
+                    return Ok(xr::Result::TIMEOUT_EXPIRED);
+                }
             }
             ilock(&sc).cycle.waited(i);
             Ok(xr::Result::SUCCESS)
@@ -386,35 +405,12 @@ pub(super) unsafe extern "system" fn release_swapchain_image(
 }
 
 /// What a layer naming this swapchain shows: the last released image, held while it is
-/// shown, and ready for the compositor once [`RenderWait::wait`] returns.
+/// shown, and the app's rendering into it, which the compositor asks about before
+/// showing it.
 pub(super) struct Shown {
     pub(super) layer_id: u64,
     pub(super) hold: Hold,
-    pub(super) rendered: RenderWait,
-}
-
-/// The app's GPU work on a released image, waited for by xrEndFrame outside the session's
-/// lock (so xrWaitFrame and the other calls on other threads go on meanwhile).
-pub(super) struct RenderWait {
-    swapchain: Arc<SwapchainObj>,
-    index: usize,
-}
-
-impl RenderWait {
-    pub(super) fn wait(self) -> Result<(), xr::Result> {
-        let mut inner = ilock(&self.swapchain);
-        match inner.app.wait_rendered(self.index, Duration::from_secs(10)) {
-            Ok(true) => Ok(()),
-            Ok(false) => {
-                tracing::error!("the application's rendering did not finish within 10 s");
-                Err(xr::Result::ERROR_RUNTIME_FAILURE)
-            }
-            Err(e) => {
-                tracing::error!(%e, "waiting for the application's rendering");
-                Err(xr::Result::ERROR_RUNTIME_FAILURE)
-            }
-        }
-    }
+    pub(super) rendering: Option<ReleaseProbe>,
 }
 
 /// For xrEndFrame: the released image of `h`, held for the compositor.
@@ -435,14 +431,11 @@ pub(super) fn shown(h: xr::Swapchain, session: u64) -> Result<Shown, xr::Result>
         return Err(xr::Result::ERROR_LAYER_INVALID);
     };
     let hold = inner.in_use[i as usize].hold();
-    drop(inner);
+    let rendering = inner.app.release_probe(i as usize);
     Ok(Shown {
         layer_id,
         hold,
-        rendered: RenderWait {
-            swapchain: sc,
-            index: i as usize,
-        },
+        rendering,
     })
 }
 

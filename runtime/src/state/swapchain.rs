@@ -1,5 +1,6 @@
 //! A swapchain's image cycle as the OpenXR specification defines it: images are
-//! acquired in order, each acquired image is waited on before it is released, releases
+//! acquired in order (passing over one the compositor still reads while another is
+//! free: the runtime picks the next available index), each acquired image is waited on before it is released, releases
 //! happen in acquisition order, and a static swapchain's one image is acquired once.
 
 use std::collections::VecDeque;
@@ -36,12 +37,30 @@ impl SwapchainCycle {
     }
 
     pub fn acquire(&mut self) -> Result<u32, SwapchainError> {
+        self.acquire_preferring(|_| true)
+    }
+
+    /// Acquires the next image in order that is not acquired and that `free` says the
+    /// compositor no longer reads, else the next one not acquired (the app then waits for
+    /// it in xrWaitSwapchainImage): an app never waits for an image while another is free.
+    pub fn acquire_preferring(
+        &mut self,
+        free: impl Fn(u32) -> bool,
+    ) -> Result<u32, SwapchainError> {
         if self.acquired.len() as u32 >= self.count || (self.static_image && self.acquisitions > 0)
         {
             return Err(SwapchainError::CallOrderInvalid);
         }
-        let i = self.next;
-        self.next = (self.next + 1) % self.count;
+        let candidates: Vec<u32> = (0..self.count)
+            .map(|k| (self.next + k) % self.count)
+            .filter(|i| !self.acquired.iter().any(|(a, _)| a == i))
+            .collect();
+        let i = candidates
+            .iter()
+            .copied()
+            .find(|&i| free(i))
+            .unwrap_or(candidates[0]);
+        self.next = (i + 1) % self.count;
         self.acquired.push_back((i, false));
         self.acquisitions += 1;
         Ok(i)
@@ -107,6 +126,25 @@ mod tests {
         }
         assert_eq!(c.release(), Err(CallOrderInvalid), "nothing acquired");
         assert_eq!(c.to_wait(), Err(CallOrderInvalid));
+    }
+
+    #[test]
+    fn an_image_the_compositor_still_reads_is_passed_over_while_another_is_free() {
+        let mut c = SwapchainCycle::new(3, false);
+        let shown = 0;
+        // Image 0 is held: 1 comes next, as in order.
+        assert_eq!(c.acquire_preferring(|i| i != shown), Ok(1));
+        c.waited(1);
+        c.release().unwrap();
+        // Next in order is 2; then 0 is held, so 1 again (free, not acquired).
+        assert_eq!(c.acquire_preferring(|i| i != shown), Ok(2));
+        c.waited(2);
+        c.release().unwrap();
+        assert_eq!(c.acquire_preferring(|i| i != shown), Ok(1));
+        // Nothing free: the next not acquired, in order (the app waits for it).
+        assert_eq!(c.acquire_preferring(|_| false), Ok(2));
+        assert_eq!(c.acquire_preferring(|_| false), Ok(0));
+        assert_eq!(c.acquire_preferring(|_| true), Err(CallOrderInvalid));
     }
 
     #[test]
