@@ -76,17 +76,24 @@ fn render(
     out
 }
 
+/// The simulated Vive's display and lens, its panel and eye images `divisor` times
+/// smaller (the lens model is resolution-free).
+fn vive(divisor: u32) -> (DisplayInfo, LensModel) {
+    let cfg = ViveConfig::parse(SIMULATED_CONFIG).unwrap();
+    let (mut display, lens) = leasehold_drivers::vive::display_for(&cfg, None);
+    display.panel_width /= divisor;
+    display.panel_height /= divisor;
+    display.eye_render_width /= divisor;
+    display.eye_render_height /= divisor;
+    (display, lens)
+}
+
 #[test]
 fn distortion_matches_the_cpu_reference() {
     leasehold_tests::init_tracing();
     let _vulkan = crate::common::validated();
-    let cfg = ViveConfig::parse(SIMULATED_CONFIG).unwrap();
-    let (mut display, lens) = leasehold_drivers::vive::display_for(&cfg, None);
     // Half the Vive's panel keeps the CPU reference quick; the model is resolution-free.
-    display.panel_width /= 2;
-    display.panel_height /= 2;
-    display.eye_render_width /= 2;
-    display.eye_render_height /= 2;
+    let (display, lens) = vive(2);
     let (w, h) = (display.eye_render_width, display.eye_render_height);
     let eyes = [
         pattern::test_pattern(w, h, 0),
@@ -463,12 +470,7 @@ fn cylinder_and_equirect_layers_match_the_cpu_reference() {
 fn layers_through_the_lens_match_the_cpu_reference() {
     leasehold_tests::init_tracing();
     let _vulkan = crate::common::validated();
-    let cfg = ViveConfig::parse(SIMULATED_CONFIG).unwrap();
-    let (mut display, lens) = leasehold_drivers::vive::display_for(&cfg, None);
-    display.panel_width /= 4;
-    display.panel_height /= 4;
-    display.eye_render_width /= 4;
-    display.eye_render_height /= 4;
+    let (display, lens) = vive(4);
     let mut r = GpuRenderer::new(common::context(), &lens, &display).unwrap();
     let mut sources = std::collections::HashMap::new();
     let mut image = |r: &mut GpuRenderer, img: RgbaImage| {

@@ -55,6 +55,21 @@ fn bilinear(img: &RgbaImage, u: f32, v: f32, value: impl Fn([u8; 4]) -> f32) -> 
 
 /// The panel image the compositor should produce from two eye images.
 pub fn distort(lens: &LensModel, eyes: [&RgbaImage; 2], panel_w: u32, panel_h: u32) -> RgbaImage {
+    through_lens(lens, panel_w, panel_h, |eye, ch, p| {
+        linear_to_srgb(sample_linear(eyes[eye], ch, p.x, p.y))
+    })
+}
+
+/// A panel (one eye per half) whose every pixel inside the lens's valid radius takes,
+/// per colour channel, `channel(eye, ch, position)` at the eye-image position the lens
+/// sends that channel to (0..1 across the eye's field of view); black elsewhere and where
+/// a channel looks outside the field.
+fn through_lens(
+    lens: &LensModel,
+    panel_w: u32,
+    panel_h: u32,
+    channel: impl Fn(usize, usize, glam::Vec2) -> u8,
+) -> RgbaImage {
     let mut out = RgbaImage::new(panel_w, panel_h);
     let half = panel_w / 2;
     for y in 0..panel_h {
@@ -68,7 +83,7 @@ pub fn distort(lens: &LensModel, eyes: [&RgbaImage; 2], panel_w: u32, panel_h: u
                 for ch in 0..3 {
                     let p = uv[ch];
                     if (0.0..=1.0).contains(&p.x) && (0.0..=1.0).contains(&p.y) {
-                        c[ch] = linear_to_srgb(sample_linear(eyes[eye], ch, p.x, p.y));
+                        c[ch] = channel(eye, ch, p);
                     }
                 }
             }
@@ -190,58 +205,35 @@ pub fn compose_panel(
             })
             .collect()
     });
-    let mut out = RgbaImage::new(panel_w, panel_h);
-    let half = panel_w / 2;
-    for y in 0..panel_h {
-        for x in 0..panel_w {
-            let eye = (x / half).min(1) as usize;
-            let u = ((x - eye as u32 * half) as f32 + 0.5) / half as f32;
-            let v = (y as f32 + 0.5) / panel_h as f32;
-            let (uv, inside) = lens.sample(eye, u, v);
-            let mut c = [0u8, 0, 0, 255];
-            if inside {
-                for ch in 0..3 {
-                    let e = uv[ch];
-                    if !((0.0..=1.0).contains(&e.x) && (0.0..=1.0).contains(&e.y)) {
-                        continue;
-                    }
-                    let mut acc = 0f32;
-                    for (draw, faces) in draws[eye].iter().zip(&loaded[eye]) {
-                        let p = &draw.push;
-                        let d = glam::Vec3::new(
-                            p[0] + (p[1] - p[0]) * e.x,
-                            p[2] + (p[3] - p[2]) * e.y,
-                            -1.0,
-                        );
-                        let Some((luv, face)) = layer_uv_face(p, d) else {
-                            continue;
-                        };
-                        let Some(img) = faces.get(face as usize).and_then(|f| f.as_ref()) else {
-                            continue;
-                        };
-                        let (s, t) = (
-                            p[20] + (p[22] - p[20]) * luv.x,
-                            p[21] + (p[23] - p[21]) * luv.y,
-                        );
-                        let flags = p[11] as u32;
-                        let mut value = sample_linear(img, ch, s, t);
-                        let alpha = if flags & 1 == 0 {
-                            1.0
-                        } else {
-                            sample_alpha(img, s, t)
-                        };
-                        if flags & 2 != 0 {
-                            value *= alpha;
-                        }
-                        acc = value + acc * (1.0 - alpha);
-                    }
-                    c[ch] = linear_to_srgb(acc);
-                }
+    through_lens(lens, panel_w, panel_h, |eye, ch, e| {
+        let mut acc = 0f32;
+        for (draw, faces) in draws[eye].iter().zip(&loaded[eye]) {
+            let p = &draw.push;
+            let d = glam::Vec3::new(p[0] + (p[1] - p[0]) * e.x, p[2] + (p[3] - p[2]) * e.y, -1.0);
+            let Some((luv, face)) = layer_uv_face(p, d) else {
+                continue;
+            };
+            let Some(img) = faces.get(face as usize).and_then(|f| f.as_ref()) else {
+                continue;
+            };
+            let (s, t) = (
+                p[20] + (p[22] - p[20]) * luv.x,
+                p[21] + (p[23] - p[21]) * luv.y,
+            );
+            let flags = p[11] as u32;
+            let mut value = sample_linear(img, ch, s, t);
+            let alpha = if flags & 1 == 0 {
+                1.0
+            } else {
+                sample_alpha(img, s, t)
+            };
+            if flags & 2 != 0 {
+                value *= alpha;
             }
-            out.put(x, y, c);
+            acc = value + acc * (1.0 - alpha);
         }
-    }
-    out
+        linear_to_srgb(acc)
+    })
 }
 
 /// Peak signal-to-noise ratio over the colour channels, dB (infinite when equal).
