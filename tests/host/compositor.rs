@@ -76,6 +76,20 @@ fn render(
     out
 }
 
+/// A new sRGB layer image holding `img`, remembered in `sources` for the CPU reference.
+fn uploaded(
+    r: &mut GpuRenderer,
+    sources: &mut std::collections::HashMap<(u64, u32), RgbaImage>,
+    img: RgbaImage,
+) -> u64 {
+    let id = r
+        .create_layer_image(img.width, img.height, 1, ColorFormat::Rgba8Srgb)
+        .unwrap();
+    r.upload(id, 0, &img).unwrap();
+    sources.insert((id, 0), img);
+    id
+}
+
 /// The simulated Vive's display and lens, its panel and eye images `divisor` times
 /// smaller (the lens model is resolution-free).
 fn vive(divisor: u32) -> (DisplayInfo, LensModel) {
@@ -384,14 +398,7 @@ fn cylinder_and_equirect_layers_match_the_cpu_reference() {
     let display = common::display(160, 1.6, 90.0);
     let mut r = GpuRenderer::new(common::context(), &LensModel::None, &display).unwrap();
     let mut sources = std::collections::HashMap::new();
-    let mut image = |r: &mut GpuRenderer, img: RgbaImage| {
-        let id = r
-            .create_layer_image(img.width, img.height, 1, ColorFormat::Rgba8Srgb)
-            .unwrap();
-        r.upload(id, 0, &img).unwrap();
-        sources.insert((id, 0), img);
-        id
-    };
+    let mut image = |r: &mut GpuRenderer, img: RgbaImage| uploaded(r, &mut sources, img);
     let bg = image(&mut r, pattern::test_pattern(128, 128, 0));
     let cyl_img = image(&mut r, pattern::test_pattern(192, 96, 1));
     let eq_img = image(&mut r, pattern::test_pattern(256, 128, 0));
@@ -473,14 +480,7 @@ fn layers_through_the_lens_match_the_cpu_reference() {
     let (display, lens) = vive(4);
     let mut r = GpuRenderer::new(common::context(), &lens, &display).unwrap();
     let mut sources = std::collections::HashMap::new();
-    let mut image = |r: &mut GpuRenderer, img: RgbaImage| {
-        let id = r
-            .create_layer_image(img.width, img.height, 1, ColorFormat::Rgba8Srgb)
-            .unwrap();
-        r.upload(id, 0, &img).unwrap();
-        sources.insert((id, 0), img);
-        id
-    };
+    let mut image = |r: &mut GpuRenderer, img: RgbaImage| uploaded(r, &mut sources, img);
     let (w, h) = (display.eye_render_width, display.eye_render_height);
     let bg = image(&mut r, pattern::test_pattern(w, h, 0));
     let small = image(&mut r, pattern::test_pattern(48, 48, 1));
