@@ -816,11 +816,18 @@ unsafe extern "system" fn enumerate_api_layer_properties(
     })
 }
 
-/// The system the runtime presents: the headset the drivers describe (the simulated
-/// one until a driver finds hardware).
+/// The system an instance presents: the headset chosen once for it (a real one on HID,
+/// else the simulated one; `LEASEHOLD_HMD`), logged with the reason.
 fn system_info() -> SystemInfo {
-    let hmd = leasehold_drivers::simulated::SimulatedHmd::looking_around(0);
-    let mut display = leasehold_drivers::api::Hmd::display(&hmd);
+    use leasehold_drivers::headset::{Preference, choose};
+    let pref = Preference::from_env().unwrap_or_else(|e| {
+        tracing::error!("{e}; choosing as for auto");
+        Preference::Auto
+    });
+    let chosen = choose(pref, session::now_ns());
+    tracing::info!(headset = %chosen.name, simulated = chosen.simulated, why = %chosen.why, "headset chosen");
+    let hmd = chosen.hmd;
+    let mut display = hmd.display();
     // Driving the headset in another mode than its native one (KMS target): the views
     // are sized for what is scanned out. Found once per process.
     static MODE: std::sync::OnceLock<Option<(u32, u32, f32)>> = std::sync::OnceLock::new();
@@ -830,7 +837,8 @@ fn system_info() -> SystemInfo {
         display = display.for_mode(w, h, hz);
     }
     SystemInfo {
-        name: "Leasehold: simulated HTC Vive".into(),
+        headset: crate::state::Headset(hmd),
+        name: format!("Leasehold: {}", chosen.name),
         vendor_id: 0x28de,
         max_layer_count: 16,
         max_swapchain_size: 8192,

@@ -11,7 +11,8 @@ use leasehold_compositor::service::{Compositor, FrameClock, LocalCompositor, Loc
 use leasehold_compositor::vk::app::{AppDevice, Binding, ReleaseProbe};
 use leasehold_drivers::api::DeviceRole;
 use leasehold_drivers::api::Fov;
-use leasehold_drivers::simulated::{SimulatedController, SimulatedHmd};
+use leasehold_drivers::api::Hmd;
+use leasehold_drivers::simulated::SimulatedController;
 use openxr_sys as xr;
 use openxr_sys::Handle as _;
 use std::sync::{Arc, Condvar, Mutex};
@@ -27,7 +28,7 @@ pub(super) struct SessionObj {
     pub(super) instance: u64,
     /// The headset the session tracks (the simulated one until a driver is attached),
     /// shared with the compositor (its timewarp samples the same poses).
-    pub(super) hmd: Arc<SimulatedHmd>,
+    pub(super) hmd: Arc<dyn Hmd>,
     /// Vulkan sessions; `None` for headless ones.
     gfx: Option<Graphics>,
     /// The controllers actions read (simulated until a driver is attached).
@@ -223,12 +224,13 @@ pub(super) unsafe extern "system" fn create_session(
             if info.system_id.into_raw() != state::HMD_SYSTEM_ID {
                 return Err(xr::Result::ERROR_SYSTEM_INVALID);
             }
-            let (headless, display, local_floor) = {
+            let (headless, display, local_floor, hmd) = {
                 let inst = lock(&i);
                 (
                     inst.enabled("XR_MND_headless"),
                     inst.system.display.clone(),
                     inst.api_version.1 >= 1 || inst.enabled("XR_EXT_local_floor"),
+                    inst.system.headset.0.clone(),
                 )
             };
             // SAFETY: the create-info's `next` chain, as the app built it.
@@ -241,7 +243,6 @@ pub(super) unsafe extern "system" fn create_session(
                 )
             };
             let epoch = now_ns();
-            let hmd = Arc::new(SimulatedHmd::looking_around(epoch));
             let gfx = match binding {
                 None if headless => None,
                 None => return Err(xr::Result::ERROR_GRAPHICS_DEVICE_INVALID),
@@ -334,7 +335,7 @@ unsafe fn graphics_binding(
 /// A Vulkan session's device and compositor, from the app's graphics binding.
 fn vulkan_session(
     b: &xr::GraphicsBindingVulkanKHR,
-    hmd: Arc<SimulatedHmd>,
+    hmd: Arc<dyn Hmd>,
 ) -> Result<Graphics, xr::Result> {
     let uuid = super::vulkan::compositor_uuid()?;
     let binding = Binding {

@@ -3,7 +3,7 @@
 use super::session::{SessionObj, session, slock};
 use super::{done, guard};
 use crate::state::space::{ReferenceKind, ReferenceSpace, relative, validate_pose};
-use leasehold_drivers::api::{Pose, TrackedDevice, TrackingOrigin};
+use leasehold_drivers::api::{Pose, TrackingOrigin};
 use openxr_sys as xr;
 use openxr_sys::Handle as _;
 use std::sync::Arc;
@@ -68,20 +68,24 @@ fn from_pose(p: &Pose) -> xr::Posef {
     }
 }
 
-/// The head's pose at `time` and the eye height above the floor.
-fn head(s: &SessionObj, time: xr::Time) -> Result<(Pose, f32), xr::Result> {
+/// The head's pose at `time`, the eye height above the floor, and whether the head is
+/// tracked: a headset unplugged, or not yet streaming, has no pose (the identity stands
+/// in, and whatever depends on the head reports no valid pose).
+fn head(s: &SessionObj, time: xr::Time) -> Result<(Pose, f32, bool), xr::Result> {
     if time.as_nanos() <= 0 {
         return Err(xr::Result::ERROR_TIME_INVALID);
     }
-    let p = s
-        .hmd
-        .pose_at(time.as_nanos() as u64)
-        .map_err(|_| xr::Result::ERROR_RUNTIME_FAILURE)?;
     let eye_height = match s.hmd.tracking_origin() {
         TrackingOrigin::OrientationOnly { eye_height_m } => eye_height_m,
         TrackingOrigin::Room => 0.0,
     };
-    Ok((p.pose, eye_height))
+    match s.hmd.pose_at(time.as_nanos() as u64) {
+        Ok(p) => Ok((p.pose, eye_height, true)),
+        Err(e) => {
+            tracing::debug!(%e, "the head is not tracked");
+            Ok((Pose::IDENTITY, eye_height, false))
+        }
+    }
 }
 
 /// Where space `h` (of session `session`) is in the world frame at `time`: the frame
@@ -96,7 +100,7 @@ pub(super) fn in_world(
     if sp.session != session {
         return Err(xr::Result::ERROR_VALIDATION_FAILURE);
     }
-    let (head, eye_height) = head(s, time)?;
+    let (head, eye_height, _) = head(s, time)?;
     // A layer in an untracked action space stays where the space was defined.
     Ok(sp
         .world(s, &head, eye_height, time)
@@ -187,7 +191,9 @@ fn locate(
     bp: &SpaceObj,
     time: xr::Time,
 ) -> Result<(xr::SpaceLocationFlags, xr::Posef), xr::Result> {
-    let (head, eye_height) = head(s, time)?;
+    let (head, eye_height, tracked) = head(s, time)?;
+    let view_involved =
+        sp.space.kind == ReferenceKind::View || bp.space.kind == ReferenceKind::View;
     let (Some(a), Some(b)) = (
         sp.world(s, &head, eye_height, time),
         bp.world(s, &head, eye_height, time),
@@ -195,11 +201,13 @@ fn locate(
         // An action space whose input is not tracked: nothing is known.
         return Ok((xr::SpaceLocationFlags::EMPTY, from_pose(&Pose::IDENTITY)));
     };
+    if view_involved && !tracked {
+        // The headset is gone (or not streaming yet): the view has no pose.
+        return Ok((xr::SpaceLocationFlags::EMPTY, from_pose(&Pose::IDENTITY)));
+    }
     let p = relative(&b, &a);
     // Orientation is tracked; a 3-DoF headset's position is valid (neck-less, fixed)
     // but not tracked.
-    let view_involved =
-        sp.space.kind == ReferenceKind::View || bp.space.kind == ReferenceKind::View;
     let action_involved = sp.action.is_some() || bp.action.is_some();
     let flags = xr::SpaceLocationFlags::ORIENTATION_VALID
         | xr::SpaceLocationFlags::POSITION_VALID
@@ -401,9 +409,13 @@ pub(super) unsafe extern "system" fn locate_views(
                 return Err(xr::Result::ERROR_VALIDATION_FAILURE);
             }
             let s = slock(&s);
-            let (head, eye_height) = head(&s, info.display_time)?;
-            let Some(base_world) = base.world(&s, &head, eye_height, info.display_time) else {
-                // Views in an untracked action space: no valid pose.
+            let (head, eye_height, tracked) = head(&s, info.display_time)?;
+            let base_world = base
+                .world(&s, &head, eye_height, info.display_time)
+                .filter(|_| tracked);
+            let Some(base_world) = base_world else {
+                // Views in an untracked action space, or of a headset that is not tracked
+                // (unplugged, not streaming yet): no valid pose.
                 st.view_state_flags = xr::ViewStateFlags::EMPTY;
                 // SAFETY: the two-call contract of the entry point.
                 return unsafe {
@@ -525,7 +537,6 @@ pub(super) unsafe extern "system" fn get_visibility_mask(
     out: *mut xr::VisibilityMaskKHR,
 ) -> xr::Result {
     use crate::state::visibility::{self, MaskType};
-    use leasehold_drivers::api::Hmd as _;
     guard(|| {
         done((|| {
             let s = session(h)?;

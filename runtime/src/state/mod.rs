@@ -93,9 +93,26 @@ impl Event {
     }
 }
 
+/// The headset an instance drives (chosen once, when the instance is created).
+#[derive(Clone)]
+pub struct Headset(pub std::sync::Arc<dyn leasehold_drivers::api::Hmd>);
+
+impl std::fmt::Debug for Headset {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_tuple("Headset").field(&self.0.info().name).finish()
+    }
+}
+
+impl PartialEq for Headset {
+    fn eq(&self, other: &Self) -> bool {
+        std::sync::Arc::ptr_eq(&self.0, &other.0)
+    }
+}
+
 /// The system (the headset) as xrGetSystemProperties and the view queries see it.
 #[derive(Debug, Clone, PartialEq)]
 pub struct SystemInfo {
+    pub headset: Headset,
     pub name: String,
     pub vendor_id: u32,
     pub max_layer_count: u32,
@@ -163,6 +180,9 @@ mod tests {
     fn system() -> SystemInfo {
         let h = leasehold_drivers::simulated::SimulatedHmd::looking_around(0);
         SystemInfo {
+            headset: Headset(std::sync::Arc::new(
+                leasehold_drivers::simulated::SimulatedHmd::looking_around(0),
+            )),
             name: "test".into(),
             vendor_id: 0,
             max_layer_count: 16,
