@@ -201,4 +201,18 @@ fn hid_section() {
             }
         }
     }
+    // What the OpenXR runtime would drive, decided as it decides.
+    use leasehold_drivers::headset::{Preference, choose};
+    match Preference::from_env() {
+        Err(e) => println!("  the runtime: {e}"),
+        Ok(pref) => {
+            let c = choose(pref, 0);
+            let what = if c.simulated {
+                "the simulated headset"
+            } else {
+                "this headset"
+            };
+            println!("  the runtime drives {what}: {}", c.why);
+        }
+    }
 }

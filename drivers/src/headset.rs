@@ -90,9 +90,7 @@ pub fn choose(pref: Preference, epoch_ns: u64) -> Chosen {
                 why,
             }
         }
-        Err(e) => simulated(format!(
-            "the headset on HID could not be configured: {e}"
-        )),
+        Err(e) => simulated(format!("the headset on HID could not be configured: {e}")),
     }
 }
 
@@ -104,7 +102,10 @@ mod tests {
     fn the_preference_is_auto_unless_simulated_is_asked_for() {
         assert_eq!(Preference::parse(None), Ok(Preference::Auto));
         assert_eq!(Preference::parse(Some("auto")), Ok(Preference::Auto));
-        assert_eq!(Preference::parse(Some(" simulated ")), Ok(Preference::Simulated));
+        assert_eq!(
+            Preference::parse(Some(" simulated ")),
+            Ok(Preference::Simulated)
+        );
         let e = Preference::parse(Some("vive")).unwrap_err();
         assert!(e.contains("auto") && e.contains("simulated"), "{e}");
     }
