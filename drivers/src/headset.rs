@@ -1,13 +1,17 @@
 //! Which headset a process drives: a real one on HID when one is plugged in (the
 //! Vive-family driver: Vive, Vive Pro, Index, with their config and the user's
-//! calibration file), else the simulated one. `LEASEHOLD_HMD=simulated` asks for the
+//! calibration file, followed across unplug and replug), else the simulated one. `LEASEHOLD_HMD=simulated` asks for the
 //! simulated one; `auto` (or unset) for the above. One discovery, one decision, and the
 //! reason for it, which the runtime logs and `leasehold probe` prints.
 
-use crate::api::Hmd;
+use crate::api::{
+    DeviceEvent, DeviceInfo, DeviceRole, DisplayInfo, DriverError, Hmd, LensModel, TrackedDevice,
+    TrackedPose, TrackingOrigin,
+};
 use crate::simulated::SimulatedHmd;
 use crate::vive::{self, ViveHmd, ViveOptions};
 use std::sync::Arc;
+use std::time::Duration;
 
 /// What `LEASEHOLD_HMD` asks for.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -66,23 +70,25 @@ pub fn choose(pref: Preference, epoch_ns: u64) -> Chosen {
     if pref == Preference::Simulated {
         return simulated("LEASEHOLD_HMD=simulated".into());
     }
-    let transport = match vive::open_first() {
-        Ok(t) => t,
-        Err(e) => {
-            return simulated(format!(
-                "no Vive-family headset could be opened on HID ({e}); see the README for \
-                 the udev rules a user needs"
-            ));
-        }
-    };
-    match ViveHmd::open(Box::new(transport), ViveOptions::default()) {
+    // Only a headset that is there is waited for: enumerating costs nothing, opening
+    // takes the supervisor a moment.
+    let present = crate::hid::find_headsets()
+        .map(|l| {
+            l.iter()
+                .any(|h| vive::is_sensor_interface(h.vendor_id, h.product_id))
+        })
+        .unwrap_or(false);
+    if !present {
+        return simulated(
+            "no Vive-family headset on HID (with one plugged in: the udev rules in the \
+             README give the user its interface)"
+                .into(),
+        );
+    }
+    match Supervised::start(ViveOptions::default(), Duration::from_secs(5)) {
         Ok(h) => {
-            let name = format!("{} ({})", h.config.model_number, h.config.serial);
-            let why = format!(
-                "{name} on {} ({} profile)",
-                h.path(),
-                h.config.variant.profile_id()
-            );
+            let name = format!("{} ({})", h.info.name, h.info.serial);
+            let why = format!("{name} on HID, kept across unplug and replug");
             Chosen {
                 hmd: Arc::new(h),
                 name,
@@ -90,7 +96,133 @@ pub fn choose(pref: Preference, epoch_ns: u64) -> Chosen {
                 why,
             }
         }
-        Err(e) => simulated(format!("the headset on HID could not be configured: {e}")),
+        Err(e) => simulated(format!("the headset on HID could not be opened: {e}")),
+    }
+}
+
+/// A Vive-family headset kept across unplug and replug: the driver's hotplug supervisor
+/// ([`vive::supervise`], on a thread of its own) fills and empties the slot, and poses
+/// come from whichever headset is in it (none while it is empty: the head is not
+/// tracked). Its display and lens are those of the headset first found.
+struct Supervised {
+    slot: vive::HmdSlot,
+    info: DeviceInfo,
+    display: DisplayInfo,
+    lens: LensModel,
+    stop: Option<tokio::sync::oneshot::Sender<()>>,
+    thread: Option<std::thread::JoinHandle<()>>,
+}
+
+impl Supervised {
+    /// Starts the supervisor and waits (at most `first`) for it to open a headset.
+    fn start(opts: ViveOptions, first: Duration) -> Result<Self, String> {
+        let slot = vive::HmdSlot::default();
+        let (stop, mut stopped) = tokio::sync::oneshot::channel::<()>();
+        let rt = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .map_err(|e| format!("the headset supervisor's runtime: {e}"))?;
+        let thread = {
+            let slot = slot.clone();
+            std::thread::Builder::new()
+                .name("leasehold-headset".into())
+                .spawn(move || {
+                    rt.block_on(async move {
+                        let (tx, mut rx) = tokio::sync::mpsc::unbounded_channel();
+                        let sup = vive::supervise(opts, slot, tx);
+                        tokio::pin!(sup);
+                        loop {
+                            tokio::select! {
+                                r = &mut sup => {
+                                    if let Err(e) = r {
+                                        tracing::error!(%e, "the headset supervisor stopped: the headset is not followed any more");
+                                    }
+                                    return;
+                                }
+                                ev = rx.recv() => match ev {
+                                    Some(DeviceEvent::Lost { reason, .. }) => {
+                                        tracing::warn!(%reason, "headset lost: not tracked until it is back");
+                                    }
+                                    Some(ev) => tracing::info!(?ev, "headset"),
+                                    None => return,
+                                },
+                                _ = &mut stopped => return,
+                            }
+                        }
+                    })
+                })
+                .map_err(|e| format!("the headset supervisor's thread: {e}"))?
+        };
+        let mut s = Self {
+            slot,
+            info: DeviceInfo {
+                role: DeviceRole::Hmd,
+                name: String::new(),
+                serial: String::new(),
+            },
+            display: SimulatedHmd::looking_around(0).display(),
+            lens: LensModel::None,
+            stop: Some(stop),
+            thread: Some(thread),
+        };
+        let deadline = std::time::Instant::now() + first;
+        loop {
+            if let Some(h) = s.current() {
+                s.info = h.info();
+                s.display = h.display();
+                s.lens = h.lens();
+                return Ok(s);
+            }
+            if std::time::Instant::now() >= deadline {
+                return Err(format!("no headset opened within {} s", first.as_secs()));
+            }
+            std::thread::sleep(Duration::from_millis(10));
+        }
+    }
+
+    fn current(&self) -> Option<Arc<ViveHmd>> {
+        self.slot.lock().ok()?.clone()
+    }
+}
+
+impl Drop for Supervised {
+    fn drop(&mut self) {
+        if let Some(stop) = self.stop.take() {
+            let _ = stop.send(());
+        }
+        if let Some(t) = self.thread.take() {
+            let _ = t.join();
+        }
+    }
+}
+
+impl TrackedDevice for Supervised {
+    fn info(&self) -> DeviceInfo {
+        self.info.clone()
+    }
+
+    fn tracking_origin(&self) -> TrackingOrigin {
+        match self.current() {
+            Some(h) => h.tracking_origin(),
+            None => TrackingOrigin::OrientationOnly { eye_height_m: 1.6 },
+        }
+    }
+
+    fn pose_at(&self, time_ns: u64) -> Result<TrackedPose, DriverError> {
+        match self.current() {
+            Some(h) => h.pose_at(time_ns),
+            None => Err(DriverError::Disconnected("the headset is unplugged".into())),
+        }
+    }
+}
+
+impl Hmd for Supervised {
+    fn display(&self) -> DisplayInfo {
+        self.display.clone()
+    }
+
+    fn lens(&self) -> LensModel {
+        self.lens
     }
 }
 

@@ -317,8 +317,8 @@ fn calibrate_imu_recovers_the_injected_gyro_bias() {
 
 /// The OpenXR runtime finds the emulated headset by itself (no `LEASEHOLD_*` variable):
 /// the system is that Vive, the head pose an app locates follows the emulated IMU's
-/// scripted motion, and once the headset is unplugged the view has no valid pose while
-/// the session goes on.
+/// scripted motion; once the headset is unplugged the view has no valid pose while the
+/// session goes on, and once it is back the view is tracked again.
 #[test]
 fn the_runtime_drives_the_emulated_headset() {
     use openxr as xr;
@@ -472,6 +472,25 @@ fn the_runtime_drives_the_emulated_headset() {
     tracing::info!(
         ms = lost.elapsed().as_millis() as u64,
         "tracking lost after the unplug"
+    );
+    // Plugged in again: tracked again, in the same session.
+    emu.replug();
+    let back = Instant::now();
+    while !view
+        .locate(&local, now())
+        .unwrap()
+        .location_flags
+        .contains(xr::SpaceLocationFlags::ORIENTATION_VALID)
+    {
+        assert!(
+            back.elapsed() < Duration::from_secs(10),
+            "not tracked 10 s after the replug"
+        );
+        std::thread::sleep(Duration::from_millis(10));
+    }
+    tracing::info!(
+        ms = back.elapsed().as_millis() as u64,
+        "tracked again after the replug"
     );
     // The session goes on: the other spaces still locate.
     let stage = session
