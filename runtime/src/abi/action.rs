@@ -315,7 +315,7 @@ pub(super) unsafe extern "system" fn suggest_interaction_profile_bindings(
                     .name(b.binding.into_raw())
                     .map_err(path_err)?
                     .to_string();
-                let r = action::resolve(&profile, &path, &scope).map_err(|_| {
+                let r = action::resolve_for(&profile, &path, &scope, Some(a.ty)).map_err(|_| {
                     tracing::warn!(%profile, binding = %path, "unsupported binding suggested");
                     xr::Result::ERROR_PATH_UNSUPPORTED
                 })?;

@@ -214,6 +214,18 @@ pub fn resolve(
     binding: &str,
     scope: &ProfileScope,
 ) -> Result<Option<Binding>, BindingError> {
+    resolve_for(profile, binding, scope, None)
+}
+
+/// [`resolve`] for an action of type `for_type`: the shorthand picks the component that
+/// type reads best, as the specification orders them (a boolean action: click, then
+/// value; a float action: value, then click; a pose action: pose).
+pub fn resolve_for(
+    profile: &str,
+    binding: &str,
+    scope: &ProfileScope,
+    for_type: Option<ActionType>,
+) -> Result<Option<Binding>, BindingError> {
     let api_minor = scope.api_minor;
     let p = profiles()
         .iter()
@@ -238,11 +250,17 @@ pub fn resolve(
             c.subpath == sub && c.since <= api_minor && c.user.as_deref().is_none_or(|u| u == user)
         })
     };
-    // The shorthand: an identifier without its component picks click, then value, then
-    // pose, as the specification orders them.
+    // The shorthand: an identifier without its component picks by the action's type
+    // (without one: click, then value, then pose).
+    let order: &[&str] = match for_type {
+        Some(ActionType::Float) => &["value", "click", "force"],
+        Some(ActionType::Boolean) => &["click", "value", "force"],
+        Some(ActionType::Pose) => &["pose"],
+        _ => &["click", "value", "pose"],
+    };
     let c = find(rest)
         .or_else(|| {
-            ["click", "value", "pose"]
+            order
                 .iter()
                 .find_map(|suffix| find(&format!("{rest}/{suffix}")))
         })
@@ -381,6 +399,16 @@ mod tests {
         assert_eq!((b.component, b.kind), ("input/squeeze/value", Value));
         let b = r(SIMPLE_CONTROLLER, "/user/hand/left/input/grip").unwrap();
         assert_eq!(b.component, "input/grip/pose");
+        // The shorthand by the action's type: a trigger with click and value.
+        let index = "/interaction_profiles/valve/index_controller";
+        let by = |t| {
+            resolve_for(index, "/user/hand/left/input/trigger", &v10(), Some(t))
+                .unwrap()
+                .unwrap()
+                .component
+        };
+        assert_eq!(by(ActionType::Boolean), "input/trigger/click");
+        assert_eq!(by(ActionType::Float), "input/trigger/value");
         // X and Y are the left controller's, A and B the right one's.
         assert!(r(touch, "/user/hand/left/input/x/click").is_ok());
         assert!(r(touch, "/user/hand/right/input/x/click").is_err());
