@@ -123,23 +123,46 @@ pub struct SubmissionSlot {
 
 #[derive(Debug, Default)]
 struct Slots {
-    /// Submitted, its rendering not yet seen done (a newer one replaces it).
-    newest: Option<Arc<Submission>>,
+    /// Submitted, their rendering not yet seen done, oldest first. Each waits until it or a
+    /// newer one is done (then the older ones go): an app with several frames in flight
+    /// on its GPU still has each shown, and its images stay held meanwhile, which is
+    /// what paces it.
+    pending: std::collections::VecDeque<Arc<Submission>>,
     /// The newest one seen rendered: what the loop shows.
     ready: Option<Arc<Submission>>,
 }
 
+/// Submissions waiting for their rendering at most; beyond, the oldest goes unseen
+/// (an app that submits without ever finishing its GPU work).
+const MAX_PENDING: usize = 8;
+
 impl Slots {
     fn promote(&mut self) {
-        if let Some(n) = &self.newest {
-            match n.rendered() {
-                Ok(true) => self.ready = self.newest.take(),
+        // The newest one done replaces the shown one; the older ones go with it.
+        let mut done = None;
+        let mut failed = Vec::new();
+        for (k, s) in self.pending.iter().enumerate().rev() {
+            match s.rendered() {
+                Ok(true) => {
+                    done = Some(k);
+                    break;
+                }
                 Ok(false) => {}
                 Err(e) => {
-                    tracing::error!(%e, frame = n.frame, "the app's rendering failed: its frame is not shown");
-                    self.newest = None;
+                    tracing::error!(%e, frame = s.frame, "the app's rendering failed: its frame is not shown");
+                    failed.push(k);
                 }
             }
+        }
+        for k in failed {
+            self.pending.remove(k);
+        }
+        if let Some(k) = done {
+            let k = k.min(self.pending.len().saturating_sub(1));
+            let newest_done = self.pending.remove(k);
+            // The older ones (holds and all) go; the shown one is replaced.
+            self.pending.drain(..k);
+            self.ready = newest_done;
         }
     }
 }
@@ -148,24 +171,25 @@ impl SubmissionSlot {
     pub fn submit(&self, s: Submission) {
         self.submitted.fetch_add(1, Ordering::AcqRel);
         if let Ok(mut g) = self.slots.lock() {
-            // The one it replaces may be ready by now: then it replaces the shown one
-            // (whose images the app gets back) rather than being dropped unseen.
+            g.pending.push_back(Arc::new(s));
+            if g.pending.len() > MAX_PENDING {
+                g.pending.pop_front();
+            }
             g.promote();
-            g.newest = Some(Arc::new(s));
         }
     }
 
-    /// Makes the newest submission the one to show if its rendering is done, so the one
-    /// it replaces lets its images go (an app waiting for a swapchain image asks).
+    /// Makes the newest submission whose rendering is done the one to show, so the ones
+    /// it replaces let their images go (an app waiting for a swapchain image asks).
     pub fn promote(&self) {
         if let Ok(mut g) = self.slots.lock() {
             g.promote();
         }
     }
 
-    /// The newest submission whose app rendering is done. One still rendering waits for
-    /// a later display frame while the last ready one is shown (again, as for an app that
-    /// is late); one whose rendering failed (device lost) is dropped and logged.
+    /// The newest submission whose app rendering is done. Newer ones still rendering wait
+    /// for a later display frame while it is shown (again, as for an app that is late);
+    /// one whose rendering failed (device lost) is dropped and logged.
     pub fn latest_ready(&self) -> Option<Arc<Submission>> {
         let mut g = self.slots.lock().ok()?;
         g.promote();

@@ -70,6 +70,21 @@ pub fn choose(pref: Preference, epoch_ns: u64) -> Chosen {
     if pref == Preference::Simulated {
         return simulated("LEASEHOLD_HMD=simulated".into());
     }
+    // One headset, one driver per process: instances share it (two drivers would
+    // interleave their requests to the device). Held while a new one starts, so a
+    // second instance waits for it rather than opening the device again.
+    static SHARED: std::sync::Mutex<std::sync::Weak<Supervised>> =
+        std::sync::Mutex::new(std::sync::Weak::new());
+    let mut shared = SHARED.lock().unwrap_or_else(|p| p.into_inner());
+    if let Some(h) = shared.upgrade() {
+        let name = format!("{} ({})", h.info.name, h.info.serial);
+        return Chosen {
+            why: format!("{name} on HID, shared with this process's other instances"),
+            hmd: h,
+            name,
+            simulated: false,
+        };
+    }
     // Only a headset that is there is waited for: enumerating costs nothing, opening
     // takes the supervisor a moment.
     let present = crate::hid::find_headsets()
@@ -89,8 +104,10 @@ pub fn choose(pref: Preference, epoch_ns: u64) -> Chosen {
         Ok(h) => {
             let name = format!("{} ({})", h.info.name, h.info.serial);
             let why = format!("{name} on HID, kept across unplug and replug");
+            let h = Arc::new(h);
+            *shared = Arc::downgrade(&h);
             Chosen {
-                hmd: Arc::new(h),
+                hmd: h,
                 name,
                 simulated: false,
                 why,
@@ -127,6 +144,7 @@ impl Supervised {
             std::thread::Builder::new()
                 .name("leasehold-headset".into())
                 .spawn(move || {
+                    let rt = rt;
                     rt.block_on(async move {
                         let (tx, mut rx) = tokio::sync::mpsc::unbounded_channel();
                         let sup = vive::supervise(opts, slot, tx);
@@ -149,7 +167,10 @@ impl Supervised {
                                 _ = &mut stopped => return,
                             }
                         }
-                    })
+                    });
+                    // A headset being opened (blocking HID requests) is not waited for
+                    // beyond this: the app's thread is the one dropping the headset.
+                    rt.shutdown_timeout(Duration::from_millis(200));
                 })
                 .map_err(|e| format!("the headset supervisor's thread: {e}"))?
         };

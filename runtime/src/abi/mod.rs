@@ -909,7 +909,7 @@ unsafe extern "system" fn create_instance(
             Ok(r) => r,
             Err(e) => return e,
         };
-        match Instance::create(&req, system_info()) {
+        match Instance::create(&req, system_info) {
             Ok(i) => {
                 let h = INSTANCES.insert(Mutex::new(i));
                 // SAFETY: checked non-null.

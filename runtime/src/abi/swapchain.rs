@@ -351,7 +351,7 @@ pub(super) unsafe extern "system" fn wait_swapchain_image(
                 (
                     i,
                     inner.in_use[i as usize].clone(),
-                    inner.compositor.clone(),
+                    Arc::downgrade(&inner.compositor),
                 )
             };
             // Until the compositor no longer reads the image; without the lock, so the
@@ -367,7 +367,11 @@ pub(super) unsafe extern "system" fn wait_swapchain_image(
             // every millisecond rather than only at the compositor's next display frame.
             let deadline = std::time::Instant::now() + timeout;
             loop {
-                compositor.promote_ready();
+                // Not kept alive by this wait: a session destroyed meanwhile takes its
+                // compositor (and the holds) with it.
+                if let Some(c) = compositor.upgrade() {
+                    c.promote_ready();
+                }
                 let left = deadline.saturating_duration_since(std::time::Instant::now());
                 if in_use.wait_free(left.min(Duration::from_millis(1))) {
                     break;

@@ -133,7 +133,12 @@ pub struct Instance {
 }
 
 impl Instance {
-    pub fn create(req: &CreateRequest, system: SystemInfo) -> Result<Instance, CreateError> {
+    /// Checks the request, then assembles the system (`system`: the headset is chosen
+    /// only for a request that is valid).
+    pub fn create(
+        req: &CreateRequest,
+        system: impl FnOnce() -> SystemInfo,
+    ) -> Result<Instance, CreateError> {
         if req.application_name.is_empty() {
             return Err(CreateError::NameInvalid("application name is empty"));
         }
@@ -164,7 +169,7 @@ impl Instance {
             extensions,
             paths: PathTable::default(),
             events: VecDeque::new(),
-            system,
+            system: system(),
         })
     }
 
@@ -205,13 +210,13 @@ mod tests {
 
     #[test]
     fn versions_extensions_and_names_are_checked() {
-        assert!(Instance::create(&req(), system()).is_ok());
+        assert!(Instance::create(&req(), system).is_ok());
         let r = CreateRequest {
             api_version: (1, 1),
             extensions: vec!["XR_KHR_convert_timespec_time".into()],
             ..req()
         };
-        let i = Instance::create(&r, system()).unwrap();
+        let i = Instance::create(&r, system).unwrap();
         assert!(i.enabled("XR_KHR_convert_timespec_time"));
         for (maj, min) in [(2, 0), (1, 2), (0, 9)] {
             let r = CreateRequest {
@@ -219,7 +224,7 @@ mod tests {
                 ..req()
             };
             assert_eq!(
-                Instance::create(&r, system()).unwrap_err(),
+                Instance::create(&r, system).unwrap_err(),
                 CreateError::ApiVersionUnsupported
             );
         }
@@ -228,7 +233,7 @@ mod tests {
             ..req()
         };
         assert!(matches!(
-            Instance::create(&r, system()),
+            Instance::create(&r, system),
             Err(CreateError::ExtensionNotPresent(_))
         ));
         let r = CreateRequest {
@@ -236,7 +241,7 @@ mod tests {
             ..req()
         };
         assert!(
-            Instance::create(&r, system()).is_ok(),
+            Instance::create(&r, system).is_ok(),
             "API layer names the loader passes on are accepted"
         );
         let r = CreateRequest {
@@ -244,7 +249,7 @@ mod tests {
             ..req()
         };
         assert!(matches!(
-            Instance::create(&r, system()),
+            Instance::create(&r, system),
             Err(CreateError::NameInvalid(_))
         ));
     }

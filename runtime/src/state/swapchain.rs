@@ -40,9 +40,11 @@ impl SwapchainCycle {
         self.acquire_preferring(|_| true)
     }
 
-    /// Acquires the next image in order that is not acquired and that `free` says the
-    /// compositor no longer reads, else the next one not acquired (the app then waits for
-    /// it in xrWaitSwapchainImage): an app never waits for an image while another is free.
+    /// Acquires the next image in order that is not acquired, is not the last released
+    /// one (a layer naming the swapchain shows that one until another is released, so it
+    /// must not be written meanwhile) and that `free` says the compositor no longer reads;
+    /// else the next one not acquired, in order (the app then waits for it in
+    /// xrWaitSwapchainImage).
     pub fn acquire_preferring(
         &mut self,
         free: impl Fn(u32) -> bool,
@@ -58,7 +60,7 @@ impl SwapchainCycle {
         let i = candidates
             .iter()
             .copied()
-            .find(|&i| free(i))
+            .find(|&i| Some(i) != self.released && free(i))
             .unwrap_or(candidates[0]);
         self.next = (i + 1) % self.count;
         self.acquired.push_back((i, false));
@@ -136,9 +138,21 @@ mod tests {
         assert_eq!(c.acquire_preferring(|i| i != shown), Ok(1));
         c.waited(1);
         c.release().unwrap();
-        // Next in order is 2; then 0 is held, so 1 again (free, not acquired).
+        // Next in order is 2; then 0 is held and 2 (just released) is what a layer shows:
+        // 1 again (free, not acquired).
         assert_eq!(c.acquire_preferring(|i| i != shown), Ok(2));
         c.waited(2);
+        c.release().unwrap();
+        assert_eq!(c.acquire_preferring(|i| i != shown), Ok(1));
+        c.waited(1);
+        c.release().unwrap();
+        // 1 was released last: never handed out again before another is released, even
+        // when nothing holds it.
+        assert_eq!(c.acquire_preferring(|_| true), Ok(2));
+        c.waited(2);
+        c.release().unwrap();
+        assert_eq!(c.acquire_preferring(|_| true), Ok(0));
+        c.waited(0);
         c.release().unwrap();
         assert_eq!(c.acquire_preferring(|i| i != shown), Ok(1));
         // Nothing free: the next not acquired, in order (the app waits for it).
