@@ -48,3 +48,27 @@ pub fn light_up<'a>(
     out.modeset(&mode, fbs[0].fb).expect("modeset");
     (out, fbs, mode)
 }
+
+/// A folder of its own for test `name`, holding an OpenXR runtime manifest that points at
+/// the runtime library `cargo xtask test` built: (folder, manifest).
+pub fn runtime_manifest(name: &str) -> (std::path::PathBuf, std::path::PathBuf) {
+    let lib = std::path::PathBuf::from(env!("CARGO_TARGET_TMPDIR"))
+        .parent()
+        .unwrap()
+        .join("debug/libleasehold_openxr.so");
+    assert!(
+        lib.exists(),
+        "{} (built by cargo xtask test)",
+        lib.display()
+    );
+    let dir = std::env::temp_dir().join(name);
+    std::fs::create_dir_all(&dir).unwrap();
+    let manifest = dir.join("leasehold_openxr.json");
+    std::fs::write(
+        &manifest,
+        include_str!("../../manifests/openxr/leasehold_openxr.json.in")
+            .replace("@LIBRARY_PATH@", &lib.display().to_string()),
+    )
+    .unwrap();
+    (dir, manifest)
+}

@@ -330,19 +330,7 @@ fn the_runtime_drives_the_emulated_headset() {
     wait_for("hidraw node", Duration::from_secs(5), || {
         find_headsets().map(|h| !h.is_empty()).unwrap_or(false)
     });
-    let lib = std::path::PathBuf::from(env!("CARGO_TARGET_TMPDIR"))
-        .parent()
-        .unwrap()
-        .join("debug/libleasehold_openxr.so");
-    let dir = std::env::temp_dir().join("leasehold-lab-runtime-hmd");
-    std::fs::create_dir_all(&dir).unwrap();
-    let manifest = dir.join("leasehold_openxr.json");
-    std::fs::write(
-        &manifest,
-        include_str!("../../manifests/openxr/leasehold_openxr.json.in")
-            .replace("@LIBRARY_PATH@", &lib.display().to_string()),
-    )
-    .unwrap();
+    let (_, manifest) = crate::common::runtime_manifest("leasehold-lab-runtime-hmd");
     // SAFETY: lab tests run one at a time (--test-threads=1) and nothing else in this
     // process reads the environment meanwhile; the loader reads it at instance creation.
     unsafe {

@@ -4,7 +4,6 @@
 
 use leasehold_tests::init_tracing;
 use std::io::{BufRead, BufReader, Write};
-use std::path::PathBuf;
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
@@ -13,24 +12,7 @@ use leasehold_tests::report_field as field;
 #[test]
 fn hello_xr_runs_on_the_leased_headset_with_a_flip_per_frame() {
     init_tracing();
-    let lib = PathBuf::from(env!("CARGO_TARGET_TMPDIR"))
-        .parent()
-        .unwrap()
-        .join("debug/libleasehold_openxr.so");
-    assert!(
-        lib.exists(),
-        "{} (built by cargo xtask test)",
-        lib.display()
-    );
-    let dir = std::env::temp_dir().join("leasehold-lab-hello-xr");
-    std::fs::create_dir_all(&dir).unwrap();
-    let manifest = dir.join("leasehold_openxr.json");
-    std::fs::write(
-        &manifest,
-        include_str!("../../manifests/openxr/leasehold_openxr.json.in")
-            .replace("@LIBRARY_PATH@", &lib.display().to_string()),
-    )
-    .unwrap();
+    let (dir, manifest) = crate::common::runtime_manifest("leasehold-lab-hello-xr");
     let report = dir.join("frames.json");
     let _ = std::fs::remove_file(&report);
     let mut child = Command::new("hello_xr")
