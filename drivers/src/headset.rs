@@ -77,7 +77,7 @@ pub fn choose(pref: Preference, epoch_ns: u64) -> Chosen {
         std::sync::Mutex::new(std::sync::Weak::new());
     let mut shared = SHARED.lock().unwrap_or_else(|p| p.into_inner());
     if let Some(h) = shared.upgrade() {
-        let name = format!("{} ({})", h.info.name, h.info.serial);
+        let name = h.name();
         return Chosen {
             why: format!("{name} on HID, shared with this process's other instances"),
             hmd: h,
@@ -102,7 +102,7 @@ pub fn choose(pref: Preference, epoch_ns: u64) -> Chosen {
     }
     match Supervised::start(ViveOptions::default(), Duration::from_secs(5)) {
         Ok(h) => {
-            let name = format!("{} ({})", h.info.name, h.info.serial);
+            let name = h.name();
             let why = format!("{name} on HID, kept across unplug and replug");
             let h = Arc::new(h);
             *shared = Arc::downgrade(&h);
@@ -199,6 +199,11 @@ impl Supervised {
             }
             std::thread::sleep(Duration::from_millis(10));
         }
+    }
+
+    /// For people: model and serial.
+    fn name(&self) -> String {
+        format!("{} ({})", self.info.name, self.info.serial)
     }
 
     fn current(&self) -> Option<Arc<ViveHmd>> {

@@ -442,21 +442,18 @@ fn the_runtime_drives_the_emulated_headset() {
     );
 
     emu.unplug();
-    let lost = Instant::now();
-    loop {
-        let loc = view.locate(&local, now()).unwrap();
-        if !loc
+    let tracked = || {
+        view.locate(&local, now())
+            .unwrap()
             .location_flags
             .contains(xr::SpaceLocationFlags::ORIENTATION_VALID)
-        {
-            break;
-        }
-        assert!(
-            lost.elapsed() < Duration::from_millis(500),
-            "still tracked 0.5 s after the unplug"
-        );
-        std::thread::sleep(Duration::from_millis(10));
-    }
+    };
+    let lost = Instant::now();
+    wait_for(
+        "tracking lost after the unplug",
+        Duration::from_millis(500),
+        || !tracked(),
+    );
     tracing::info!(
         ms = lost.elapsed().as_millis() as u64,
         "tracking lost after the unplug"
@@ -464,18 +461,11 @@ fn the_runtime_drives_the_emulated_headset() {
     // Plugged in again: tracked again, in the same session.
     emu.replug();
     let back = Instant::now();
-    while !view
-        .locate(&local, now())
-        .unwrap()
-        .location_flags
-        .contains(xr::SpaceLocationFlags::ORIENTATION_VALID)
-    {
-        assert!(
-            back.elapsed() < Duration::from_secs(10),
-            "not tracked 10 s after the replug"
-        );
-        std::thread::sleep(Duration::from_millis(10));
-    }
+    wait_for(
+        "tracking after the replug",
+        Duration::from_secs(10),
+        tracked,
+    );
     tracing::info!(
         ms = back.elapsed().as_millis() as u64,
         "tracked again after the replug"

@@ -320,9 +320,8 @@ pub(super) unsafe extern "system" fn acquire_swapchain_image(
                 return Err(xr::Result::ERROR_VALIDATION_FAILURE);
             }
             let mut inner = ilock(&sc);
-            let in_use = inner.in_use.clone();
-            let i = inner
-                .cycle
+            let Inner { cycle, in_use, .. } = &mut *inner;
+            let i = cycle
                 .acquire_preferring(|i| in_use.get(i as usize).is_some_and(|u| u.is_free()))
                 .map_err(order)?;
             if let Err(e) = inner.app.acquired(i as usize) {
