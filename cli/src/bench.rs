@@ -3,10 +3,8 @@
 
 use anyhow::{Context, bail};
 use clap::Args;
-use leasehold_compositor::kms::discovery::{ModeDecision, ModeRequest, choose_mode, period_ns};
-use leasehold_compositor::kms::{
-    DirectLease, FdLease, LeaseSource, Output, ScanoutRing, WaylandLease, X11Lease,
-};
+use leasehold_compositor::kms::discovery::{ModeRequest, period_ns};
+use leasehold_compositor::kms::{DirectLease, FdLease, LeaseSource, WaylandLease, X11Lease};
 use leasehold_compositor::pacing::PacerConfig;
 use leasehold_compositor::present::{self, FrameRecord, Presenter, RenderModel, Summary};
 use std::io::Write;
@@ -106,45 +104,14 @@ pub fn frame_timing(a: FrameTimingArgs) -> anyhow::Result<()> {
         .with_context(|| format!("cannot lease the headset ({})", source.describe()))?;
     let headset = headset.context("the lease's connector is not visible")?;
     let lessee = lease.card();
-    let current = lessee.crtc_mode(lease.crtc)?;
-    let decision = choose_mode(&headset.connector, headset.profile, a.mode, current)?;
-    let mut output = Output::new(lessee, lease.connector, lease.crtc, lease.plane)?;
-    let mode = match decision {
-        ModeDecision::Keep(m) => m,
-        ModeDecision::Set { mode, .. } => mode,
-    };
+    let lit = leasehold_compositor::kms::bringup::bring_up(lessee, &lease, &headset, a.mode, 3)?;
+    let leasehold_compositor::kms::bringup::Lit {
+        output,
+        mut ring,
+        mode,
+        ..
+    } = lit;
     let size = mode.size();
-    let describe = |mode: &leasehold_compositor::kms::Mode, custom: bool| {
-        let (w, h) = mode.size();
-        let note = if custom {
-            " (a custom mode: not in its EDID)"
-        } else {
-            ""
-        };
-        format!(
-            "{} cannot run {w}x{h}@{}{note}",
-            headset.connector.name,
-            mode.vrefresh()
-        )
-    };
-    let custom = matches!(decision, ModeDecision::Set { custom: true, .. });
-    lessee
-        .check_fb_size(size)
-        .with_context(|| describe(&mode, custom))?;
-    let mut ring = ScanoutRing::new(lessee, (u32::from(size.0), u32::from(size.1)), 3)?;
-    match decision {
-        ModeDecision::Keep(m) => output.adopt_mode(&m),
-        ModeDecision::Set { mode, custom } => {
-            let slot = ring
-                .acquire()
-                .context("a fresh scanout ring has free buffers")?;
-            ring.queue(slot)?;
-            output
-                .modeset(&mode, ring.buffer(slot).fb)
-                .with_context(|| describe(&mode, custom))?;
-            ring.flipped(slot)?;
-        }
-    }
     let period = period_ns(&mode);
     let mut cfg = PacerConfig::for_period(period);
     if let Some(p) = headset.profile {

@@ -55,9 +55,10 @@ pub fn run(a: DemoArgs) -> Result<()> {
         .env("XR_RUNTIME_JSON", &manifest)
         .env("LEASEHOLD_SNAPSHOT", &png)
         .env("LEASEHOLD_FRAME_REPORT", &report);
-    if a.display {
-        cmd.env("LEASEHOLD_TARGET", "kms");
-    }
+    cmd.env(
+        "LEASEHOLD_TARGET",
+        if a.display { "kms" } else { "headless" },
+    );
     let bar = indicatif::ProgressBar::new_spinner().with_message(format!(
         "running the demo app on the simulated headset for {} s",
         a.seconds

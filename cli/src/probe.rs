@@ -215,4 +215,14 @@ fn hid_section() {
             println!("  the runtime drives {what}: {}", c.why);
         }
     }
+    // Where its frames would go, decided as it decides (the lease taken is let go).
+    use leasehold_compositor::kms::display::{self, Preference as Target};
+    match Target::from_env().and_then(display::choose) {
+        Err(e) => println!("  the runtime shows frames on: nothing ({e})"),
+        Ok(d) => println!(
+            "  the runtime shows frames on: {}\n    why: {}",
+            d.describe(),
+            d.why()
+        ),
+    }
 }

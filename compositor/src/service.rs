@@ -141,53 +141,32 @@ struct Shared {
 }
 
 /// Which display the local compositor drives.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone)]
 pub enum LocalTarget {
     /// Offscreen images at the panel's size, paced by a simulated vblank clock.
     Headless,
-    /// The headset's display through a DRM lease taken as master of its card
-    /// ([`crate::kms::DirectLease`]), in its preferred mode.
-    Kms,
+    /// The headset's display, through the lease chosen for the system
+    /// ([`crate::kms::display`]).
+    Kms(Arc<crate::kms::display::HeadsetDisplay>),
 }
 
 impl LocalTarget {
+    /// The target for a chosen display.
+    pub fn for_display(d: &crate::kms::display::Display) -> Self {
+        match d {
+            crate::kms::display::Display::Headless { .. } => LocalTarget::Headless,
+            crate::kms::display::Display::Headset(h) => LocalTarget::Kms(h.clone()),
+        }
+    }
+
     /// The render device this target wants: for KMS, the headset card's (so an app told
     /// to render on the compositor's device renders where the display is).
-    pub fn device_preference(self) -> DevicePreference {
+    pub fn device_preference(&self) -> DevicePreference {
         match self {
             LocalTarget::Headless => DevicePreference::default(),
-            LocalTarget::Kms => DevicePreference {
-                drm_node: crate::kms::discovery::discover(None)
-                    .ok()
-                    .and_then(|h| crate::kms::Card::open(&h.card).ok())
-                    .and_then(|c| c.device_node()),
+            LocalTarget::Kms(d) => DevicePreference {
+                drm_node: d.drm_node,
             },
-        }
-    }
-
-    /// The mode this target drives the headset in, when it is not the headset's own
-    /// panel description: for KMS, the headset output's preferred mode (width, height,
-    /// refresh rate).
-    pub fn mode(self) -> Option<(u32, u32, f32)> {
-        match self {
-            LocalTarget::Headless => None,
-            LocalTarget::Kms => {
-                let h = crate::kms::discovery::discover(None).ok()?;
-                let m = h.connector.preferred_mode()?;
-                let hz = 1e9 / crate::kms::discovery::period_ns(&m) as f32;
-                Some((u32::from(m.size().0), u32::from(m.size().1), hz))
-            }
-        }
-    }
-
-    /// From `LEASEHOLD_TARGET` (`headless`, the default, or `kms`).
-    pub fn from_env() -> Result<Self, CompositorError> {
-        match std::env::var("LEASEHOLD_TARGET").as_deref() {
-            Err(_) | Ok("") | Ok("headless") => Ok(LocalTarget::Headless),
-            Ok("kms") => Ok(LocalTarget::Kms),
-            Ok(other) => Err(CompositorError::Start(format!(
-                "LEASEHOLD_TARGET={other}: expected `headless` or `kms`"
-            ))),
         }
     }
 }
@@ -325,69 +304,62 @@ fn presenter(
                 tracing::warn!(%e, "releasing the headless target");
             }
         }
-        LocalTarget::Kms => kms_presenter(hmd, display, shared, commands, started),
+        LocalTarget::Kms(d) => kms_presenter(hmd, display, d, shared, commands, started),
     }
 }
 
-/// The KMS target: lease the headset's output, light it in its preferred mode, render
-/// into its scanout buffers (or copy, where the device cannot import them).
+/// The KMS target: take the system's lease on the headset's output, light it (the
+/// lessor's mode kept, else its preferred one), render into its scanout buffers (or copy,
+/// where the device cannot import them). An intact lease goes back to the system when
+/// the session ends.
 fn kms_presenter(
     hmd: Arc<dyn Hmd + Send + Sync>,
     mut display: DisplayInfo,
+    headset_display: Arc<crate::kms::display::HeadsetDisplay>,
     shared: Arc<Shared>,
     commands: mpsc::Receiver<Command>,
     started: Started,
 ) {
-    use crate::kms::{LeaseSource, Output, ScanoutRing};
-    let fail = |started: Started, e: String| {
-        let _ = started.send(Err(CompositorError::Start(e)));
-    };
-    let mut source = crate::kms::DirectLease::default();
-    let (lease, headset) = match source.acquire() {
+    let (lease, headset) = match headset_display.take_lease() {
         Ok(x) => x,
-        Err(e) => return fail(started, format!("leasing the headset's display: {e}")),
+        Err(e) => {
+            let _ = started.send(Err(CompositorError::Start(format!(
+                "leasing the headset's display: {e}"
+            ))));
+            return;
+        }
     };
     let lessee = lease.card();
-    let Some(mode) = headset.as_ref().and_then(|h| h.connector.preferred_mode()) else {
-        return fail(started, "the headset output reports no mode".into());
-    };
-    let (w, h) = (u32::from(mode.size().0), u32::from(mode.size().1));
-    let period = crate::kms::discovery::period_ns(&mode);
-    // The panel is what the output scans out; the eyes split it.
-    display = display.for_mode(w, h, 1e9 / period as f32);
-    let setup = || -> Result<(GpuRenderer, crate::target::kms::KmsTarget<'_>), CompositorError> {
-        let mut ring = ScanoutRing::new(lessee, (w, h), 3)
-            .map_err(|e| CompositorError::Start(format!("scanout buffers: {e}")))?;
-        let first = ring
-            .acquire()
-            .ok_or_else(|| CompositorError::Start("no free scanout buffer".into()))?;
-        ring.buffer(first)
-            .write_with(|b| b.fill(0))
+    let mut setup = || -> Result<(GpuRenderer, crate::target::kms::KmsTarget<'_>), CompositorError> {
+        let lit = crate::kms::bringup::bring_up(lessee, &lease, &headset, None, 3)
             .map_err(|e| CompositorError::Start(e.to_string()))?;
-        let mut out = Output::new(lessee, lease.connector, lease.crtc, lease.plane)
-            .map_err(|e| CompositorError::Start(format!("the leased output: {e}")))?;
-        ring.queue(first)
-            .map_err(|e| CompositorError::Start(e.to_string()))?;
-        out.modeset(&mode, ring.buffer(first).fb)
-            .map_err(|e| CompositorError::Start(format!("modeset: {e}")))?;
-        ring.flipped(first)
-            .map_err(|e| CompositorError::Start(e.to_string()))?;
+        let (w, h) = lit.mode.size();
+        // The panel is what the output scans out; the eyes split it.
+        display = display.for_mode(u32::from(w), u32::from(h), 1e9 / lit.period_ns as f32);
         let ctx = Arc::new(VkContext::new(DevicePreference {
             drm_node: lessee.device_node(),
         })?);
         let mut r = GpuRenderer::new(ctx, &hmd.lens(), &display)?;
-        let t = crate::target::kms::KmsTarget::new(out, ring, &mut r, period)
+        let t = crate::target::kms::KmsTarget::new(lit.output, lit.ring, &mut r, lit.period_ns)
             .map_err(|e| CompositorError::Start(e.to_string()))?;
         Ok((r, t))
     };
     let Some((mut r, mut t)) = started_or_report(setup(), &started) else {
+        headset_display.give_back(lease);
         return;
     };
     drive(&mut r, &mut t, &*hmd, &display, &shared, &commands, started);
+    let alive = t.output().lease_alive();
     if let Err(e) = t.destroy(&mut r) {
         tracing::warn!(%e, "releasing the KMS target");
     }
-    drop(lease);
+    let lost = shared.lost.lock().unwrap_or_else(|p| p.into_inner()).is_some();
+    if alive && !lost {
+        headset_display.give_back(lease);
+    } else {
+        tracing::info!("the headset's lease is gone; the next session leases anew");
+        drop(lease);
+    }
 }
 
 /// A setup's result; a failure goes back to the thread waiting in `start`.

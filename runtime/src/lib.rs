@@ -8,6 +8,7 @@
 
 pub mod abi;
 pub mod state;
+pub mod system;
 
 /// The runtime's version (from Cargo).
 pub const VERSION: (u16, u16, u32) = (0, 1, 0);

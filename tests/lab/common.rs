@@ -72,3 +72,74 @@ pub fn runtime_manifest(name: &str) -> (std::path::PathBuf, std::path::PathBuf) 
     .unwrap();
     (dir, manifest)
 }
+
+/// What a hello_xr run left: its log (stderr, the runtime's records included) and the
+/// runtime's frame report.
+pub struct HelloXr {
+    pub log: String,
+    pub report: String,
+}
+
+/// Runs `cmd` (hello_xr `-g Vulkan2`, with the environment it needs) until its session
+/// is focused and the compositor showed a few frames, then asks it to stop and checks it
+/// exits cleanly. `report` is where the runtime writes its frame report
+/// (`LEASEHOLD_FRAME_REPORT`, set by the caller). The runtime must log at debug for
+/// `leasehold_compositor::service` and `leasehold_openxr::abi::session`.
+pub fn run_hello_xr(mut cmd: std::process::Command, report: &std::path::Path) -> HelloXr {
+    use std::io::{BufRead, BufReader, Write};
+    use std::process::Stdio;
+    use std::time::{Duration, Instant};
+    let _ = std::fs::remove_file(report);
+    let mut child = cmd
+        .stdin(Stdio::piped())
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("hello_xr (libopenxr-utils)");
+    let stderr = child.stderr.take().unwrap();
+    let (tx, rx) = std::sync::mpsc::channel();
+    let reader = std::thread::spawn(move || {
+        for line in BufReader::new(stderr).lines().map_while(Result::ok) {
+            let _ = tx.send(line);
+        }
+    });
+    // Under software emulation every frame takes seconds: wait for the session to be
+    // focused and a few app frames to be shown, then ask hello_xr to stop.
+    let mut log = Vec::new();
+    let deadline = Instant::now() + Duration::from_secs(240);
+    let mut focused = false;
+    let mut shown = 0u64;
+    while !(focused && shown >= 2) {
+        match rx.recv_timeout(deadline.saturating_duration_since(Instant::now())) {
+            Ok(l) => {
+                focused |= l.contains("session state state=Focused");
+                if l.contains("compositor frame") {
+                    shown += 1;
+                }
+                log.push(l);
+            }
+            Err(_) => {
+                let _ = child.kill();
+                let _ = child.wait();
+                panic!(
+                    "hello_xr: not focused with frames shown in time:\n{}",
+                    log.join("\n")
+                );
+            }
+        }
+    }
+    child.stdin.take().unwrap().write_all(b"\n").unwrap();
+    let status = child.wait().unwrap();
+    reader.join().unwrap();
+    log.extend(rx.try_iter());
+    let log = log.join("\n");
+    assert!(status.success(), "hello_xr exited with {status}:\n{log}");
+    let report = std::fs::read_to_string(report)
+        .unwrap_or_else(|e| panic!("the frame report {}: {e}\n{log}", report.display()));
+    tracing::info!("{report}");
+    HelloXr { log, report }
+}
+
+/// The runtime's log records for the lab's hello_xr runs.
+pub const HELLO_XR_LOG: &str =
+    "info,leasehold_openxr::abi::session=debug,leasehold_compositor::service=debug";

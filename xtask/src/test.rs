@@ -275,10 +275,10 @@ const LAB_GROUPS: &[LabGroup] = &[
         skip: &[],
     },
     LabGroup {
-        what: "two outputs, Vive EDID on output 2, sway, then Xorg, as the DRM master leasing it",
+        what: "two outputs, Vive EDID with a custom 640x360@90 mode on output 2, sway, then Xorg, as the DRM master leasing it (hello_xr under each)",
         outputs: 2,
         hmd: Some("vive"),
-        mode: None,
+        mode: Some("640x360@90"),
         filters: &["lessors::"],
         skip: &[],
     },

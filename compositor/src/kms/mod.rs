@@ -11,7 +11,9 @@
 //! reached scanout (timestamp + sequence).
 
 mod card;
+pub mod bringup;
 pub mod discovery;
+pub mod display;
 pub mod fence;
 mod lease;
 pub mod lease_source;

@@ -7,7 +7,7 @@
 
 pub mod handles;
 
-use crate::state::{self, CreateError, CreateRequest, Instance, PathError, SystemInfo};
+use crate::state::{self, CreateError, CreateRequest, Instance, PathError};
 use handles::HandleTable;
 use openxr_sys as xr;
 use openxr_sys::Handle as _;
@@ -816,38 +816,6 @@ unsafe extern "system" fn enumerate_api_layer_properties(
     })
 }
 
-/// The system an instance presents: the headset chosen once for it (a real one on HID,
-/// else the simulated one; `LEASEHOLD_HMD`), logged with the reason.
-fn system_info() -> SystemInfo {
-    use leasehold_drivers::headset::{Preference, choose};
-    let pref = Preference::from_env().unwrap_or_else(|e| {
-        tracing::error!("{e}; choosing as for auto");
-        Preference::Auto
-    });
-    let chosen = choose(pref, session::now_ns());
-    tracing::info!(headset = %chosen.name, simulated = chosen.simulated, why = %chosen.why, "headset chosen");
-    let hmd = chosen.hmd;
-    let mut display = hmd.display();
-    // Driving the headset in another mode than its native one (KMS target): the views
-    // are sized for what is scanned out. Found once per process.
-    static MODE: std::sync::OnceLock<Option<(u32, u32, f32)>> = std::sync::OnceLock::new();
-    let target = leasehold_compositor::service::LocalTarget::from_env()
-        .unwrap_or(leasehold_compositor::service::LocalTarget::Headless);
-    if let Some((w, h, hz)) = *MODE.get_or_init(|| target.mode()) {
-        display = display.for_mode(w, h, hz);
-    }
-    SystemInfo {
-        headset: crate::state::Headset(hmd),
-        name: format!("Leasehold: {}", chosen.name),
-        vendor_id: 0x28de,
-        max_layer_count: 16,
-        max_swapchain_size: 8192,
-        orientation_tracking: true,
-        position_tracking: false,
-        display,
-    }
-}
-
 /// Reads a C array of C strings.
 ///
 /// # Safety
@@ -909,7 +877,7 @@ unsafe extern "system" fn create_instance(
             Ok(r) => r,
             Err(e) => return e,
         };
-        match Instance::create(&req, system_info) {
+        match Instance::create(&req, || crate::system::assemble(session::now_ns())) {
             Ok(i) => {
                 let h = INSTANCES.insert(Mutex::new(i));
                 // SAFETY: checked non-null.

@@ -7,6 +7,7 @@ use crate::state::session::{BeginFrame, Session, SessionError, SessionState};
 use crate::state::{self, Event};
 use leasehold_compositor::frame_loop::{Hold, Submission};
 use leasehold_compositor::render::{Layer, LayerFlags, ProjectionView, SubImage, valid_radius};
+use leasehold_compositor::kms::display::Display;
 use leasehold_compositor::service::{Compositor, FrameClock, LocalCompositor, LocalTarget};
 use leasehold_compositor::vk::app::{AppDevice, Binding, ReleaseProbe};
 use leasehold_drivers::api::DeviceRole;
@@ -224,13 +225,14 @@ pub(super) unsafe extern "system" fn create_session(
             if info.system_id.into_raw() != state::HMD_SYSTEM_ID {
                 return Err(xr::Result::ERROR_SYSTEM_INVALID);
             }
-            let (headless, display, local_floor, hmd) = {
+            let (headless, display, local_floor, hmd, screen) = {
                 let inst = lock(&i);
                 (
                     inst.enabled("XR_MND_headless"),
                     inst.system.display.clone(),
                     inst.api_version.1 >= 1 || inst.enabled("XR_EXT_local_floor"),
                     inst.system.headset.0.clone(),
+                    inst.system.screen.0.clone(),
                 )
             };
             // SAFETY: the create-info's `next` chain, as the app built it.
@@ -253,7 +255,7 @@ pub(super) unsafe extern "system" fn create_session(
                 Some(_) if !super::vulkan::requirements_queried(instance_h.into_raw()) => {
                     return Err(xr::Result::ERROR_GRAPHICS_REQUIREMENTS_CALL_MISSING);
                 }
-                Some(b) => Some(vulkan_session(&b, hmd.clone())?),
+                Some(b) => Some(vulkan_session(&b, hmd.clone(), screen)?),
             };
             let hz = display.refresh_hz.first().copied().unwrap_or(90.0).max(1.0);
             let obj = SessionObj {
@@ -336,8 +338,16 @@ unsafe fn graphics_binding(
 fn vulkan_session(
     b: &xr::GraphicsBindingVulkanKHR,
     hmd: Arc<dyn Hmd>,
+    screen: Result<Arc<Display>, String>,
 ) -> Result<Graphics, xr::Result> {
-    let uuid = super::vulkan::compositor_uuid()?;
+    let target = match &screen {
+        Ok(d) => LocalTarget::for_display(d),
+        Err(why) => {
+            tracing::error!(%why, "xrCreateSession: the headset's display");
+            return Err(xr::Result::ERROR_RUNTIME_FAILURE);
+        }
+    };
+    let uuid = super::vulkan::compositor_uuid(&target)?;
     let binding = Binding {
         instance: b.instance as usize as u64,
         physical: b.physical_device as usize as u64,
@@ -350,10 +360,6 @@ fn vulkan_session(
     let device = unsafe { AppDevice::new(binding, uuid) }.map_err(|e| {
         tracing::error!(%e, "xrCreateSession: the Vulkan binding");
         xr::Result::ERROR_GRAPHICS_DEVICE_INVALID
-    })?;
-    let target = LocalTarget::from_env().map_err(|e| {
-        tracing::error!(%e, "xrCreateSession");
-        xr::Result::ERROR_RUNTIME_FAILURE
     })?;
     let compositor = LocalCompositor::start(hmd, target).map_err(|e| {
         tracing::error!(%e, "xrCreateSession: the compositor");

@@ -44,10 +44,9 @@ pub(super) fn requirements_queried(instance: u64) -> bool {
 }
 
 /// The device the compositor renders on (found once per process).
-pub(super) fn compositor_uuid() -> Result<[u8; 16], xr::Result> {
+pub(super) fn compositor_uuid(target: &LocalTarget) -> Result<[u8; 16], xr::Result> {
     static UUID: OnceLock<Result<[u8; 16], String>> = OnceLock::new();
     UUID.get_or_init(|| {
-        let target = LocalTarget::from_env().unwrap_or(LocalTarget::Headless);
         preferred_gpu(target.device_preference())
             .map(|g| {
                 tracing::info!(gpu = %g.name, "applications render on the compositor's device");
@@ -161,7 +160,14 @@ fn graphics_device(
     if out.is_null() || vk_instance.is_null() {
         return Err(xr::Result::ERROR_VALIDATION_FAILURE);
     }
-    let uuid = compositor_uuid()?;
+    let target = {
+        let i = super::instance(h)?;
+        match &lock(&i).system.screen.0 {
+            Ok(d) => LocalTarget::for_display(d),
+            Err(_) => LocalTarget::Headless,
+        }
+    };
+    let uuid = compositor_uuid(&target)?;
     let raw = vk_instance as usize as u64;
     // SAFETY: the app passes its live VkInstance (created through `gipa` when given).
     let pd = unsafe { app::graphics_device(gipa, raw, uuid) }.map_err(|e| {

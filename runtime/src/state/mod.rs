@@ -109,10 +109,37 @@ impl PartialEq for Headset {
     }
 }
 
+/// Where an instance's frames go (chosen once, with the headset): the display, or why
+/// the headset's display was required and could not be had.
+#[derive(Clone)]
+pub struct Screen(
+    pub Result<std::sync::Arc<leasehold_compositor::kms::display::Display>, String>,
+);
+
+impl std::fmt::Debug for Screen {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match &self.0 {
+            Ok(d) => f.debug_tuple("Screen").field(&d.describe()).finish(),
+            Err(e) => f.debug_tuple("Screen").field(e).finish(),
+        }
+    }
+}
+
+impl PartialEq for Screen {
+    fn eq(&self, other: &Self) -> bool {
+        match (&self.0, &other.0) {
+            (Ok(a), Ok(b)) => std::sync::Arc::ptr_eq(a, b),
+            (Err(a), Err(b)) => a == b,
+            _ => false,
+        }
+    }
+}
+
 /// The system (the headset) as xrGetSystemProperties and the view queries see it.
 #[derive(Debug, Clone, PartialEq)]
 pub struct SystemInfo {
     pub headset: Headset,
+    pub screen: Screen,
     pub name: String,
     pub vendor_id: u32,
     pub max_layer_count: u32,
@@ -188,6 +215,9 @@ mod tests {
             headset: Headset(std::sync::Arc::new(
                 leasehold_drivers::simulated::SimulatedHmd::looking_around(0),
             )),
+            screen: Screen(Ok(std::sync::Arc::new(
+                leasehold_compositor::kms::display::Display::Headless { why: "test".into() },
+            ))),
             name: "test".into(),
             vendor_id: 0,
             max_layer_count: 16,

@@ -30,3 +30,22 @@ fn drive_leased_headset(lessor: &str, lease: &Lease, headset: Option<HeadsetOutp
         assert_eq!(events.len(), 1);
     }
 }
+
+/// The runtime chose the headset's display through `source` by itself, and showed the
+/// app's frames there, one flip per presented frame.
+fn assert_shown_through(run: &crate::common::HelloXr, source: &str) {
+    use leasehold_tests::report_field as field;
+    let (log, report) = (&run.log, &run.report);
+    assert!(
+        log.contains("display chosen")
+            && log.contains("Virtual-2 on")
+            && log.contains(&format!("through {source}")),
+        "the runtime leased the headset through {source}:\n{log}"
+    );
+    assert!(field(report, "app_frames_shown") >= 1.0, "{report}");
+    assert_eq!(
+        field(report, "flips"),
+        field(report, "compositor_frames") + 1.0,
+        "a flip per presented frame (plus the anchor frame): {report}"
+    );
+}

@@ -81,3 +81,22 @@ fn xorg_leases_us_the_headset_and_we_drive_it() {
         "{err}"
     );
 }
+
+/// hello_xr under the X server with no `LEASEHOLD_*` settings: the runtime finds it,
+/// leases the headset through RandR and drives it, a fence-gated flip per presented frame.
+#[test]
+fn hello_xr_under_xorg_gets_the_headset_from_the_x_server() {
+    init_tracing();
+    let _x = Xorg::start();
+    let (dir, manifest) = crate::common::runtime_manifest("leasehold-lab-hello-xr-xorg");
+    let report = dir.join("frames.json");
+    let mut cmd = Command::new("hello_xr");
+    cmd.args(["-g", "Vulkan2"])
+        .env("DISPLAY", DISPLAY)
+        .env_remove("WAYLAND_DISPLAY")
+        .env("XR_RUNTIME_JSON", &manifest)
+        .env("LEASEHOLD_FRAME_REPORT", &report)
+        .env("LEASEHOLD_LOG", crate::common::HELLO_XR_LOG);
+    let run = crate::common::run_hello_xr(cmd, &report);
+    super::assert_shown_through(&run, "the X server (RandR CreateLease)");
+}
