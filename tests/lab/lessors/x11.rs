@@ -21,6 +21,11 @@ impl Xorg {
              Section \"Device\"\n  Identifier \"gpu\"\n  Driver \"modesetting\"\n  Option \"kmsdev\" \"/dev/dri/card0\"\nEndSection\n",
         )
         .unwrap();
+        // A server killed before (the previous test's) leaves its socket and lock file:
+        // the socket would pass for a running server, the lock would stop this one.
+        let socket = format!("/tmp/.X11-unix/X{}", &DISPLAY[1..]);
+        let _ = std::fs::remove_file(&socket);
+        let _ = std::fs::remove_file(format!("/tmp/.X{}-lock", &DISPLAY[1..]));
         let child = Command::new("Xorg")
             .args([
                 DISPLAY,
@@ -37,9 +42,8 @@ impl Xorg {
             .spawn()
             .expect("start Xorg (installed by cargo xtask setup)");
         let x = Xorg(child);
-        let socket = format!("/tmp/.X11-unix/X{}", &DISPLAY[1..]);
         let t0 = Instant::now();
-        while !std::path::Path::new(&socket).exists() {
+        while std::os::unix::net::UnixStream::connect(&socket).is_err() {
             assert!(
                 t0.elapsed() < Duration::from_secs(60),
                 "Xorg did not start; see /tmp/leasehold-xorg.log"
