@@ -2,80 +2,42 @@
 //! session, xrSyncActions and the action state getters, bound sources, haptics, and the
 //! poses behind action spaces. The rules live in `state::action`.
 
-use super::session::{SessionObj, session, slock};
-use super::{done, guard, instance, lock, path_err};
+use super::instance::{instance, lock, path_err};
+use super::marshal::{done, guard};
+use crate::core::action::{ActionObj, ActionSetObj, Attached, Suggestions};
+use crate::core::instance::InstanceNode;
+use crate::core::registry::{Children, Kind, REGISTRY};
+use crate::core::session::{SessionObj, session, slock};
 use crate::state::Event;
-use crate::state::action::{
-    self, ActionState, ActionType, Binding, HANDS, SIMPLE_CONTROLLER, Value,
-};
+use crate::state::action::{self, ActionState, ActionType, HANDS, SIMPLE_CONTROLLER, Value};
 use leasehold_drivers::api::{Pose, TrackedDevice};
 use openxr_sys as xr;
 use openxr_sys::Handle as _;
-use std::collections::HashMap;
 use std::ffi::c_char;
-use std::sync::Mutex;
+use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 
-pub(super) struct ActionSetObj {
-    instance: u64,
-    name: String,
-    localized: String,
-    attached: AtomicBool,
+fn set_obj(h: u64) -> Result<Arc<ActionSetObj>, xr::Result> {
+    REGISTRY
+        .get(Kind::ActionSet, h)
+        .ok_or(xr::Result::ERROR_HANDLE_INVALID)
 }
 
-pub(super) struct ActionObj {
-    set: u64,
-    instance: u64,
-    name: String,
-    localized: String,
-    pub(super) ty: ActionType,
-    /// Subaction path ids (of the instance's path table).
-    subactions: Vec<u64>,
+fn action_obj(h: u64) -> Option<Arc<ActionObj>> {
+    REGISTRY.get(Kind::Action, h)
 }
 
-static SETS: super::handles::HandleTable<ActionSetObj> = super::handles::HandleTable::new(5);
-static ACTIONS: super::handles::HandleTable<ActionObj> = super::handles::HandleTable::new(6);
-
-/// Per instance: suggested bindings by interaction profile: (action, binding path id,
-/// resolved binding).
-type Suggestions = HashMap<String, Vec<(u64, u64, Binding)>>;
-static SUGGESTED: Mutex<Option<HashMap<u64, Suggestions>>> = Mutex::new(None);
-
-fn suggested<R>(instance: u64, f: impl FnOnce(&mut Suggestions) -> R) -> R {
-    let mut m = SUGGESTED.lock().unwrap_or_else(|p| p.into_inner());
-    f(m.get_or_insert_with(HashMap::new)
-        .entry(instance)
-        .or_default())
-}
-
-/// A session's attached action sets and what they are bound to.
-#[derive(Debug, Default)]
-pub(super) struct Attached {
-    sets: Vec<u64>,
-    /// The current interaction profile of both hands (path string), when one is bound.
-    profile: Option<String>,
-    /// Per action: its bindings in the current profile.
-    bindings: HashMap<u64, Vec<(u64, Binding)>>,
-    /// Per (action, subaction path id or 0 for the whole action).
-    states: HashMap<(u64, u64), ActionState>,
-    /// The current profile changed and the app has not been told: the event is queued
-    /// by the next xrSyncActions, as the specification requires.
-    profile_changed: bool,
-}
-
-/// Forgets an instance that is being destroyed: its sets, actions and suggestions.
-pub(super) fn forget(instance: u64) {
-    SETS.remove_where(|s| s.instance == instance);
-    ACTIONS.remove_where(|a| a.instance == instance);
-    if let Some(m) = SUGGESTED.lock().unwrap_or_else(|p| p.into_inner()).as_mut() {
-        m.remove(&instance);
-    }
+/// The instance's suggested bindings.
+fn suggested<R>(instance: u64, f: impl FnOnce(&mut Suggestions) -> R) -> Option<R> {
+    let i = crate::core::instance::get(instance)?;
+    let mut m = i.suggested.lock().unwrap_or_else(|p| p.into_inner());
+    Some(f(&mut m))
 }
 
 /// Action names: one path component, lowercase letters, digits, `-`, `_`, `.`.
 fn check_name(raw: &[c_char], localized_raw: &[c_char]) -> Result<(String, String), xr::Result> {
-    let name = super::fixed_str(raw)?;
-    let localized = super::fixed_str(localized_raw)?;
+    let name = super::marshal::fixed_str(raw)?;
+    let localized = super::marshal::fixed_str(localized_raw)?;
     if name.is_empty() {
         return Err(xr::Result::ERROR_NAME_INVALID);
     }
@@ -107,22 +69,23 @@ pub(super) unsafe extern "system" fn create_action_set(
 ) -> xr::Result {
     guard(|| {
         done((|| {
-            instance(h)?;
+            let i = instance(h)?;
             // SAFETY: the app passes a valid structure, or null (refused).
-            let info = unsafe { super::input(info) }?;
+            let info = unsafe { super::marshal::input(info) }?;
             if out.is_null() {
                 return Err(xr::Result::ERROR_VALIDATION_FAILURE);
             }
             let (name, localized) =
                 check_name(&info.action_set_name, &info.localized_action_set_name)?;
-            let mut siblings = Vec::new();
-            SETS.for_each(|s| {
-                if s.instance == h.into_raw() {
-                    siblings.push((s.name.clone(), s.localized.clone()));
-                }
-            });
+            let siblings: Vec<(String, String)> = i
+                .action_sets
+                .snapshot()
+                .iter()
+                .map(|(_, s)| (s.name.clone(), s.localized.clone()))
+                .collect();
             unique(&name, &localized, &siblings)?;
-            let handle = SETS.insert(ActionSetObj {
+            let (handle, _) = i.action_sets.adopt(ActionSetObj {
+                actions: Children::new(Kind::Action),
                 instance: h.into_raw(),
                 name,
                 localized,
@@ -136,12 +99,16 @@ pub(super) unsafe extern "system" fn create_action_set(
 }
 
 pub(super) unsafe extern "system" fn destroy_action_set(h: xr::ActionSet) -> xr::Result {
-    guard(|| match SETS.remove(h.into_raw()) {
-        Some(_) => {
-            ACTIONS.remove_where(|a| a.set == h.into_raw());
-            xr::Result::SUCCESS
+    guard(|| {
+        // Its actions go with it.
+        let removed = set_obj(h.into_raw())
+            .ok()
+            .and_then(|s| crate::core::instance::get(s.instance))
+            .and_then(|i| i.action_sets.remove(h.into_raw()));
+        match removed {
+            Some(_) => xr::Result::SUCCESS,
+            None => xr::Result::ERROR_HANDLE_INVALID,
         }
-        None => xr::Result::ERROR_HANDLE_INVALID,
     })
 }
 
@@ -181,7 +148,7 @@ impl ProfilesSeen {
 
 /// A path's string, and what the instance sees of the interaction profiles.
 fn path_and_profiles(
-    i: &super::InstanceObj,
+    i: &InstanceNode,
     path: xr::Path,
 ) -> Result<(String, ProfilesSeen), xr::Result> {
     let inst = lock(i);
@@ -213,11 +180,9 @@ pub(super) unsafe extern "system" fn create_action(
 ) -> xr::Result {
     guard(|| {
         done((|| {
-            let set = SETS
-                .get(set_h.into_raw())
-                .ok_or(xr::Result::ERROR_HANDLE_INVALID)?;
+            let set = set_obj(set_h.into_raw())?;
             // SAFETY: the app passes a valid structure, or null (refused).
-            let info = unsafe { super::input(info) }?;
+            let info = unsafe { super::marshal::input(info) }?;
             if out.is_null() {
                 return Err(xr::Result::ERROR_VALIDATION_FAILURE);
             }
@@ -226,20 +191,20 @@ pub(super) unsafe extern "system" fn create_action(
             }
             let (name, localized) = check_name(&info.action_name, &info.localized_action_name)?;
             let ty = action_type(info.action_type).ok_or(xr::Result::ERROR_VALIDATION_FAILURE)?;
-            let mut siblings = Vec::new();
-            ACTIONS.for_each(|a| {
-                if a.set == set_h.into_raw() {
-                    siblings.push((a.name.clone(), a.localized.clone()));
-                }
-            });
+            let siblings: Vec<(String, String)> = set
+                .actions
+                .snapshot()
+                .iter()
+                .map(|(_, a)| (a.name.clone(), a.localized.clone()))
+                .collect();
             unique(&name, &localized, &siblings)?;
             // SAFETY: an array of `count_subaction_paths` paths by contract.
-            let paths =
-                unsafe { super::array(info.subaction_paths, info.count_subaction_paths, true) }?;
+            let paths = unsafe {
+                super::marshal::array(info.subaction_paths, info.count_subaction_paths, true)
+            }?;
             let mut subactions = Vec::with_capacity(paths.len());
             {
-                let inst = super::INSTANCES
-                    .get(set.instance)
+                let inst = crate::core::instance::get(set.instance)
                     .ok_or(xr::Result::ERROR_HANDLE_INVALID)?;
                 let inst = lock(&inst);
                 for p in paths {
@@ -253,7 +218,7 @@ pub(super) unsafe extern "system" fn create_action(
                     subactions.push(p.into_raw());
                 }
             }
-            let handle = ACTIONS.insert(ActionObj {
+            let (handle, _) = set.actions.adopt(ActionObj {
                 set: set_h.into_raw(),
                 instance: set.instance,
                 name,
@@ -269,9 +234,14 @@ pub(super) unsafe extern "system" fn create_action(
 }
 
 pub(super) unsafe extern "system" fn destroy_action(h: xr::Action) -> xr::Result {
-    guard(|| match ACTIONS.remove(h.into_raw()) {
-        Some(_) => xr::Result::SUCCESS,
-        None => xr::Result::ERROR_HANDLE_INVALID,
+    guard(|| {
+        let removed = action_obj(h.into_raw())
+            .and_then(|a| set_obj(a.set).ok())
+            .and_then(|s| s.actions.remove(h.into_raw()));
+        match removed {
+            Some(_) => xr::Result::SUCCESS,
+            None => xr::Result::ERROR_HANDLE_INVALID,
+        }
     })
 }
 
@@ -283,19 +253,20 @@ pub(super) unsafe extern "system" fn suggest_interaction_profile_bindings(
         done((|| {
             let i = instance(h)?;
             // SAFETY: the app passes a valid structure, or null (refused).
-            let info = unsafe { super::input(info) }?;
+            let info = unsafe { super::marshal::input(info) }?;
             // SAFETY: an array of `count_suggested_bindings` by contract.
             let bindings = unsafe {
-                super::array(
+                super::marshal::array(
                     info.suggested_bindings,
                     info.count_suggested_bindings,
                     false,
                 )
             }?;
-            let mut any_attached = false;
-            SETS.for_each(|s| {
-                any_attached |= s.instance == h.into_raw() && s.attached.load(Ordering::Acquire)
-            });
+            let any_attached = i
+                .action_sets
+                .snapshot()
+                .iter()
+                .any(|(_, s)| s.attached.load(Ordering::Acquire));
             if any_attached {
                 return Err(xr::Result::ERROR_ACTIONSETS_ALREADY_ATTACHED);
             }
@@ -304,9 +275,7 @@ pub(super) unsafe extern "system" fn suggest_interaction_profile_bindings(
             let scope = seen.scope(&enabled);
             let mut resolved = Vec::with_capacity(bindings.len());
             for b in bindings {
-                let a = ACTIONS
-                    .get(b.action.into_raw())
-                    .ok_or(xr::Result::ERROR_HANDLE_INVALID)?;
+                let a = action_obj(b.action.into_raw()).ok_or(xr::Result::ERROR_HANDLE_INVALID)?;
                 if a.instance != h.into_raw() {
                     return Err(xr::Result::ERROR_HANDLE_INVALID);
                 }
@@ -340,18 +309,17 @@ pub(super) unsafe extern "system" fn attach_session_action_sets(
         done((|| {
             let s = session(h)?;
             // SAFETY: the app passes a valid structure, or null (refused).
-            let info = unsafe { super::input(info) }?;
+            let info = unsafe { super::marshal::input(info) }?;
             // SAFETY: an array of `count_action_sets` by contract.
-            let sets = unsafe { super::array(info.action_sets, info.count_action_sets, false) }?;
+            let sets =
+                unsafe { super::marshal::array(info.action_sets, info.count_action_sets, false) }?;
             let mut s = slock(&s);
             if s.actions.is_some() {
                 return Err(xr::Result::ERROR_ACTIONSETS_ALREADY_ATTACHED);
             }
             let mut objs = Vec::with_capacity(sets.len());
             for set in sets {
-                let o = SETS
-                    .get(set.into_raw())
-                    .ok_or(xr::Result::ERROR_HANDLE_INVALID)?;
+                let o = set_obj(set.into_raw())?;
                 if o.instance != s.instance {
                     return Err(xr::Result::ERROR_HANDLE_INVALID);
                 }
@@ -362,7 +330,7 @@ pub(super) unsafe extern "system" fn attach_session_action_sets(
             }
             let set_ids: Vec<u64> = objs.iter().map(|(h, _)| *h).collect();
             // The profile the drivers' controllers offer, if the app bound anything to it.
-            let simple = suggested(s.instance, |m| m.get(SIMPLE_CONTROLLER).cloned());
+            let simple = suggested(s.instance, |m| m.get(SIMPLE_CONTROLLER).cloned()).flatten();
             let mut attached = Attached {
                 sets: set_ids.clone(),
                 ..Default::default()
@@ -370,7 +338,7 @@ pub(super) unsafe extern "system" fn attach_session_action_sets(
             if let Some(list) = simple {
                 attached.profile = Some(SIMPLE_CONTROLLER.to_string());
                 for (a, path, b) in list {
-                    let Some(obj) = ACTIONS.get(a) else { continue };
+                    let Some(obj) = action_obj(a) else { continue };
                     if set_ids.contains(&obj.set) && b.kind.fits(obj.ty) {
                         attached.bindings.entry(a).or_default().push((path, b));
                     }
@@ -393,11 +361,10 @@ pub(super) unsafe extern "system" fn get_current_interaction_profile(
         done((|| {
             let s = session(h)?;
             // SAFETY: the app passes a writable structure, or null (refused).
-            let out = unsafe { super::output(out) }?;
+            let out = unsafe { super::marshal::output(out) }?;
             let s = slock(&s);
-            let i = super::INSTANCES
-                .get(s.instance)
-                .ok_or(xr::Result::ERROR_HANDLE_INVALID)?;
+            let i =
+                crate::core::instance::get(s.instance).ok_or(xr::Result::ERROR_HANDLE_INVALID)?;
             let mut inst = lock(&i);
             let user = inst
                 .paths
@@ -436,10 +403,10 @@ pub(super) unsafe extern "system" fn sync_actions(
         let r = (|| {
             let s = session(h)?;
             // SAFETY: the app passes a valid structure, or null (refused).
-            let info = unsafe { super::input(info) }?;
+            let info = unsafe { super::marshal::input(info) }?;
             // SAFETY: an array of `count_active_action_sets` by contract.
             let active = unsafe {
-                super::array(info.active_action_sets, info.count_active_action_sets, true)
+                super::marshal::array(info.active_action_sets, info.count_active_action_sets, true)
             }?;
             let mut guard_s = slock(&s);
             let s: &mut SessionObj = &mut guard_s;
@@ -453,16 +420,14 @@ pub(super) unsafe extern "system" fn sync_actions(
 
             for a in active {
                 if !att.sets.contains(&a.action_set.into_raw()) {
-                    return Err(if SETS.get(a.action_set.into_raw()).is_some() {
+                    return Err(if set_obj(a.action_set.into_raw()).is_ok() {
                         xr::Result::ERROR_ACTIONSET_NOT_ATTACHED
                     } else {
                         xr::Result::ERROR_HANDLE_INVALID
                     });
                 }
             }
-            let i = super::INSTANCES
-                .get(instance)
-                .ok_or(xr::Result::ERROR_HANDLE_INVALID)?;
+            let i = crate::core::instance::get(instance).ok_or(xr::Result::ERROR_HANDLE_INVALID)?;
             let mut inst = lock(&i);
             // The current profile changed since the app last synced: the event comes
             // with this (valid) sync, as the specification requires.
@@ -471,13 +436,13 @@ pub(super) unsafe extern "system" fn sync_actions(
                     session: h.into_raw(),
                 });
             }
-            let now = super::session::now_ns() as i64;
+            let now = crate::core::session::now_ns() as i64;
             let mut actions = Vec::new();
-            ACTIONS.for_each_handle(|handle, a| {
-                if att.sets.contains(&a.set) {
+            for set in att.sets.iter().filter_map(|h| set_obj(*h).ok()) {
+                for (handle, a) in set.actions.snapshot() {
                     actions.push((handle, a.set, a.ty, a.subactions.clone()));
                 }
-            });
+            }
             for (handle, set, ty, subs) in actions {
                 // Active: its set is in the list, for all subaction paths or the one named.
                 let filter: Option<Vec<u64>> = active
@@ -558,10 +523,8 @@ fn state_of(
 ) -> Result<ActionState, xr::Result> {
     let s = session(h)?;
     // SAFETY: the app passes a valid structure, or null (refused).
-    let info = unsafe { super::input(info) }?;
-    let a = ACTIONS
-        .get(info.action.into_raw())
-        .ok_or(xr::Result::ERROR_HANDLE_INVALID)?;
+    let info = unsafe { super::marshal::input(info) }?;
+    let a = action_obj(info.action.into_raw()).ok_or(xr::Result::ERROR_HANDLE_INVALID)?;
     let s = slock(&s);
     if a.instance != s.instance {
         return Err(xr::Result::ERROR_HANDLE_INVALID);
@@ -584,7 +547,7 @@ fn state_of(
 }
 
 /// An action state getter: checks the output structure and the action, then fills it.
-fn getter<T: super::Typed>(
+fn getter<T: super::marshal::Typed>(
     h: xr::Session,
     info: *const xr::ActionStateGetInfo,
     out: *mut T,
@@ -594,7 +557,7 @@ fn getter<T: super::Typed>(
     guard(|| {
         done((|| {
             // SAFETY: the app passes a writable structure, or null (refused).
-            let out = unsafe { super::output(out) }?;
+            let out = unsafe { super::marshal::output(out) }?;
             let st = state_of(h, info, &[ty])?;
             fill(out, &st);
             Ok(())
@@ -661,10 +624,8 @@ pub(super) unsafe extern "system" fn get_action_state_pose(
 fn haptic(h: xr::Session, info: *const xr::HapticActionInfo) -> Result<(), xr::Result> {
     let s = session(h)?;
     // SAFETY: the app passes a valid structure, or null (refused).
-    let info = unsafe { super::input(info) }?;
-    let a = ACTIONS
-        .get(info.action.into_raw())
-        .ok_or(xr::Result::ERROR_HANDLE_INVALID)?;
+    let info = unsafe { super::marshal::input(info) }?;
+    let a = action_obj(info.action.into_raw()).ok_or(xr::Result::ERROR_HANDLE_INVALID)?;
     let s = slock(&s);
     if a.instance != s.instance {
         return Err(xr::Result::ERROR_HANDLE_INVALID);
@@ -726,10 +687,8 @@ pub(super) unsafe extern "system" fn enumerate_bound_sources_for_action(
         done((|| {
             let s = session(h)?;
             // SAFETY: the app passes a valid structure, or null (refused).
-            let info = unsafe { super::input(info) }?;
-            let a = ACTIONS
-                .get(info.action.into_raw())
-                .ok_or(xr::Result::ERROR_HANDLE_INVALID)?;
+            let info = unsafe { super::marshal::input(info) }?;
+            let a = action_obj(info.action.into_raw()).ok_or(xr::Result::ERROR_HANDLE_INVALID)?;
             let s = slock(&s);
             let att = s
                 .actions
@@ -743,7 +702,7 @@ pub(super) unsafe extern "system" fn enumerate_bound_sources_for_action(
                 .unwrap_or_default();
             // SAFETY: the two-call contract of the entry point.
             unsafe {
-                super::two_call(&paths, capacity, count_out, out, |o, p| {
+                super::marshal::two_call(&paths, capacity, count_out, out, |o, p| {
                     *o = xr::Path::from_raw(*p);
                     Ok(())
                 })
@@ -776,7 +735,7 @@ pub(super) unsafe extern "system" fn get_input_source_localized_name(
         done((|| {
             let s = session(h)?;
             // SAFETY: the app passes a valid structure, or null (refused).
-            let info = unsafe { super::input(info) }?;
+            let info = unsafe { super::marshal::input(info) }?;
             let all = xr::InputSourceLocalizedNameFlags::USER_PATH
                 | xr::InputSourceLocalizedNameFlags::INTERACTION_PROFILE
                 | xr::InputSourceLocalizedNameFlags::COMPONENT;
@@ -788,9 +747,8 @@ pub(super) unsafe extern "system" fn get_input_source_localized_name(
                 .actions
                 .as_ref()
                 .ok_or(xr::Result::ERROR_ACTIONSET_NOT_ATTACHED)?;
-            let i = super::INSTANCES
-                .get(s.instance)
-                .ok_or(xr::Result::ERROR_HANDLE_INVALID)?;
+            let i =
+                crate::core::instance::get(s.instance).ok_or(xr::Result::ERROR_HANDLE_INVALID)?;
             let (source, seen) = path_and_profiles(&i, info.source_path)?;
             let enabled = |e: &str| seen.extensions.contains(e);
             let scope = seen.scope(&enabled);
@@ -832,7 +790,7 @@ pub(super) unsafe extern "system" fn get_input_source_localized_name(
             bytes.push(0);
             // SAFETY: the two-call contract of the entry point.
             unsafe {
-                super::two_call(&bytes, capacity, count_out, buffer, |o, c| {
+                super::marshal::two_call(&bytes, capacity, count_out, buffer, |o, c| {
                     *o = *c as c_char;
                     Ok(())
                 })
@@ -848,9 +806,7 @@ fn check_subaction(a: &ActionObj, instance: u64, sub: u64) -> Result<(), xr::Res
     if sub == 0 || a.subactions.contains(&sub) {
         return Ok(());
     }
-    let i = super::INSTANCES
-        .get(instance)
-        .ok_or(xr::Result::ERROR_HANDLE_INVALID)?;
+    let i = crate::core::instance::get(instance).ok_or(xr::Result::ERROR_HANDLE_INVALID)?;
     lock(&i).paths.name(sub).map_err(path_err)?;
     Err(xr::Result::ERROR_PATH_UNSUPPORTED)
 }
@@ -861,9 +817,7 @@ pub(super) fn pose_action(
     action: xr::Action,
     subaction: xr::Path,
 ) -> Result<(), xr::Result> {
-    let a = ACTIONS
-        .get(action.into_raw())
-        .ok_or(xr::Result::ERROR_HANDLE_INVALID)?;
+    let a = action_obj(action.into_raw()).ok_or(xr::Result::ERROR_HANDLE_INVALID)?;
     if a.instance != s.instance {
         return Err(xr::Result::ERROR_HANDLE_INVALID);
     }
@@ -887,7 +841,7 @@ pub(super) fn action_pose(
     if !st.active {
         return None;
     }
-    let i = super::INSTANCES.get(s.instance)?;
+    let i = crate::core::instance::get(s.instance)?;
     let hand = if subaction == 0 {
         None
     } else {
@@ -909,9 +863,4 @@ pub(super) fn action_pose(
     } else {
         p.pose
     })
-}
-
-/// Live action sets and actions (leak tests).
-pub fn live_actions() -> (usize, usize) {
-    (SETS.len(), ACTIONS.len())
 }

@@ -5,269 +5,26 @@
 //! structure types and handles, runs under a panic guard, and maps errors to
 //! `XrResult`s.
 
-pub mod handles;
+//!
+//! The files here hold no objects: each marshals one object kind's entry points (verify
+//! the arguments, look the handle up in `core`, do the work, map the error and log why).
+//! They import `marshal` and `instance` (handle lookups), and `session` imports the
+//! files of what a frame refers to (swapchains, spaces, Vulkan); nothing imports back.
 
-use crate::state::{self, CreateError, CreateRequest, Instance, PathError};
-use handles::HandleTable;
+pub mod action;
+pub mod debug_utils;
+mod instance;
+mod marshal;
+pub mod session;
+mod space;
+pub mod swapchain;
+mod vulkan;
+
+use instance::*;
+use marshal::guard;
 use openxr_sys as xr;
 use openxr_sys::Handle as _;
 use std::ffi::{CStr, c_char};
-use std::sync::{Arc, Mutex};
-
-type InstanceObj = Mutex<Instance>;
-
-static INSTANCES: HandleTable<InstanceObj> = HandleTable::new(1);
-
-/// Runs an entry point's body; a panic becomes XR_ERROR_RUNTIME_FAILURE instead of
-/// unwinding into the application.
-///
-/// The body logs through the runtime's own subscriber; what it logged for the app's
-/// debug messengers is delivered after it returns, when the call holds no runtime lock
-/// (a messenger callback may call back into the runtime).
-fn guard(f: impl FnOnce() -> xr::Result) -> xr::Result {
-    crate::with_logging(|| {
-        let r = std::panic::catch_unwind(std::panic::AssertUnwindSafe(f)).unwrap_or_else(|p| {
-            let msg = p
-                .downcast_ref::<&str>()
-                .map(|s| s.to_string())
-                .or_else(|| p.downcast_ref::<String>().cloned())
-                .unwrap_or_default();
-            tracing::error!(panic = %msg, "internal error in an OpenXR call");
-            xr::Result::ERROR_RUNTIME_FAILURE
-        });
-        // A callback that panics must not unwind into the application either.
-        if std::panic::catch_unwind(debug_utils::deliver_queued).is_err() {
-            tracing::error!("a debug messenger delivery panicked");
-        }
-        r
-    })
-}
-
-fn instance(h: xr::Instance) -> Result<Arc<InstanceObj>, xr::Result> {
-    INSTANCES
-        .get(h.into_raw())
-        .ok_or(xr::Result::ERROR_HANDLE_INVALID)
-}
-
-fn lock(i: &InstanceObj) -> std::sync::MutexGuard<'_, Instance> {
-    i.lock().unwrap_or_else(|p| p.into_inner())
-}
-
-fn done(r: Result<(), xr::Result>) -> xr::Result {
-    match r {
-        Ok(()) => xr::Result::SUCCESS,
-        Err(e) => e,
-    }
-}
-
-/// The longest `next` chain the runtime walks: a longer one is taken for a loop (or
-/// garbage) and refused with XR_ERROR_VALIDATION_FAILURE.
-const MAX_CHAIN: usize = 64;
-
-/// Walks a `next` chain, input or output, calling `f` with each structure's type and
-/// address (structures `f` does not know it skips, as the specification requires); at
-/// most [`MAX_CHAIN`] structures.
-///
-/// # Safety
-/// `next` must be null or the start of a valid chain: each structure begins with its
-/// type and next pointer. `f` may make a reference to the structure it is given (the
-/// header is copied before).
-unsafe fn walk_chain(
-    mut next: *const std::ffi::c_void,
-    mut f: impl FnMut(xr::StructureType, *const std::ffi::c_void) -> Result<(), xr::Result>,
-) -> Result<(), xr::Result> {
-    for _ in 0..MAX_CHAIN {
-        if next.is_null() {
-            return Ok(());
-        }
-        // SAFETY: by the caller's contract; a copy, so no reference outlives this line.
-        let base = unsafe { *(next as *const xr::BaseInStructure) };
-        f(base.ty, next)?;
-        next = base.next.cast();
-    }
-    tracing::warn!("a next chain longer than {MAX_CHAIN} structures: refused");
-    Err(xr::Result::ERROR_VALIDATION_FAILURE)
-}
-
-/// A structure the app hands over with its `type` field set.
-pub(crate) trait Typed {
-    const TYPE: xr::StructureType;
-    fn ty(&self) -> xr::StructureType;
-}
-
-macro_rules! typed {
-    ($($t:ident),* $(,)?) => {$(
-        impl Typed for xr::$t {
-            const TYPE: xr::StructureType = xr::$t::TYPE;
-            fn ty(&self) -> xr::StructureType {
-                self.ty
-            }
-        }
-    )*};
-}
-
-typed!(
-    InstanceProperties,
-    SystemGetInfo,
-    SystemProperties,
-    ViewConfigurationProperties,
-    SessionCreateInfo,
-    SessionBeginInfo,
-    FrameEndInfo,
-    ReferenceSpaceCreateInfo,
-    SpaceLocation,
-    SpacesLocateInfo,
-    SpaceLocations,
-    VisibilityMaskKHR,
-    SwapchainCreateInfo,
-    SwapchainImageWaitInfo,
-    ActionSetCreateInfo,
-    ActionCreateInfo,
-    InteractionProfileSuggestedBinding,
-    SessionActionSetsAttachInfo,
-    InteractionProfileState,
-    ActionsSyncInfo,
-    ActionStateGetInfo,
-    ActionStateBoolean,
-    ActionStateFloat,
-    ActionStateVector2f,
-    ActionStatePose,
-    HapticActionInfo,
-    BoundSourcesForActionEnumerateInfo,
-    InputSourceLocalizedNameGetInfo,
-    ActionSpaceCreateInfo,
-    GraphicsRequirementsVulkanKHR,
-    DebugUtilsObjectNameInfoEXT,
-    DebugUtilsMessengerCreateInfoEXT,
-    DebugUtilsMessengerCallbackDataEXT,
-    DebugUtilsLabelEXT,
-    VulkanInstanceCreateInfoKHR,
-    VulkanDeviceCreateInfoKHR,
-    VulkanGraphicsDeviceGetInfoKHR,
-);
-
-/// An input structure, checked: not null, the right structure type.
-///
-/// # Safety
-/// `p` must be null or point to a readable `T`.
-unsafe fn input<'a, T: Typed>(p: *const T) -> Result<&'a T, xr::Result> {
-    if p.is_null() {
-        return Err(xr::Result::ERROR_VALIDATION_FAILURE);
-    }
-    // SAFETY: non-null, and readable by the caller's contract.
-    let r = unsafe { &*p };
-    if r.ty() != T::TYPE {
-        return Err(xr::Result::ERROR_VALIDATION_FAILURE);
-    }
-    Ok(r)
-}
-
-/// An output structure, checked like [`input`].
-///
-/// # Safety
-/// `p` must be null or point to a writable `T` nothing else references.
-unsafe fn output<'a, T: Typed>(p: *mut T) -> Result<&'a mut T, xr::Result> {
-    if p.is_null() {
-        return Err(xr::Result::ERROR_VALIDATION_FAILURE);
-    }
-    // SAFETY: non-null, writable and unaliased by the caller's contract.
-    let r = unsafe { &mut *p };
-    if r.ty() != T::TYPE {
-        return Err(xr::Result::ERROR_VALIDATION_FAILURE);
-    }
-    Ok(r)
-}
-
-/// A C array the app passes as (pointer, count): empty when `count` is 0 and `empty_ok`,
-/// else the pointer must not be null.
-///
-/// # Safety
-/// `p` must be null or point to `count` readable `T`s that outlive `'a`.
-unsafe fn array<'a, T>(p: *const T, count: u32, empty_ok: bool) -> Result<&'a [T], xr::Result> {
-    if count == 0 && empty_ok {
-        return Ok(&[]);
-    }
-    if count == 0 || p.is_null() {
-        return Err(xr::Result::ERROR_VALIDATION_FAILURE);
-    }
-    // SAFETY: non-null, `count` elements by the caller's contract.
-    Ok(unsafe { std::slice::from_raw_parts(p, count as usize) })
-}
-
-/// [`two_call`] for plain values copied as they are.
-///
-/// # Safety
-/// As [`two_call`].
-unsafe fn two_call_copy<T: Copy>(
-    items: &[T],
-    capacity: u32,
-    count_out: *mut u32,
-    out: *mut T,
-) -> Result<(), xr::Result> {
-    // SAFETY: the caller's contract is two_call's.
-    unsafe {
-        two_call(items, capacity, count_out, out, |o, v| {
-            *o = *v;
-            Ok(())
-        })
-    }
-}
-
-/// Copies `s` into a fixed C string buffer (truncated, always NUL-terminated).
-fn put_str(dst: &mut [c_char], s: &str) {
-    let n = s.len().min(dst.len().saturating_sub(1));
-    for (d, b) in dst.iter_mut().zip(s.as_bytes()[..n].iter()) {
-        *d = *b as c_char;
-    }
-    if let Some(end) = dst.get_mut(n) {
-        *end = 0;
-    }
-}
-
-/// Reads a fixed-size C string field (must be NUL-terminated within it).
-fn fixed_str(src: &[c_char]) -> Result<String, xr::Result> {
-    let bytes: Vec<u8> = src.iter().map(|&c| c as u8).collect();
-    let end = bytes
-        .iter()
-        .position(|&b| b == 0)
-        .ok_or(xr::Result::ERROR_NAME_INVALID)?;
-    String::from_utf8(bytes[..end].to_vec()).map_err(|_| xr::Result::ERROR_NAME_INVALID)
-}
-
-/// The two-call idiom: reports the count; fills `out` (via `fill`) when the capacity
-/// allows. `out` elements are validated by `fill` (structure types).
-///
-/// # Safety
-/// `count_out` and (when `capacity > 0`) `out` must be null or valid for `capacity`
-/// elements.
-unsafe fn two_call<T, U>(
-    items: &[U],
-    capacity: u32,
-    count_out: *mut u32,
-    out: *mut T,
-    fill: impl Fn(&mut T, &U) -> Result<(), xr::Result>,
-) -> Result<(), xr::Result> {
-    if count_out.is_null() {
-        return Err(xr::Result::ERROR_VALIDATION_FAILURE);
-    }
-    // SAFETY: checked non-null; the caller guarantees it points to a u32.
-    unsafe { *count_out = items.len() as u32 };
-    if capacity == 0 {
-        return Ok(());
-    }
-    if out.is_null() {
-        return Err(xr::Result::ERROR_VALIDATION_FAILURE);
-    }
-    if (capacity as usize) < items.len() {
-        return Err(xr::Result::ERROR_SIZE_INSUFFICIENT);
-    }
-    // SAFETY: `out` is non-null and valid for `capacity` >= items.len() elements.
-    let out = unsafe { std::slice::from_raw_parts_mut(out, items.len()) };
-    for (o, i) in out.iter_mut().zip(items) {
-        fill(o, i)?;
-    }
-    Ok(())
-}
 
 // ---------------------------------------------------------------------------------
 // Loader negotiation
@@ -341,13 +98,6 @@ macro_rules! void_fn {
         unsafe { std::mem::transmute::<$t, xr::pfn::VoidFunction>(f) }
     }};
 }
-
-pub mod action;
-pub mod debug_utils;
-pub mod session;
-mod space;
-pub mod swapchain;
-mod vulkan;
 
 /// Core functions, and those available without an instance.
 fn core_function(name: &str) -> Option<(bool, xr::pfn::VoidFunction)> {
@@ -774,591 +524,11 @@ unsafe extern "system" fn get_instance_proc_addr(
 // Instance
 // ---------------------------------------------------------------------------------
 
-unsafe extern "system" fn enumerate_instance_extension_properties(
-    layer_name: *const c_char,
-    capacity: u32,
-    count_out: *mut u32,
-    properties: *mut xr::ExtensionProperties,
-) -> xr::Result {
-    guard(|| {
-        if !layer_name.is_null() {
-            return xr::Result::ERROR_API_LAYER_NOT_PRESENT;
-        }
-        // SAFETY: the two-call contract of the entry point.
-        done(unsafe {
-            two_call(
-                state::EXTENSIONS,
-                capacity,
-                count_out,
-                properties,
-                |p, (n, v)| {
-                    if p.ty != xr::StructureType::EXTENSION_PROPERTIES {
-                        return Err(xr::Result::ERROR_VALIDATION_FAILURE);
-                    }
-                    put_str(&mut p.extension_name, n);
-                    p.extension_version = *v;
-                    Ok(())
-                },
-            )
-        })
-    })
-}
-
-unsafe extern "system" fn enumerate_api_layer_properties(
-    capacity: u32,
-    count_out: *mut u32,
-    properties: *mut xr::ApiLayerProperties,
-) -> xr::Result {
-    guard(|| {
-        let none: [(); 0] = [];
-        // SAFETY: the two-call contract of the entry point.
-        done(unsafe { two_call(&none, capacity, count_out, properties, |_, _| Ok(())) })
-    })
-}
-
-/// Reads a C array of C strings.
-///
-/// # Safety
-/// `ptr` must be null (with `count` 0) or point to `count` NUL-terminated strings.
-unsafe fn string_list(ptr: *const *const c_char, count: u32) -> Result<Vec<String>, xr::Result> {
-    if count == 0 {
-        return Ok(Vec::new());
-    }
-    if ptr.is_null() {
-        return Err(xr::Result::ERROR_VALIDATION_FAILURE);
-    }
-    // SAFETY: the caller guarantees `count` valid pointers.
-    let ptrs = unsafe { std::slice::from_raw_parts(ptr, count as usize) };
-    ptrs.iter()
-        .map(|&p| {
-            if p.is_null() {
-                return Err(xr::Result::ERROR_VALIDATION_FAILURE);
-            }
-            // SAFETY: non-null, NUL-terminated by contract.
-            unsafe { CStr::from_ptr(p) }
-                .to_str()
-                .map(str::to_string)
-                .map_err(|_| xr::Result::ERROR_VALIDATION_FAILURE)
-        })
-        .collect()
-}
-
-unsafe extern "system" fn create_instance(
-    info: *const xr::InstanceCreateInfo,
-    out: *mut xr::Instance,
-) -> xr::Result {
-    guard(|| {
-        if info.is_null() || out.is_null() {
-            return xr::Result::ERROR_VALIDATION_FAILURE;
-        }
-        // SAFETY: checked non-null; the app passes a valid create-info.
-        let info = unsafe { &*info };
-        if info.ty != xr::StructureType::INSTANCE_CREATE_INFO {
-            return xr::Result::ERROR_VALIDATION_FAILURE;
-        }
-        let read = || -> Result<CreateRequest, xr::Result> {
-            let app = &info.application_info;
-            let v = app.api_version;
-            Ok(CreateRequest {
-                application_name: fixed_str(&app.application_name)?,
-                engine_name: fixed_str(&app.engine_name)?,
-                api_version: (v.major(), v.minor()),
-                // SAFETY: the create-info's arrays follow the two-count contract.
-                extensions: unsafe {
-                    string_list(info.enabled_extension_names, info.enabled_extension_count)?
-                },
-                // SAFETY: as above.
-                layers: unsafe {
-                    string_list(info.enabled_api_layer_names, info.enabled_api_layer_count)?
-                },
-            })
-        };
-        let req = match read() {
-            Ok(r) => r,
-            Err(e) => return e,
-        };
-        match Instance::create(&req, || crate::system::assemble(session::now_ns())) {
-            Ok(i) => {
-                let h = INSTANCES.insert(Mutex::new(i));
-                // SAFETY: checked non-null.
-                unsafe { *out = xr::Instance::from_raw(h) };
-                xr::Result::SUCCESS
-            }
-            Err(CreateError::ApiVersionUnsupported) => xr::Result::ERROR_API_VERSION_UNSUPPORTED,
-            Err(CreateError::ExtensionNotPresent(e)) => {
-                tracing::warn!(extension = %e, "app asked for an extension Leasehold does not offer");
-                xr::Result::ERROR_EXTENSION_NOT_PRESENT
-            }
-            Err(CreateError::NameInvalid(_)) => xr::Result::ERROR_NAME_INVALID,
-        }
-    })
-}
-
-unsafe extern "system" fn destroy_instance(h: xr::Instance) -> xr::Result {
-    guard(|| match INSTANCES.remove(h.into_raw()) {
-        Some(_) => {
-            let children = session::destroy_children(h.into_raw());
-            vulkan::forget(h.into_raw());
-            action::forget(h.into_raw());
-            debug_utils::forget(h.into_raw());
-            tracing::info!(sessions = children, "instance destroyed");
-            xr::Result::SUCCESS
-        }
-        None => xr::Result::ERROR_HANDLE_INVALID,
-    })
-}
-
-unsafe extern "system" fn get_instance_properties(
-    h: xr::Instance,
-    props: *mut xr::InstanceProperties,
-) -> xr::Result {
-    guard(|| {
-        done((|| {
-            let _i = instance(h)?;
-            // SAFETY: the app passes a valid structure, or null (refused).
-            let p = unsafe { output(props) }?;
-            let (maj, min, patch) = crate::VERSION;
-            p.runtime_version = xr::Version::new(maj, min, patch);
-            put_str(&mut p.runtime_name, "Leasehold");
-            Ok(())
-        })())
-    })
-}
-
-unsafe extern "system" fn poll_event(h: xr::Instance, buf: *mut xr::EventDataBuffer) -> xr::Result {
-    guard(|| {
-        let i = match instance(h) {
-            Ok(i) => i,
-            Err(e) => return e,
-        };
-        if buf.is_null() {
-            return xr::Result::ERROR_VALIDATION_FAILURE;
-        }
-        // SAFETY: checked non-null; an XrEventDataBuffer is writable for its size.
-        let b = unsafe { &mut *buf };
-        if b.ty != xr::StructureType::EVENT_DATA_BUFFER {
-            return xr::Result::ERROR_VALIDATION_FAILURE;
-        }
-        match lock(&i).events.pop_front() {
-            None => xr::Result::EVENT_UNAVAILABLE,
-            Some(state::Event::SessionStateChanged {
-                session: sh,
-                state: st,
-                time_ns,
-            }) => {
-                let e = xr::EventDataSessionStateChanged {
-                    ty: xr::StructureType::EVENT_DATA_SESSION_STATE_CHANGED,
-                    next: std::ptr::null(),
-                    session: xr::Session::from_raw(sh),
-                    state: session::xr_state(st),
-                    time: xr::Time::from_nanos(time_ns),
-                };
-                // SAFETY: the event buffer is larger than any event structure and ours
-                // to write for this call.
-                unsafe { std::ptr::write(buf.cast::<xr::EventDataSessionStateChanged>(), e) };
-                xr::Result::SUCCESS
-            }
-            Some(state::Event::DisplayRefreshRateChanged { from_hz, to_hz }) => {
-                let e = xr::EventDataDisplayRefreshRateChangedFB {
-                    ty: xr::StructureType::EVENT_DATA_DISPLAY_REFRESH_RATE_CHANGED_FB,
-                    next: std::ptr::null(),
-                    from_display_refresh_rate: from_hz,
-                    to_display_refresh_rate: to_hz,
-                };
-                // SAFETY: the event buffer is larger than any event structure and ours
-                // to write for this call.
-                unsafe {
-                    std::ptr::write(buf.cast::<xr::EventDataDisplayRefreshRateChangedFB>(), e)
-                };
-                xr::Result::SUCCESS
-            }
-            Some(state::Event::InteractionProfileChanged { session: sh }) => {
-                let e = xr::EventDataInteractionProfileChanged {
-                    ty: xr::StructureType::EVENT_DATA_INTERACTION_PROFILE_CHANGED,
-                    next: std::ptr::null(),
-                    session: xr::Session::from_raw(sh),
-                };
-                // SAFETY: the event buffer is larger than any event structure and ours
-                // to write for this call.
-                unsafe { std::ptr::write(buf.cast::<xr::EventDataInteractionProfileChanged>(), e) };
-                xr::Result::SUCCESS
-            }
-            Some(state::Event::InstanceLossPending { loss_time_ns }) => {
-                let e = xr::EventDataInstanceLossPending {
-                    ty: xr::StructureType::EVENT_DATA_INSTANCE_LOSS_PENDING,
-                    next: std::ptr::null(),
-                    loss_time: xr::Time::from_nanos(loss_time_ns),
-                };
-                // SAFETY: the event buffer is larger than any event structure; the
-                // buffer is exclusively ours to write for this call.
-                unsafe { std::ptr::write(buf.cast::<xr::EventDataInstanceLossPending>(), e) };
-                xr::Result::SUCCESS
-            }
-        }
-    })
-}
-
-/// openxr-sys names known values in Debug and prints unknown ones as numbers.
-fn is_enumerant(s: &str) -> bool {
-    s.starts_with(|c: char| c.is_ascii_uppercase())
-        && s.chars()
-            .all(|c| c.is_ascii_uppercase() || c == '_' || c.is_ascii_digit())
-}
-
-/// "XR_" + the enumerant's name, or the spec's XR_UNKNOWN_* forms.
-pub fn result_name(r: xr::Result) -> String {
-    let dbg = format!("{r:?}");
-    if is_enumerant(&dbg) {
-        format!("XR_{dbg}")
-    } else if r.into_raw() >= 0 {
-        format!("XR_UNKNOWN_SUCCESS_{}", r.into_raw())
-    } else {
-        format!("XR_UNKNOWN_FAILURE_{}", r.into_raw())
-    }
-}
-
-pub fn structure_type_name(t: xr::StructureType) -> String {
-    let dbg = format!("{t:?}");
-    if is_enumerant(&dbg) {
-        format!("XR_TYPE_{dbg}")
-    } else {
-        format!("XR_UNKNOWN_STRUCTURE_TYPE_{}", t.into_raw())
-    }
-}
-
-/// Writes `name` into an app's fixed-size string buffer of `size` chars.
-///
-/// # Safety
-/// `buffer` must be null or writable for `size` chars.
-unsafe fn write_name(h: xr::Instance, buffer: *mut c_char, size: usize, name: &str) -> xr::Result {
-    done((|| {
-        instance(h)?;
-        if buffer.is_null() {
-            return Err(xr::Result::ERROR_VALIDATION_FAILURE);
-        }
-        // SAFETY: non-null and `size` chars long by the caller's contract.
-        let b = unsafe { std::slice::from_raw_parts_mut(buffer, size) };
-        put_str(b, name);
-        Ok(())
-    })())
-}
-
-unsafe extern "system" fn result_to_string(
-    h: xr::Instance,
-    value: xr::Result,
-    buffer: *mut c_char,
-) -> xr::Result {
-    // SAFETY: the spec sizes the buffer XR_MAX_RESULT_STRING_SIZE.
-    guard(|| unsafe { write_name(h, buffer, xr::MAX_RESULT_STRING_SIZE, &result_name(value)) })
-}
-
-unsafe extern "system" fn structure_type_to_string(
-    h: xr::Instance,
-    value: xr::StructureType,
-    buffer: *mut c_char,
-) -> xr::Result {
-    guard(|| {
-        let name = structure_type_name(value);
-        // SAFETY: the spec sizes the buffer XR_MAX_STRUCTURE_NAME_SIZE.
-        unsafe { write_name(h, buffer, xr::MAX_STRUCTURE_NAME_SIZE, &name) }
-    })
-}
-
-// ---------------------------------------------------------------------------------
-// System and views
-// ---------------------------------------------------------------------------------
-
-fn system_of(h: xr::Instance, id: xr::SystemId) -> Result<Arc<InstanceObj>, xr::Result> {
-    let i = instance(h)?;
-    if id.into_raw() != state::HMD_SYSTEM_ID {
-        return Err(xr::Result::ERROR_SYSTEM_INVALID);
-    }
-    Ok(i)
-}
-
-unsafe extern "system" fn get_system(
-    h: xr::Instance,
-    info: *const xr::SystemGetInfo,
-    out: *mut xr::SystemId,
-) -> xr::Result {
-    guard(|| {
-        done((|| {
-            instance(h)?;
-            // SAFETY: the app passes a valid structure, or null (refused).
-            let info = unsafe { input(info) }?;
-            if out.is_null() {
-                return Err(xr::Result::ERROR_VALIDATION_FAILURE);
-            }
-            match info.form_factor {
-                xr::FormFactor::HEAD_MOUNTED_DISPLAY => {
-                    // SAFETY: checked non-null.
-                    unsafe { *out = xr::SystemId::from_raw(state::HMD_SYSTEM_ID) };
-                    Ok(())
-                }
-                // A handheld display, or a form factor of an extension this runtime
-                // does not know: there is no such system here.
-                other => {
-                    tracing::info!(form_factor = ?other, "xrGetSystem: no system of this form factor");
-                    Err(xr::Result::ERROR_FORM_FACTOR_UNSUPPORTED)
-                }
-            }
-        })())
-    })
-}
-
-unsafe extern "system" fn get_system_properties(
-    h: xr::Instance,
-    id: xr::SystemId,
-    props: *mut xr::SystemProperties,
-) -> xr::Result {
-    guard(|| {
-        done((|| {
-            let i = system_of(h, id)?;
-            // SAFETY: the app passes a valid structure, or null (refused).
-            let p = unsafe { output(props) }?;
-            let inst = lock(&i);
-            let s = &inst.system;
-            p.system_id = id;
-            p.vendor_id = s.vendor_id;
-            put_str(&mut p.system_name, &s.name);
-            p.graphics_properties.max_layer_count = s.max_layer_count;
-            p.graphics_properties.max_swapchain_image_width = s.max_swapchain_size;
-            p.graphics_properties.max_swapchain_image_height = s.max_swapchain_size;
-            p.tracking_properties.orientation_tracking = s.orientation_tracking.into();
-            p.tracking_properties.position_tracking = s.position_tracking.into();
-            // Extension properties in the chain. No supported headset tracks the eyes.
-            let gaze = inst.enabled("XR_EXT_eye_gaze_interaction");
-            let visit = |ty: xr::StructureType, at: *const std::ffi::c_void| {
-                if ty == xr::StructureType::SYSTEM_EYE_GAZE_INTERACTION_PROPERTIES_EXT && gaze {
-                    // SAFETY: the type says what it is; the app's output chain is writable.
-                    let e = unsafe { &mut *(at as *mut xr::SystemEyeGazeInteractionPropertiesEXT) };
-                    e.supports_eye_gaze_interaction = false.into();
-                }
-                Ok(())
-            };
-            // SAFETY: the output structure's `next` chain, as the app built it.
-            unsafe { walk_chain(p.next, visit) }
-        })())
-    })
-}
-
-unsafe extern "system" fn enumerate_view_configurations(
-    h: xr::Instance,
-    id: xr::SystemId,
-    capacity: u32,
-    count_out: *mut u32,
-    out: *mut xr::ViewConfigurationType,
-) -> xr::Result {
-    guard(|| {
-        done((|| {
-            system_of(h, id)?;
-            let types = [xr::ViewConfigurationType::PRIMARY_STEREO];
-            // SAFETY: the two-call contract of the entry point.
-            unsafe { two_call_copy(&types, capacity, count_out, out) }
-        })())
-    })
-}
-
-unsafe extern "system" fn get_view_configuration_properties(
-    h: xr::Instance,
-    id: xr::SystemId,
-    ty: xr::ViewConfigurationType,
-    props: *mut xr::ViewConfigurationProperties,
-) -> xr::Result {
-    guard(|| {
-        done((|| {
-            system_of(h, id)?;
-            if ty != xr::ViewConfigurationType::PRIMARY_STEREO {
-                return Err(xr::Result::ERROR_VIEW_CONFIGURATION_TYPE_UNSUPPORTED);
-            }
-            // SAFETY: the app passes a valid structure, or null (refused).
-            let p = unsafe { output(props) }?;
-            p.view_configuration_type = ty;
-            p.fov_mutable = false.into();
-            Ok(())
-        })())
-    })
-}
-
-unsafe extern "system" fn enumerate_view_configuration_views(
-    h: xr::Instance,
-    id: xr::SystemId,
-    ty: xr::ViewConfigurationType,
-    capacity: u32,
-    count_out: *mut u32,
-    out: *mut xr::ViewConfigurationView,
-) -> xr::Result {
-    guard(|| {
-        done((|| {
-            let i = system_of(h, id)?;
-            if ty != xr::ViewConfigurationType::PRIMARY_STEREO {
-                return Err(xr::Result::ERROR_VIEW_CONFIGURATION_TYPE_UNSUPPORTED);
-            }
-            let d = lock(&i).system.display.clone();
-            let max = lock(&i).system.max_swapchain_size;
-            let views = [(d.eye_render_width, d.eye_render_height); 2];
-            // SAFETY: the two-call contract of the entry point.
-            unsafe {
-                two_call(&views, capacity, count_out, out, |o, (w, hh)| {
-                    if o.ty != xr::StructureType::VIEW_CONFIGURATION_VIEW {
-                        return Err(xr::Result::ERROR_VALIDATION_FAILURE);
-                    }
-                    o.recommended_image_rect_width = *w;
-                    o.recommended_image_rect_height = *hh;
-                    o.max_image_rect_width = max;
-                    o.max_image_rect_height = max;
-                    o.recommended_swapchain_sample_count = 1;
-                    o.max_swapchain_sample_count = 1;
-                    Ok(())
-                })
-            }
-        })())
-    })
-}
-
-unsafe extern "system" fn enumerate_environment_blend_modes(
-    h: xr::Instance,
-    id: xr::SystemId,
-    ty: xr::ViewConfigurationType,
-    capacity: u32,
-    count_out: *mut u32,
-    out: *mut xr::EnvironmentBlendMode,
-) -> xr::Result {
-    guard(|| {
-        done((|| {
-            system_of(h, id)?;
-            if ty != xr::ViewConfigurationType::PRIMARY_STEREO {
-                return Err(xr::Result::ERROR_VIEW_CONFIGURATION_TYPE_UNSUPPORTED);
-            }
-            let modes = [xr::EnvironmentBlendMode::OPAQUE];
-            // SAFETY: the two-call contract of the entry point.
-            unsafe { two_call_copy(&modes, capacity, count_out, out) }
-        })())
-    })
-}
-
-// ---------------------------------------------------------------------------------
-// Paths and time
-// ---------------------------------------------------------------------------------
-
-fn path_err(e: PathError) -> xr::Result {
-    match e {
-        PathError::Format => xr::Result::ERROR_PATH_FORMAT_INVALID,
-        PathError::Invalid => xr::Result::ERROR_PATH_INVALID,
-    }
-}
-
-unsafe extern "system" fn string_to_path(
-    h: xr::Instance,
-    s: *const c_char,
-    out: *mut xr::Path,
-) -> xr::Result {
-    guard(|| {
-        done((|| {
-            let i = instance(h)?;
-            if s.is_null() || out.is_null() {
-                return Err(xr::Result::ERROR_VALIDATION_FAILURE);
-            }
-            // SAFETY: checked non-null; NUL-terminated by contract.
-            let s = unsafe { CStr::from_ptr(s) }
-                .to_str()
-                .map_err(|_| xr::Result::ERROR_PATH_FORMAT_INVALID)?;
-            let id = lock(&i).paths.intern(s).map_err(path_err)?;
-            // SAFETY: checked non-null.
-            unsafe { *out = xr::Path::from_raw(id) };
-            Ok(())
-        })())
-    })
-}
-
-unsafe extern "system" fn path_to_string(
-    h: xr::Instance,
-    path: xr::Path,
-    capacity: u32,
-    count_out: *mut u32,
-    buffer: *mut c_char,
-) -> xr::Result {
-    guard(|| {
-        done((|| {
-            let i = instance(h)?;
-            let inst = lock(&i);
-            let name = inst.paths.name(path.into_raw()).map_err(path_err)?;
-            let mut bytes: Vec<c_char> = name.bytes().map(|b| b as c_char).collect();
-            bytes.push(0);
-            // SAFETY: the two-call contract of the entry point.
-            unsafe { two_call_copy(&bytes, capacity, count_out, buffer) }
-        })())
-    })
-}
-
-unsafe extern "system" fn convert_timespec_time_to_time(
-    h: xr::Instance,
-    ts: *const libc::timespec,
-    out: *mut xr::Time,
-) -> xr::Result {
-    guard(|| {
-        done((|| {
-            let i = instance(h)?;
-            if !lock(&i).enabled("XR_KHR_convert_timespec_time") {
-                return Err(xr::Result::ERROR_FUNCTION_UNSUPPORTED);
-            }
-            if ts.is_null() || out.is_null() {
-                return Err(xr::Result::ERROR_VALIDATION_FAILURE);
-            }
-            // SAFETY: checked non-null.
-            let ts = unsafe { &*ts };
-            if ts.tv_sec < 0 || !(0..1_000_000_000).contains(&ts.tv_nsec) {
-                return Err(xr::Result::ERROR_TIME_INVALID);
-            }
-            let ns = ts
-                .tv_sec
-                .checked_mul(1_000_000_000)
-                .and_then(|s| s.checked_add(ts.tv_nsec))
-                .ok_or(xr::Result::ERROR_TIME_INVALID)?;
-            // XrTime is CLOCK_MONOTONIC nanoseconds in this runtime.
-            // SAFETY: checked non-null.
-            unsafe { *out = xr::Time::from_nanos(ns) };
-            Ok(())
-        })())
-    })
-}
-
-unsafe extern "system" fn convert_time_to_timespec_time(
-    h: xr::Instance,
-    time: xr::Time,
-    out: *mut libc::timespec,
-) -> xr::Result {
-    guard(|| {
-        done((|| {
-            let i = instance(h)?;
-            if !lock(&i).enabled("XR_KHR_convert_timespec_time") {
-                return Err(xr::Result::ERROR_FUNCTION_UNSUPPORTED);
-            }
-            if out.is_null() {
-                return Err(xr::Result::ERROR_VALIDATION_FAILURE);
-            }
-            let ns = time.as_nanos();
-            if ns <= 0 {
-                return Err(xr::Result::ERROR_TIME_INVALID);
-            }
-            // SAFETY: checked non-null.
-            unsafe {
-                (*out).tv_sec = (ns / 1_000_000_000) as libc::time_t;
-                (*out).tv_nsec = (ns % 1_000_000_000) as libc::c_long;
-            }
-            Ok(())
-        })())
-    })
-}
-
-/// Live instances (for leak tests).
-pub fn live_instances() -> usize {
-    INSTANCES.len()
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::state;
+    use marshal::{fixed_str, put_str};
 
     #[test]
     fn names_of_results_and_structure_types() {
@@ -1625,5 +795,59 @@ mod tests {
     #[test]
     fn panics_become_runtime_failure() {
         assert_eq!(guard(|| panic!("boom")), xr::Result::ERROR_RUNTIME_FAILURE);
+    }
+
+    static CALLS: std::sync::atomic::AtomicUsize = std::sync::atomic::AtomicUsize::new(0);
+
+    unsafe extern "system" fn count(
+        _: xr::DebugUtilsMessageSeverityFlagsEXT,
+        _: xr::DebugUtilsMessageTypeFlagsEXT,
+        _: *const xr::DebugUtilsMessengerCallbackDataEXT,
+        _: *mut std::ffi::c_void,
+    ) -> xr::Bool32 {
+        CALLS.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+        xr::FALSE
+    }
+
+    #[test]
+    fn runtime_messages_wait_until_the_call_returns() {
+        use std::sync::atomic::Ordering::SeqCst;
+        let (r, h) = create(&[c"XR_EXT_debug_utils"]);
+        assert_eq!(r, xr::Result::SUCCESS);
+        let info = xr::DebugUtilsMessengerCreateInfoEXT {
+            ty: xr::StructureType::DEBUG_UTILS_MESSENGER_CREATE_INFO_EXT,
+            next: std::ptr::null(),
+            message_severities: xr::DebugUtilsMessageSeverityFlagsEXT::WARNING,
+            message_types: xr::DebugUtilsMessageTypeFlagsEXT::GENERAL,
+            user_callback: Some(count),
+            user_data: std::ptr::null_mut(),
+        };
+        let mut m = xr::DebugUtilsMessengerEXT::NULL;
+        // SAFETY: a live instance with the extension, a valid create-info and out slot.
+        let r = unsafe { debug_utils::create_debug_utils_messenger(h, &info, &mut m) };
+        assert_eq!(r, xr::Result::SUCCESS);
+        let before = CALLS.load(SeqCst);
+        // Logged somewhere inside a call (perhaps under a lock): nothing is called yet.
+        crate::logging::queue(false, "test", "a warning");
+        assert_eq!(CALLS.load(SeqCst), before);
+        // As the call returns.
+        marshal::deliver_queued();
+        assert_eq!(CALLS.load(SeqCst), before + 1);
+        marshal::deliver_queued();
+        assert_eq!(CALLS.load(SeqCst), before + 1, "delivered once");
+        // The queue is bounded when nobody calls in.
+        for _ in 0..crate::logging::QUEUE_MAX + 10 {
+            crate::logging::queue(true, "test", "an error");
+        }
+        assert_eq!(
+            crate::logging::take_queued().len(),
+            crate::logging::QUEUE_MAX
+        );
+        // Destroying the instance takes its messenger with it.
+        // SAFETY: a live instance.
+        assert_eq!(unsafe { destroy_instance(h) }, xr::Result::SUCCESS);
+        // SAFETY: a stale handle, deliberately.
+        let r = unsafe { debug_utils::destroy_debug_utils_messenger(m) };
+        assert_eq!(r, xr::Result::ERROR_HANDLE_INVALID);
     }
 }

@@ -2,12 +2,14 @@
 //! XR_MND_headless, until the Vulkan bindings land), the lifecycle calls, and
 //! xrWaitFrame / xrBeginFrame / xrEndFrame paced by the display's refresh.
 
-use super::{done, guard, instance, lock};
+use super::instance::{instance, lock};
+use super::marshal::{done, guard};
+use crate::core::session::{Graphics, SessionCell, SessionObj, flush, now_ns, session, slock};
 use crate::state::session::{BeginFrame, Session, SessionError, SessionState};
 use crate::state::{self, Event};
 use leasehold_compositor::frame_loop::{Hold, Submission};
-use leasehold_compositor::render::{Layer, LayerFlags, ProjectionView, SubImage, valid_radius};
 use leasehold_compositor::kms::display::Display;
+use leasehold_compositor::render::{Layer, LayerFlags, ProjectionView, SubImage, valid_radius};
 use leasehold_compositor::service::{Compositor, FrameClock, LocalCompositor, LocalTarget};
 use leasehold_compositor::vk::app::{AppDevice, Binding, ReleaseProbe};
 use leasehold_drivers::api::DeviceRole;
@@ -16,154 +18,7 @@ use leasehold_drivers::api::Hmd;
 use leasehold_drivers::simulated::SimulatedController;
 use openxr_sys as xr;
 use openxr_sys::Handle as _;
-use std::sync::{Arc, Condvar, Mutex};
-
-/// A Vulkan session's app device and compositor.
-#[derive(Clone)]
-pub(super) struct Graphics {
-    pub(super) device: Arc<AppDevice>,
-    pub(super) compositor: Arc<dyn Compositor>,
-}
-
-pub(super) struct SessionObj {
-    pub(super) instance: u64,
-    /// The headset the session tracks (the simulated one until a driver is attached),
-    /// shared with the compositor (its timewarp samples the same poses).
-    pub(super) hmd: Arc<dyn Hmd>,
-    /// Vulkan sessions; `None` for headless ones.
-    gfx: Option<Graphics>,
-    /// The controllers actions read (simulated until a driver is attached).
-    pub(super) controllers: [SimulatedController; 2],
-    /// Attached action sets (xrAttachSessionActionSets).
-    pub(super) actions: Option<super::action::Attached>,
-    pub(super) max_swapchain_size: u32,
-    pub(super) display: leasehold_drivers::api::DisplayInfo,
-    /// LOCAL_FLOOR exists: OpenXR 1.1 instances, and those with XR_EXT_local_floor.
-    pub(super) local_floor: bool,
-    session: Session,
-    /// Destroyed (xrDestroySession, or its instance's destruction).
-    closed: bool,
-    /// Display frame clock: vblanks at `epoch + k · period`.
-    epoch_ns: u64,
-    period_ns: u64,
-    scanout_to_photon_ns: u64,
-    /// The last vblank time handed out by xrWaitFrame (Vulkan sessions).
-    last_vblank_ns: Option<u64>,
-}
-
-impl Drop for SessionObj {
-    fn drop(&mut self) {
-        let frames = self.session.frames_ended();
-        let Some(g) = &self.gfx else {
-            tracing::info!(app_frames = frames, "headless session ended");
-            return;
-        };
-        let c = g.compositor.stats();
-        let secs = now_ns().saturating_sub(self.epoch_ns) as f64 * 1e-9;
-        let mut render: Vec<u64> = c.render_ns.iter().copied().collect();
-        render.sort_unstable();
-        let pct = |p: f64| {
-            render
-                .get(((render.len() as f64 - 1.0) * p).round() as usize)
-                .map_or(0.0, |n| *n as f64 * 1e-6)
-        };
-        tracing::info!(
-            app_frames = frames,
-            compositor_frames = c.frames,
-            app_frames_shown = c.app_frames_shown,
-            vblanks_hit = c.hits,
-            "session ended"
-        );
-        // What `leasehold demo` (and anyone else who asks) reads back: the last
-        // composited panel image and a frame-timing report.
-        if let Some(path) = std::env::var_os("LEASEHOLD_SNAPSHOT") {
-            match g.compositor.snapshot() {
-                Ok(Some(img)) => match img.write_png(std::path::Path::new(&path)) {
-                    Ok(()) => {
-                        tracing::info!(path = %std::path::Path::new(&path).display(), "panel image written")
-                    }
-                    Err(e) => tracing::error!(%e, "writing the panel image"),
-                },
-                Ok(None) => tracing::warn!("this display target keeps no image to write"),
-                Err(e) => tracing::error!(%e, "reading the panel image back"),
-            }
-        }
-        if let Some(path) = std::env::var_os("LEASEHOLD_FRAME_REPORT") {
-            let report = format!(
-                "{{\n  \"seconds\": {secs:.3},\n  \"app_frames\": {frames},\n  \"flips\": {},\n  \"compositor_frames\": {},\n  \"app_frames_shown\": {},\n  \"vblanks_hit\": {},\n  \"refresh_hz\": {:.3},\n  \"render_ms_median\": {:.3},\n  \"render_ms_p99\": {:.3},\n  \"vk_validation_messages\": {},\n  \"compositor\": \"{}\"\n}}\n",
-                c.flips.map_or("null".to_string(), |f| f.to_string()),
-                c.frames,
-                c.app_frames_shown,
-                c.hits,
-                1e9 / g.compositor.clock().period_ns.max(1) as f64,
-                pct(0.5),
-                pct(0.99),
-                leasehold_compositor::vk::validation::reports(),
-                g.compositor.describe().replace('"', "'"),
-            );
-            if let Err(e) = std::fs::write(&path, report) {
-                tracing::error!(%e, "writing the frame report");
-            }
-        }
-    }
-}
-
-impl SessionObj {
-    pub(super) fn is_focused(&self) -> bool {
-        self.session.state() == SessionState::Focused
-    }
-
-    pub(super) fn graphics(&self) -> Option<Graphics> {
-        self.gfx.clone()
-    }
-
-    /// XR_ERROR_SESSION_LOST once the session is lost; a compositor that lost its display
-    /// loses the session (LOSS_PENDING is reported first).
-    pub(super) fn alive(&self) -> Result<(), xr::Result> {
-        if self.session.state() == SessionState::LossPending {
-            return Err(xr::Result::ERROR_SESSION_LOST);
-        }
-        Ok(())
-    }
-
-    /// Notices a compositor that stopped: the session moves to LOSS_PENDING.
-    fn check_lost(&mut self, handle: u64) {
-        if let Some(why) = self.gfx.as_ref().and_then(|g| g.compositor.lost())
-            && self.session.state() != SessionState::LossPending
-        {
-            tracing::error!(%why, "session lost");
-            self.session.lose();
-            flush(handle, self);
-        }
-    }
-}
-
-/// A session's state behind its lock, and the condition xrWaitFrame waits on: a second
-/// xrWaitFrame blocks until the frame the first one returned is begun.
-pub(super) struct SessionCell {
-    /// The instance's handle (immutable: read without the lock).
-    instance: u64,
-    obj: Mutex<SessionObj>,
-    frame_begun: Condvar,
-}
-
-pub(super) static SESSIONS: super::handles::HandleTable<SessionCell> =
-    super::handles::HandleTable::new(2);
-
-pub(super) fn now_ns() -> u64 {
-    let t = rustix::time::clock_gettime(rustix::time::ClockId::Monotonic);
-    t.tv_sec as u64 * 1_000_000_000 + t.tv_nsec as u64
-}
-
-pub(super) fn session(h: xr::Session) -> Result<Arc<SessionCell>, xr::Result> {
-    SESSIONS
-        .get(h.into_raw())
-        .ok_or(xr::Result::ERROR_HANDLE_INVALID)
-}
-
-pub(super) fn slock(s: &SessionCell) -> std::sync::MutexGuard<'_, SessionObj> {
-    s.obj.lock().unwrap_or_else(|p| p.into_inner())
-}
+use std::sync::Arc;
 
 fn map_err(e: SessionError) -> xr::Result {
     match e {
@@ -176,39 +31,6 @@ fn map_err(e: SessionError) -> xr::Result {
     }
 }
 
-pub(super) fn xr_state(s: SessionState) -> xr::SessionState {
-    match s {
-        SessionState::Idle => xr::SessionState::IDLE,
-        SessionState::Ready => xr::SessionState::READY,
-        SessionState::Synchronized => xr::SessionState::SYNCHRONIZED,
-        SessionState::Visible => xr::SessionState::VISIBLE,
-        SessionState::Focused => xr::SessionState::FOCUSED,
-        SessionState::Stopping => xr::SessionState::STOPPING,
-        SessionState::LossPending => xr::SessionState::LOSS_PENDING,
-        SessionState::Exiting => xr::SessionState::EXITING,
-    }
-}
-
-/// Moves the session's state changes into its instance's event queue.
-fn flush(handle: u64, s: &mut SessionObj) {
-    let events = s.session.take_events();
-    if events.is_empty() {
-        return;
-    }
-    if let Some(i) = super::INSTANCES.get(s.instance) {
-        let t = now_ns() as i64;
-        let mut inst = lock(&i);
-        for state in events {
-            tracing::debug!(?state, "session state");
-            inst.events.push_back(Event::SessionStateChanged {
-                session: handle,
-                state,
-                time_ns: t,
-            });
-        }
-    }
-}
-
 pub(super) unsafe extern "system" fn create_session(
     instance_h: xr::Instance,
     info: *const xr::SessionCreateInfo,
@@ -218,7 +40,7 @@ pub(super) unsafe extern "system" fn create_session(
         done((|| {
             let i = instance(instance_h)?;
             // SAFETY: the app passes a valid structure, or null (refused).
-            let info = unsafe { super::input(info) }?;
+            let info = unsafe { super::marshal::input(info) }?;
             if out.is_null() {
                 return Err(xr::Result::ERROR_VALIDATION_FAILURE);
             }
@@ -260,6 +82,7 @@ pub(super) unsafe extern "system" fn create_session(
             let hz = display.refresh_hz.first().copied().unwrap_or(90.0).max(1.0);
             let obj = SessionObj {
                 instance: instance_h.into_raw(),
+                owner: i.events_target(),
                 controllers: [
                     SimulatedController::new(DeviceRole::LeftController, epoch),
                     SimulatedController::new(DeviceRole::RightController, epoch),
@@ -278,14 +101,10 @@ pub(super) unsafe extern "system" fn create_session(
                 last_vblank_ns: None,
             };
             // The handle first, so the IDLE and READY events can name it.
-            let h = SESSIONS.insert(SessionCell {
-                instance: instance_h.into_raw(),
-                obj: Mutex::new(obj),
-                frame_begun: Condvar::new(),
-            });
-            if let Some(s) = SESSIONS.get(h) {
-                flush(h, &mut slock(&s));
-            }
+            let (h, cell) = i
+                .sessions
+                .adopt(SessionCell::new(instance_h.into_raw(), obj));
+            flush(h, &mut slock(&cell));
             // SAFETY: checked non-null.
             unsafe { *out = xr::Session::from_raw(h) };
             tracing::info!(handle = h, "session created");
@@ -330,7 +149,7 @@ unsafe fn graphics_binding(
         _ => Ok(()),
     };
     // SAFETY: by this function's contract.
-    unsafe { super::walk_chain(next, visit) }?;
+    unsafe { super::marshal::walk_chain(next, visit) }?;
     Ok(found)
 }
 
@@ -377,40 +196,19 @@ fn vulkan_session(
     })
 }
 
-/// Destroys the sessions of an instance that is being destroyed.
-pub(super) fn destroy_children(instance: u64) -> usize {
-    let sessions = SESSIONS.remove_where(|s| s.instance == instance);
-    for (h, cell) in &sessions {
-        close(*h, cell);
-    }
-    sessions.len()
-}
-
-/// A session that left the handle table: threads waiting in xrWaitFrame return, its
-/// swapchains, spaces and debug labels go, and its events are no longer delivered.
-fn close(h: u64, cell: &SessionCell) {
-    slock(cell).closed = true;
-    cell.frame_begun.notify_all();
-    super::debug_utils::forget_session(h);
-    super::swapchain::destroy_children(h);
-    super::space::destroy_children(h);
-    if let Some(i) = super::INSTANCES.get(cell.instance) {
-        lock(&i).events.retain(|e| e.session() != Some(h));
-    }
-}
-
-/// Live sessions (for leak tests).
-pub fn live_sessions() -> usize {
-    SESSIONS.len()
-}
-
 pub(super) unsafe extern "system" fn destroy_session(h: xr::Session) -> xr::Result {
-    guard(|| match SESSIONS.remove(h.into_raw()) {
-        Some(cell) => {
-            close(h.into_raw(), &cell);
-            xr::Result::SUCCESS
+    guard(|| {
+        let removed = session(h)
+            .ok()
+            .and_then(|s| crate::core::instance::get(s.instance))
+            .and_then(|i| i.sessions.remove(h.into_raw()));
+        match removed {
+            Some(cell) => {
+                cell.close(h.into_raw());
+                xr::Result::SUCCESS
+            }
+            None => xr::Result::ERROR_HANDLE_INVALID,
         }
-        None => xr::Result::ERROR_HANDLE_INVALID,
     })
 }
 
@@ -422,7 +220,7 @@ pub(super) unsafe extern "system" fn begin_session(
         done((|| {
             let s = session(h)?;
             // SAFETY: the app passes a valid structure, or null (refused).
-            let info = unsafe { super::input(info) }?;
+            let info = unsafe { super::marshal::input(info) }?;
             if info.primary_view_configuration_type != xr::ViewConfigurationType::PRIMARY_STEREO {
                 return Err(xr::Result::ERROR_VIEW_CONFIGURATION_TYPE_UNSUPPORTED);
             }
@@ -571,7 +369,7 @@ pub(super) unsafe extern "system" fn end_frame(
         done((|| {
             let cell = session(h)?;
             // SAFETY: the app passes a valid structure, or null (refused).
-            let info = unsafe { super::input(info) }?;
+            let info = unsafe { super::marshal::input(info) }?;
             // Checked, resolved and ended under the session's lock, which is held only
             // for that: the app's GPU work is not waited for here (the compositor shows
             // the frame once it is done), so xrWaitFrame on another thread goes on.
@@ -595,7 +393,7 @@ pub(super) unsafe extern "system" fn end_frame(
                 return Err(xr::Result::ERROR_CALL_ORDER_INVALID);
             }
             // SAFETY: an array of `layer_count` layer pointers by contract.
-            let ptrs = unsafe { super::array(info.layers, info.layer_count, true) }?;
+            let ptrs = unsafe { super::marshal::array(info.layers, info.layer_count, true) }?;
             let FrameLayers {
                 layers,
                 holds,
@@ -740,7 +538,7 @@ unsafe fn check_view_chain(
         Ok(())
     };
     // SAFETY: by this function's contract.
-    unsafe { super::walk_chain(next, visit) }
+    unsafe { super::marshal::walk_chain(next, visit) }
 }
 
 /// xrEndFrame's layers, checked and resolved.
@@ -759,19 +557,19 @@ fn layers(
     time: xr::Time,
     ptrs: &[*const xr::CompositionLayerBaseHeader],
 ) -> Result<FrameLayers, xr::Result> {
-    let (depth_enabled, cylinder, equirect, equirect2, cube) = super::INSTANCES
-        .get(s.instance)
-        .map(|i| {
-            let i = lock(&i);
-            (
-                i.enabled("XR_KHR_composition_layer_depth"),
-                i.enabled("XR_KHR_composition_layer_cylinder"),
-                i.enabled("XR_KHR_composition_layer_equirect"),
-                i.enabled("XR_KHR_composition_layer_equirect2"),
-                i.enabled("XR_KHR_composition_layer_cube"),
-            )
-        })
-        .unwrap_or_default();
+    let (depth_enabled, cylinder, equirect, equirect2, cube) =
+        crate::core::instance::get(s.instance)
+            .map(|i| {
+                let i = lock(&i);
+                (
+                    i.enabled("XR_KHR_composition_layer_depth"),
+                    i.enabled("XR_KHR_composition_layer_cylinder"),
+                    i.enabled("XR_KHR_composition_layer_equirect"),
+                    i.enabled("XR_KHR_composition_layer_equirect2"),
+                    i.enabled("XR_KHR_composition_layer_cube"),
+                )
+            })
+            .unwrap_or_default();
     let mut out = Vec::with_capacity(ptrs.len());
     let mut holds = Vec::new();
     let mut rendering = Vec::new();
@@ -967,8 +765,7 @@ fn rates(s: &SessionObj) -> Vec<f32> {
 }
 
 fn fb_enabled(s: &SessionObj) -> bool {
-    super::INSTANCES
-        .get(s.instance)
+    crate::core::instance::get(s.instance)
         .is_some_and(|i| lock(&i).enabled("XR_FB_display_refresh_rate"))
 }
 
@@ -987,7 +784,7 @@ pub(super) unsafe extern "system" fn enumerate_display_refresh_rates(
             }
             let r = rates(&s);
             // SAFETY: the two-call contract of the entry point.
-            unsafe { super::two_call_copy(&r, capacity, count_out, out) }
+            unsafe { super::marshal::two_call_copy(&r, capacity, count_out, out) }
         })())
     })
 }
@@ -1040,7 +837,7 @@ pub(super) unsafe extern "system" fn request_display_refresh_rate(
                 s.epoch_ns = now_ns();
                 s.period_ns = period;
                 s.last_vblank_ns = None;
-                if let Some(i) = super::INSTANCES.get(s.instance) {
+                if let Some(i) = crate::core::instance::get(s.instance) {
                     lock(&i).events.push_back(Event::DisplayRefreshRateChanged {
                         from_hz: from,
                         to_hz: target,

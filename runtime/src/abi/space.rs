@@ -1,34 +1,30 @@
 //! Reference spaces, xrLocateSpace and xrLocateViews at the ABI.
 
-use super::session::{SessionObj, session, slock};
-use super::{done, guard};
+use super::marshal::{done, guard};
+use crate::core::registry::{Kind, REGISTRY};
+use crate::core::session::{SessionCell, SessionObj, session, slock};
+use crate::core::space::SpaceObj;
 use crate::state::space::{ReferenceKind, ReferenceSpace, relative, validate_pose};
 use leasehold_drivers::api::{Pose, TrackingOrigin};
 use openxr_sys as xr;
 use openxr_sys::Handle as _;
 use std::sync::Arc;
 
-struct SpaceObj {
-    session: u64,
-    space: ReferenceSpace,
-    /// Action spaces: (action, subaction path); `space.pose_in_reference` is then the
-    /// pose in the action space.
-    action: Option<(u64, u64)>,
-}
-
-impl SpaceObj {
-    /// Where this space is in the world frame at `time`; `None` when it is an action
-    /// space whose pose input is not tracked now.
-    fn world(&self, s: &SessionObj, head: &Pose, eye_height: f32, time: xr::Time) -> Option<Pose> {
-        match self.action {
-            None => Some(self.space.in_world(head, eye_height)),
-            Some((a, sub)) => super::action::action_pose(s, a, sub, time.as_nanos() as u64)
-                .map(|p| p.compose(&self.space.pose_in_reference)),
-        }
+/// Where this space is in the world frame at `time`; `None` when it is an action
+/// space whose pose input is not tracked now.
+fn world(
+    sp: &SpaceObj,
+    s: &SessionObj,
+    head: &Pose,
+    eye_height: f32,
+    time: xr::Time,
+) -> Option<Pose> {
+    match sp.action {
+        None => Some(sp.space.in_world(head, eye_height)),
+        Some((a, sub)) => super::action::action_pose(s, a, sub, time.as_nanos() as u64)
+            .map(|p| p.compose(&sp.space.pose_in_reference)),
     }
 }
-
-static SPACES: super::handles::HandleTable<SpaceObj> = super::handles::HandleTable::new(3);
 
 fn kind(t: xr::ReferenceSpaceType, local_floor: bool) -> Option<ReferenceKind> {
     match t {
@@ -102,24 +98,17 @@ pub(super) fn in_world(
     }
     let (head, eye_height, _) = head(s, time)?;
     // A layer in an untracked action space stays where the space was defined.
-    Ok(sp
-        .world(s, &head, eye_height, time)
-        .unwrap_or(sp.space.pose_in_reference))
+    Ok(world(&sp, s, &head, eye_height, time).unwrap_or(sp.space.pose_in_reference))
 }
 
 fn space(h: xr::Space) -> Result<Arc<SpaceObj>, xr::Result> {
-    SPACES
-        .get(h.into_raw())
+    REGISTRY
+        .get(Kind::Space, h.into_raw())
         .ok_or(xr::Result::ERROR_HANDLE_INVALID)
 }
 
-fn session_of(sp: &SpaceObj) -> Result<Arc<super::session::SessionCell>, xr::Result> {
+fn session_of(sp: &SpaceObj) -> Result<Arc<SessionCell>, xr::Result> {
     session(xr::Session::from_raw(sp.session))
-}
-
-/// Destroys the spaces of a session that is being destroyed.
-pub(super) fn destroy_children(session: u64) -> usize {
-    SPACES.remove_where(|s| s.session == session).len()
 }
 
 pub(super) unsafe extern "system" fn enumerate_reference_spaces(
@@ -140,7 +129,7 @@ pub(super) unsafe extern "system" fn enumerate_reference_spaces(
                 types.push(xr::ReferenceSpaceType::LOCAL_FLOOR);
             }
             // SAFETY: the two-call contract of the entry point.
-            unsafe { super::two_call_copy(&types, capacity, count_out, out) }
+            unsafe { super::marshal::two_call_copy(&types, capacity, count_out, out) }
         })())
     })
 }
@@ -154,7 +143,7 @@ pub(super) unsafe extern "system" fn create_reference_space(
         done((|| {
             let s = session(h)?;
             // SAFETY: the app passes a valid structure, or null (refused).
-            let info = unsafe { super::input(info) }?;
+            let info = unsafe { super::marshal::input(info) }?;
             if out.is_null() {
                 return Err(xr::Result::ERROR_VALIDATION_FAILURE);
             }
@@ -162,7 +151,7 @@ pub(super) unsafe extern "system" fn create_reference_space(
                 .ok_or(xr::Result::ERROR_REFERENCE_SPACE_UNSUPPORTED)?;
             let pose = validate_pose(to_pose(&info.pose_in_reference_space))
                 .map_err(|_| xr::Result::ERROR_POSE_INVALID)?;
-            let handle = SPACES.insert(SpaceObj {
+            let (handle, _) = s.spaces.adopt(SpaceObj {
                 session: h.into_raw(),
                 space: ReferenceSpace {
                     kind: k,
@@ -178,9 +167,15 @@ pub(super) unsafe extern "system" fn create_reference_space(
 }
 
 pub(super) unsafe extern "system" fn destroy_space(h: xr::Space) -> xr::Result {
-    guard(|| match SPACES.remove(h.into_raw()) {
-        Some(_) => xr::Result::SUCCESS,
-        None => xr::Result::ERROR_HANDLE_INVALID,
+    guard(|| {
+        let removed = space(h)
+            .ok()
+            .and_then(|sp| session_of(&sp).ok())
+            .and_then(|s| s.spaces.remove(h.into_raw()));
+        match removed {
+            Some(_) => xr::Result::SUCCESS,
+            None => xr::Result::ERROR_HANDLE_INVALID,
+        }
     })
 }
 
@@ -195,8 +190,8 @@ fn locate(
     let view_involved =
         sp.space.kind == ReferenceKind::View || bp.space.kind == ReferenceKind::View;
     let (Some(a), Some(b)) = (
-        sp.world(s, &head, eye_height, time),
-        bp.world(s, &head, eye_height, time),
+        world(&sp, s, &head, eye_height, time),
+        world(&bp, s, &head, eye_height, time),
     ) else {
         // An action space whose input is not tracked: nothing is known.
         return Ok((xr::SpaceLocationFlags::EMPTY, from_pose(&Pose::IDENTITY)));
@@ -233,7 +228,7 @@ pub(super) unsafe extern "system" fn locate_space(
                 return Err(xr::Result::ERROR_VALIDATION_FAILURE);
             }
             // SAFETY: the app passes a valid structure, or null (refused).
-            let loc = unsafe { super::output(location) }?;
+            let loc = unsafe { super::marshal::output(location) }?;
             if time.as_nanos() <= 0 {
                 return Err(xr::Result::ERROR_TIME_INVALID);
             }
@@ -326,7 +321,7 @@ unsafe fn fill_velocities(
         Ok(())
     };
     // SAFETY: by this function's contract.
-    unsafe { super::walk_chain(next, visit) }
+    unsafe { super::marshal::walk_chain(next, visit) }
 }
 
 /// xrLocateSpaces (OpenXR 1.1) and xrLocateSpacesKHR (XR_KHR_locate_spaces): many spaces
@@ -340,14 +335,14 @@ pub(super) unsafe extern "system" fn locate_spaces(
         done((|| {
             let s = session(h)?;
             // SAFETY: the app passes a valid structure, or null (refused).
-            let info = unsafe { super::input(info) }?;
+            let info = unsafe { super::marshal::input(info) }?;
             // SAFETY: as above.
-            let out = unsafe { super::output(locations) }?;
+            let out = unsafe { super::marshal::output(locations) }?;
             if info.time.as_nanos() <= 0 {
                 return Err(xr::Result::ERROR_TIME_INVALID);
             }
             // SAFETY: `space_count` handles by contract.
-            let spaces = unsafe { super::array(info.spaces, info.space_count, false) }?;
+            let spaces = unsafe { super::marshal::array(info.spaces, info.space_count, false) }?;
             if out.location_count != info.space_count || out.locations.is_null() {
                 return Err(xr::Result::ERROR_VALIDATION_FAILURE);
             }
@@ -410,16 +405,15 @@ pub(super) unsafe extern "system" fn locate_views(
             }
             let s = slock(&s);
             let (head, eye_height, tracked) = head(&s, info.display_time)?;
-            let base_world = base
-                .world(&s, &head, eye_height, info.display_time)
-                .filter(|_| tracked);
+            let base_world =
+                world(&base, &s, &head, eye_height, info.display_time).filter(|_| tracked);
             let Some(base_world) = base_world else {
                 // Views in an untracked action space, or of a headset that is not tracked
                 // (unplugged, not streaming yet): no valid pose.
                 st.view_state_flags = xr::ViewStateFlags::EMPTY;
                 // SAFETY: the two-call contract of the entry point.
                 return unsafe {
-                    super::two_call(&s.display.eyes, capacity, count_out, views, |o, _| {
+                    super::marshal::two_call(&s.display.eyes, capacity, count_out, views, |o, _| {
                         if o.ty != xr::StructureType::VIEW {
                             return Err(xr::Result::ERROR_VALIDATION_FAILURE);
                         }
@@ -440,7 +434,7 @@ pub(super) unsafe extern "system" fn locate_views(
                 | xr::ViewStateFlags::ORIENTATION_TRACKED;
             // SAFETY: the two-call contract of the entry point.
             unsafe {
-                super::two_call(&eyes, capacity, count_out, views, |o, (p, f)| {
+                super::marshal::two_call(&eyes, capacity, count_out, views, |o, (p, f)| {
                     if o.ty != xr::StructureType::VIEW {
                         return Err(xr::Result::ERROR_VALIDATION_FAILURE);
                     }
@@ -467,14 +461,14 @@ pub(super) unsafe extern "system" fn create_action_space(
         done((|| {
             let s = session(h)?;
             // SAFETY: the app passes a valid structure, or null (refused).
-            let info = unsafe { super::input(info) }?;
+            let info = unsafe { super::marshal::input(info) }?;
             if out.is_null() {
                 return Err(xr::Result::ERROR_VALIDATION_FAILURE);
             }
             super::action::pose_action(&slock(&s), info.action, info.subaction_path)?;
             let pose = validate_pose(to_pose(&info.pose_in_action_space))
                 .map_err(|_| xr::Result::ERROR_POSE_INVALID)?;
-            let handle = SPACES.insert(SpaceObj {
+            let (handle, _) = s.spaces.adopt(SpaceObj {
                 session: h.into_raw(),
                 space: ReferenceSpace {
                     kind: ReferenceKind::Local,
@@ -553,7 +547,7 @@ pub(super) unsafe extern "system" fn get_visibility_mask(
                 _ => return Err(xr::Result::ERROR_VALIDATION_FAILURE),
             };
             // SAFETY: the app passes a valid structure, or null (refused).
-            let out = unsafe { super::output(out) }?;
+            let out = unsafe { super::marshal::output(out) }?;
             let (lens, fov) = {
                 let s = slock(&s);
                 (s.hmd.lens(), s.display.eyes[view_index as usize].fov)

@@ -2,11 +2,13 @@
 //! imported by the compositor), enumeration as XrSwapchainImageVulkanKHR, and the
 //! acquire / wait / release cycle with its ordering errors.
 
-use super::session::{Graphics, session, slock};
-use super::{done, guard};
+use super::marshal::{done, guard};
+use crate::core::registry::{Kind, REGISTRY};
+use crate::core::session::{Graphics, session, slock};
+use crate::core::swapchain::{Inner, SwapchainObj, ilock};
 use crate::state::swapchain::{SwapchainCycle, SwapchainError};
 use leasehold_compositor::frame_loop::{Hold, InUse};
-use leasehold_compositor::service::Compositor;
+
 use leasehold_compositor::vk::app::{self, AppSwapchain, ReleaseProbe, SwapchainDesc};
 use openxr_sys as xr;
 use openxr_sys::Handle as _;
@@ -16,61 +18,16 @@ use std::time::Duration;
 /// Images per swapchain: one the app renders, one waiting to be shown, one on screen.
 const IMAGES: u32 = 3;
 
-pub(super) struct SwapchainObj {
-    pub(super) session: u64,
-    pub(super) width: u32,
-    pub(super) height: u32,
-    pub(super) array_size: u32,
-    /// 1, or 6 for a cube map.
-    pub(super) faces: u32,
-    inner: Mutex<Inner>,
-}
-
-struct Inner {
-    cycle: SwapchainCycle,
-    app: AppSwapchain,
-    /// Per image: the compositor's layer image (colour swapchains), and whether the
-    /// compositor may still be reading it.
-    layer_ids: Vec<Option<u64>>,
-    in_use: Vec<Arc<InUse>>,
-    compositor: Arc<dyn Compositor>,
-}
-
-impl Drop for Inner {
-    fn drop(&mut self) {
-        for id in self.layer_ids.iter().flatten() {
-            self.compositor.destroy_image(*id);
-        }
-    }
-}
-
-pub(super) static SWAPCHAINS: super::handles::HandleTable<SwapchainObj> =
-    super::handles::HandleTable::new(4);
-
 fn swapchain(h: xr::Swapchain) -> Result<Arc<SwapchainObj>, xr::Result> {
-    SWAPCHAINS
-        .get(h.into_raw())
+    REGISTRY
+        .get(Kind::Swapchain, h.into_raw())
         .ok_or(xr::Result::ERROR_HANDLE_INVALID)
-}
-
-fn ilock(s: &SwapchainObj) -> std::sync::MutexGuard<'_, Inner> {
-    s.inner.lock().unwrap_or_else(|p| p.into_inner())
 }
 
 fn order(e: SwapchainError) -> xr::Result {
     match e {
         SwapchainError::CallOrderInvalid => xr::Result::ERROR_CALL_ORDER_INVALID,
     }
-}
-
-/// Destroys the swapchains of a session that is being destroyed.
-pub(super) fn destroy_children(session: u64) -> usize {
-    SWAPCHAINS.remove_where(|s| s.session == session).len()
-}
-
-/// Live swapchains (leak tests).
-pub fn live_swapchains() -> usize {
-    SWAPCHAINS.len()
 }
 
 pub(super) unsafe extern "system" fn enumerate_swapchain_formats(
@@ -93,7 +50,7 @@ pub(super) unsafe extern "system" fn enumerate_swapchain_formats(
                 Vec::new()
             };
             // SAFETY: the two-call contract of the entry point.
-            unsafe { super::two_call_copy(&formats, capacity, count_out, out) }
+            unsafe { super::marshal::two_call_copy(&formats, capacity, count_out, out) }
         })())
     })
 }
@@ -107,7 +64,7 @@ pub(super) unsafe extern "system" fn create_swapchain(
         done((|| {
             let s = session(h)?;
             // SAFETY: the app passes a valid structure, or null (refused).
-            let info = unsafe { super::input(info) }?;
+            let info = unsafe { super::marshal::input(info) }?;
             if out.is_null() {
                 return Err(xr::Result::ERROR_VALIDATION_FAILURE);
             }
@@ -120,9 +77,9 @@ pub(super) unsafe extern "system" fn create_swapchain(
                 };
                 (g, s.max_swapchain_size, s.instance)
             };
-            let cube_enabled = super::INSTANCES
-                .get(instance)
-                .is_some_and(|i| super::lock(&i).enabled("XR_KHR_composition_layer_cube"));
+            let cube_enabled = crate::core::instance::get(instance).is_some_and(|i| {
+                super::instance::lock(&i).enabled("XR_KHR_composition_layer_cube")
+            });
             let Graphics { device, compositor } = gfx;
             if info
                 .create_flags
@@ -238,7 +195,7 @@ pub(super) unsafe extern "system" fn create_swapchain(
                     compositor,
                 }),
             };
-            let handle = SWAPCHAINS.insert(obj);
+            let (handle, _) = s.swapchains.adopt(obj);
             tracing::debug!(
                 w = info.width,
                 h = info.height,
@@ -254,9 +211,15 @@ pub(super) unsafe extern "system" fn create_swapchain(
 }
 
 pub(super) unsafe extern "system" fn destroy_swapchain(h: xr::Swapchain) -> xr::Result {
-    guard(|| match SWAPCHAINS.remove(h.into_raw()) {
-        Some(_) => xr::Result::SUCCESS,
-        None => xr::Result::ERROR_HANDLE_INVALID,
+    guard(|| {
+        let removed = swapchain(h)
+            .ok()
+            .and_then(|sc| session(xr::Session::from_raw(sc.session)).ok())
+            .and_then(|s| s.swapchains.remove(h.into_raw()));
+        match removed {
+            Some(_) => xr::Result::SUCCESS,
+            None => xr::Result::ERROR_HANDLE_INVALID,
+        }
     })
 }
 
@@ -273,7 +236,7 @@ pub(super) unsafe extern "system" fn enumerate_swapchain_images(
             // SAFETY: the two-call contract; the app's array is of
             // XrSwapchainImageVulkanKHR (checked per element by its type).
             unsafe {
-                super::two_call(
+                super::marshal::two_call(
                     &handles,
                     capacity,
                     count_out,
@@ -343,7 +306,7 @@ pub(super) unsafe extern "system" fn wait_swapchain_image(
         let r = (|| {
             let sc = swapchain(h)?;
             // SAFETY: the app passes a valid structure, or null (refused).
-            let info = unsafe { super::input(info) }?;
+            let info = unsafe { super::marshal::input(info) }?;
             let (i, in_use, compositor) = {
                 let inner = ilock(&sc);
                 let i = inner.cycle.to_wait().map_err(order)?;

@@ -3,39 +3,23 @@
 //! the compositor renders on), and — for enable2 — creating the app's VkInstance and
 //! VkDevice with those extensions added. The Vulkan work is `compositor::vk::app`'s.
 
-use super::{done, guard, lock, system_of, two_call};
+use super::instance::{lock, system_of};
+use super::marshal::{done, guard, two_call};
+use crate::core::instance::VulkanState;
 use leasehold_compositor::service::LocalTarget;
 use leasehold_compositor::vk::app;
 use leasehold_compositor::vk::context::preferred_gpu;
 use openxr_sys as xr;
 use openxr_sys::Handle as _;
-use std::collections::HashMap;
 use std::ffi::c_char;
-use std::sync::{Mutex, OnceLock};
+use std::sync::OnceLock;
 
-/// Per OpenXR instance: what the Vulkan calls have established.
-#[derive(Debug, Default, Clone, Copy)]
-struct VulkanState {
-    /// xrGetVulkanGraphicsRequirements(2)KHR was called (xrCreateSession requires it).
-    requirements_queried: bool,
-    /// The VkInstance the app last asked the graphics device for, with the
-    /// vkGetInstanceProcAddr it came through (enable2).
-    app_instance: Option<(u64, Option<app::GetInstanceProcAddr>)>,
-}
-
-static STATE: Mutex<Option<HashMap<u64, VulkanState>>> = Mutex::new(None);
-
+/// Works on the instance's Vulkan state (a default one when the instance is gone: the
+/// call that asked has found it invalid already, or is about to).
 fn with_state<R>(instance: u64, f: impl FnOnce(&mut VulkanState) -> R) -> R {
-    let mut m = STATE.lock().unwrap_or_else(|p| p.into_inner());
-    f(m.get_or_insert_with(HashMap::new)
-        .entry(instance)
-        .or_default())
-}
-
-/// Forgets an instance that is being destroyed.
-pub(super) fn forget(instance: u64) {
-    if let Some(m) = STATE.lock().unwrap_or_else(|p| p.into_inner()).as_mut() {
-        m.remove(&instance);
+    match crate::core::instance::get(instance) {
+        Some(i) => f(&mut i.vulkan.lock().unwrap_or_else(|p| p.into_inner())),
+        None => f(&mut VulkanState::default()),
     }
 }
 
@@ -81,7 +65,7 @@ fn requirements(
             vulkan_enabled(h, ext)?;
             system_of(h, id)?;
             // SAFETY: the app passes a writable structure, or null (refused).
-            let out = unsafe { super::output(out) }?;
+            let out = unsafe { super::marshal::output(out) }?;
             out.min_api_version_supported = xr::Version::new(app::MIN_API.0, app::MIN_API.1, 0);
             out.max_api_version_supported = xr::Version::new(app::MAX_API.0, app::MAX_API.1, 0);
             with_state(h.into_raw(), |s| s.requirements_queried = true);
@@ -214,7 +198,7 @@ pub(super) unsafe extern "system" fn get_vulkan_graphics_device2(
         done((|| {
             vulkan_enabled(h, "XR_KHR_vulkan_enable2")?;
             // SAFETY: the app passes a valid structure, or null (refused).
-            let info = unsafe { super::input(info) }?;
+            let info = unsafe { super::marshal::input(info) }?;
             system_of(h, info.system_id)?;
             let g = with_state(h.into_raw(), |s| s.app_instance)
                 .filter(|(i, _)| *i == info.vulkan_instance as usize as u64)
@@ -234,7 +218,7 @@ pub(super) unsafe extern "system" fn create_vulkan_instance(
         done((|| {
             vulkan_enabled(h, "XR_KHR_vulkan_enable2")?;
             // SAFETY: the app passes a valid structure, or null (refused).
-            let info = unsafe { super::input(info) }?;
+            let info = unsafe { super::marshal::input(info) }?;
             system_of(h, info.system_id)?;
             if out.is_null() || vk_result.is_null() || info.vulkan_create_info.is_null() {
                 return Err(xr::Result::ERROR_VALIDATION_FAILURE);
@@ -275,7 +259,7 @@ pub(super) unsafe extern "system" fn create_vulkan_device(
         done((|| {
             vulkan_enabled(h, "XR_KHR_vulkan_enable2")?;
             // SAFETY: the app passes a valid structure, or null (refused).
-            let info = unsafe { super::input(info) }?;
+            let info = unsafe { super::marshal::input(info) }?;
             system_of(h, info.system_id)?;
             if out.is_null()
                 || vk_result.is_null()

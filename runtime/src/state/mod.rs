@@ -112,9 +112,7 @@ impl PartialEq for Headset {
 /// Where an instance's frames go (chosen once, with the headset): the display, or why
 /// the headset's display was required and could not be had.
 #[derive(Clone)]
-pub struct Screen(
-    pub Result<std::sync::Arc<leasehold_compositor::kms::display::Display>, String>,
-);
+pub struct Screen(pub Result<std::sync::Arc<leasehold_compositor::kms::display::Display>, String>);
 
 impl std::fmt::Debug for Screen {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
