@@ -330,20 +330,21 @@ fn kms_presenter(
         }
     };
     let lessee = lease.card();
-    let mut setup = || -> Result<(GpuRenderer, crate::target::kms::KmsTarget<'_>), CompositorError> {
-        let lit = crate::kms::bringup::bring_up(lessee, &lease, &headset, None, 3)
-            .map_err(|e| CompositorError::Start(e.to_string()))?;
-        let (w, h) = lit.mode.size();
-        // The panel is what the output scans out; the eyes split it.
-        display = display.for_mode(u32::from(w), u32::from(h), 1e9 / lit.period_ns as f32);
-        let ctx = Arc::new(VkContext::new(DevicePreference {
-            drm_node: lessee.device_node(),
-        })?);
-        let mut r = GpuRenderer::new(ctx, &hmd.lens(), &display)?;
-        let t = crate::target::kms::KmsTarget::new(lit.output, lit.ring, &mut r, lit.period_ns)
-            .map_err(|e| CompositorError::Start(e.to_string()))?;
-        Ok((r, t))
-    };
+    let mut setup =
+        || -> Result<(GpuRenderer, crate::target::kms::KmsTarget<'_>), CompositorError> {
+            let lit = crate::kms::bringup::bring_up(lessee, &lease, &headset, None, 3)
+                .map_err(|e| CompositorError::Start(e.to_string()))?;
+            let (w, h) = lit.mode.size();
+            // The panel is what the output scans out; the eyes split it.
+            display = display.for_mode(u32::from(w), u32::from(h), 1e9 / lit.period_ns as f32);
+            let ctx = Arc::new(VkContext::new(DevicePreference {
+                drm_node: lessee.device_node(),
+            })?);
+            let mut r = GpuRenderer::new(ctx, &hmd.lens(), &display)?;
+            let t = crate::target::kms::KmsTarget::new(lit.output, lit.ring, &mut r, lit.period_ns)
+                .map_err(|e| CompositorError::Start(e.to_string()))?;
+            Ok((r, t))
+        };
     let Some((mut r, mut t)) = started_or_report(setup(), &started) else {
         headset_display.give_back(lease);
         return;
@@ -353,7 +354,11 @@ fn kms_presenter(
     if let Err(e) = t.destroy(&mut r) {
         tracing::warn!(%e, "releasing the KMS target");
     }
-    let lost = shared.lost.lock().unwrap_or_else(|p| p.into_inner()).is_some();
+    let lost = shared
+        .lost
+        .lock()
+        .unwrap_or_else(|p| p.into_inner())
+        .is_some();
     if alive && !lost {
         headset_display.give_back(lease);
     } else {

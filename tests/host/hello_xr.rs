@@ -26,7 +26,10 @@ fn run(graphics: &str) {
     let mut child = Command::new("hello_xr")
         .args(["-g", graphics])
         .env("XR_RUNTIME_JSON", &manifest)
-        .env("LEASEHOLD_LOG", "info,leasehold_openxr::abi::session=debug")
+        .env(
+            "LEASEHOLD_LOG",
+            "info,leasehold_openxr::abi::session=debug,leasehold_openxr::core::session=debug",
+        )
         .env("LEASEHOLD_SNAPSHOT", &png)
         .env("LEASEHOLD_FRAME_REPORT", &report)
         .env("NO_COLOR", "1")

@@ -22,7 +22,11 @@ pub fn manifest() -> PathBuf {
     let text = include_str!("../../manifests/openxr/leasehold_openxr.json.in")
         .replace("@LIBRARY_PATH@", &lib.display().to_string());
     // Tests run in parallel processes: write atomically, never a half-written file.
-    let tmp = json.with_extension(format!("{}.tmp", std::process::id()));
+    let tmp = json.with_extension(format!(
+        "{}.{:?}.tmp",
+        std::process::id(),
+        std::thread::current().id()
+    ));
     std::fs::write(&tmp, text).unwrap();
     std::fs::rename(&tmp, &json).unwrap();
     json

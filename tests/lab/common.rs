@@ -84,7 +84,7 @@ pub struct HelloXr {
 /// is focused and the compositor showed a few frames, then asks it to stop and checks it
 /// exits cleanly. `report` is where the runtime writes its frame report
 /// (`LEASEHOLD_FRAME_REPORT`, set by the caller). The runtime must log at debug for
-/// `leasehold_compositor::service` and `leasehold_openxr::abi::session`.
+/// `leasehold_compositor::service` and `leasehold_openxr::{abi,core}::session`.
 pub fn run_hello_xr(mut cmd: std::process::Command, report: &std::path::Path) -> HelloXr {
     use std::io::{BufRead, BufReader, Write};
     use std::process::Stdio;
@@ -141,5 +141,4 @@ pub fn run_hello_xr(mut cmd: std::process::Command, report: &std::path::Path) ->
 }
 
 /// The runtime's log records for the lab's hello_xr runs.
-pub const HELLO_XR_LOG: &str =
-    "info,leasehold_openxr::abi::session=debug,leasehold_compositor::service=debug";
+pub const HELLO_XR_LOG: &str = "info,leasehold_openxr::abi::session=debug,leasehold_openxr::core::session=debug,leasehold_compositor::service=debug";

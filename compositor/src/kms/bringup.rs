@@ -83,9 +83,9 @@ pub fn bring_up<'c>(
     if kept {
         output.adopt_mode(&mode);
     } else {
-        let first = ring
-            .acquire()
-            .ok_or_else(|| KmsError::Lessor { why: "a fresh scanout ring has no free buffer".into() })?;
+        let first = ring.acquire().ok_or_else(|| KmsError::Lessor {
+            why: "a fresh scanout ring has no free buffer".into(),
+        })?;
         ring.buffer(first).write_with(|b| b.fill(0))?;
         ring.queue(first).map_err(KmsError::from)?;
         output

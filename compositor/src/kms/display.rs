@@ -68,9 +68,9 @@ impl SourceKind {
     /// The sources that fit the environment, in the order they are tried.
     fn candidates(env: &dyn Fn(&str) -> Option<String>) -> Result<Vec<SourceKind>, String> {
         if let Some(v) = env("LEASEHOLD_LEASE_FD").filter(|v| !v.is_empty()) {
-            let fd = v
-                .parse()
-                .map_err(|_| format!("LEASEHOLD_LEASE_FD={v}: expected a file descriptor number"))?;
+            let fd = v.parse().map_err(|_| {
+                format!("LEASEHOLD_LEASE_FD={v}: expected a file descriptor number")
+            })?;
             return Ok(vec![SourceKind::Fd(fd)]);
         }
         let mut kinds = Vec::new();
@@ -133,9 +133,12 @@ impl HeadsetDisplay {
             ));
         }
         let mut source = self.kind.source().map_err(|e| e.to_string())?;
-        let (lease, headset) = source
-            .acquire()
-            .map_err(|e| format!("leasing the headset again through {}: {e}", source.describe()))?;
+        let (lease, headset) = source.acquire().map_err(|e| {
+            format!(
+                "leasing the headset again through {}: {e}",
+                source.describe()
+            )
+        })?;
         let headset = headset.unwrap_or_else(|| self.headset.clone());
         if headset.connector.name != self.headset.connector.name {
             return Err(format!(
@@ -249,7 +252,11 @@ mod tests {
     use super::*;
 
     fn env<'a>(vars: &'a [(&'a str, &'a str)]) -> impl Fn(&str) -> Option<String> + 'a {
-        move |k| vars.iter().find(|(n, _)| *n == k).map(|(_, v)| v.to_string())
+        move |k| {
+            vars.iter()
+                .find(|(n, _)| *n == k)
+                .map(|(_, v)| v.to_string())
+        }
     }
 
     #[test]
@@ -261,10 +268,10 @@ mod tests {
             vec![SourceKind::Wayland, SourceKind::X11, SourceKind::Direct],
             "Xwayland beside a Wayland compositor: Wayland first"
         );
-        assert_eq!(kinds(&[("DISPLAY", ":1"), ("WAYLAND_DISPLAY", "")]), vec![
-            SourceKind::X11,
-            SourceKind::Direct
-        ]);
+        assert_eq!(
+            kinds(&[("DISPLAY", ":1"), ("WAYLAND_DISPLAY", "")]),
+            vec![SourceKind::X11, SourceKind::Direct]
+        );
         assert_eq!(
             kinds(&[("LEASEHOLD_LEASE_FD", "5"), ("DISPLAY", ":0")]),
             vec![SourceKind::Fd(5)],
@@ -281,7 +288,10 @@ mod tests {
     fn the_preference_parses_and_says_what_it_expects() {
         assert_eq!(Preference::parse(None), Ok(Preference::Auto));
         assert_eq!(Preference::parse(Some("kms")), Ok(Preference::Kms));
-        assert_eq!(Preference::parse(Some("headless")), Ok(Preference::Headless));
+        assert_eq!(
+            Preference::parse(Some("headless")),
+            Ok(Preference::Headless)
+        );
         assert!(Preference::parse(Some("vr")).unwrap_err().contains("auto"));
     }
 
@@ -291,7 +301,11 @@ mod tests {
         let vars = [("LEASEHOLD_LEASE_FD", "100000")];
         let d = choose_with(Preference::Auto, &env(&vars)).unwrap();
         assert!(matches!(d, Display::Headless { .. }));
-        assert!(d.why().contains("no such open file descriptor"), "{}", d.why());
+        assert!(
+            d.why().contains("no such open file descriptor"),
+            "{}",
+            d.why()
+        );
         let e = choose_with(Preference::Kms, &env(&vars)).unwrap_err();
         assert!(e.contains("an inherited lease fd"), "{e}");
         let h = choose_with(Preference::Headless, &env(&vars)).unwrap();

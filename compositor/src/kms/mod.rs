@@ -10,8 +10,8 @@
 //! plane's framebuffer, and page-flip events report the vblank at which each frame
 //! reached scanout (timestamp + sequence).
 
-mod card;
 pub mod bringup;
+mod card;
 pub mod discovery;
 pub mod display;
 pub mod fence;
