@@ -85,7 +85,17 @@ pub struct HelloXr {
 /// exits cleanly. `report` is where the runtime writes its frame report
 /// (`LEASEHOLD_FRAME_REPORT`, set by the caller). The runtime must log at debug for
 /// `leasehold_compositor::service` and `leasehold_openxr::{abi,core}::session`.
-pub fn run_hello_xr(mut cmd: std::process::Command, report: &std::path::Path) -> HelloXr {
+pub fn run_hello_xr(cmd: std::process::Command, report: &std::path::Path) -> HelloXr {
+    run_hello_xr_then(cmd, report, None)
+}
+
+/// As [`run_hello_xr`]; once frames are shown, runs `then`'s action and waits (up to
+/// 60 s) for a log line containing its text before asking hello_xr to stop.
+pub fn run_hello_xr_then(
+    mut cmd: std::process::Command,
+    report: &std::path::Path,
+    then: Option<(Box<dyn FnOnce()>, &str)>,
+) -> HelloXr {
     use std::io::{BufRead, BufReader, Write};
     use std::process::Stdio;
     use std::time::{Duration, Instant};
@@ -103,30 +113,43 @@ pub fn run_hello_xr(mut cmd: std::process::Command, report: &std::path::Path) ->
             let _ = tx.send(line);
         }
     });
-    // Under software emulation every frame takes seconds: wait for the session to be
-    // focused and a few app frames to be shown, then ask hello_xr to stop.
     let mut log = Vec::new();
-    let deadline = Instant::now() + Duration::from_secs(240);
-    let mut focused = false;
-    let mut shown = 0u64;
-    while !(focused && shown >= 2) {
-        match rx.recv_timeout(deadline.saturating_duration_since(Instant::now())) {
-            Ok(l) => {
-                focused |= l.contains("session state state=Focused");
-                if l.contains("compositor frame") {
-                    shown += 1;
+    let mut wait_for = |what: &str, done: &mut dyn FnMut(&str) -> bool, secs: u64| {
+        let deadline = Instant::now() + Duration::from_secs(secs);
+        loop {
+            match rx.recv_timeout(deadline.saturating_duration_since(Instant::now())) {
+                Ok(l) => {
+                    let hit = done(&l);
+                    log.push(l);
+                    if hit {
+                        return Ok(());
+                    }
                 }
-                log.push(l);
-            }
-            Err(_) => {
-                let _ = child.kill();
-                let _ = child.wait();
-                panic!(
-                    "hello_xr: not focused with frames shown in time:\n{}",
-                    log.join("\n")
-                );
+                Err(_) => return Err(format!("hello_xr: {what} not seen in {secs} s")),
             }
         }
+    };
+    // Under software emulation every frame takes seconds: wait for the session to be
+    // focused and a few app frames to be shown.
+    let (mut focused, mut shown) = (false, 0u64);
+    let mut started = |l: &str| {
+        focused |= l.contains("session state state=Focused");
+        if l.contains("compositor frame") {
+            shown += 1;
+        }
+        focused && shown >= 2
+    };
+    let mut outcome = wait_for("a focused session with frames shown", &mut started, 240);
+    if outcome.is_ok()
+        && let Some((action, text)) = then
+    {
+        action();
+        outcome = wait_for(text, &mut |l: &str| l.contains(text), 60);
+    }
+    if let Err(why) = outcome {
+        let _ = child.kill();
+        let _ = child.wait();
+        panic!("{why}:\n{}", log.join("\n"));
     }
     child.stdin.take().unwrap().write_all(b"\n").unwrap();
     let status = child.wait().unwrap();

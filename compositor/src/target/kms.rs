@@ -178,6 +178,16 @@ impl<'c> KmsTarget<'c> {
     }
 }
 
+/// A commit error that says "not now" rather than "never": EBUSY (a flip still pending),
+/// EAGAIN, EINVAL (a configuration the driver cannot take at this moment, e.g. mid
+/// modeset by the lessor).
+fn refused_for_now(e: &KmsError) -> bool {
+    use rustix::io::Errno;
+    [Errno::BUSY, Errno::AGAIN, Errno::INVAL]
+        .iter()
+        .any(|n| e.errno() == Some(n.raw_os_error()))
+}
+
 impl Target for KmsTarget<'_> {
     fn completed_flips(&self) -> Option<u64> {
         Some(self.flips)
@@ -249,20 +259,38 @@ impl Target for KmsTarget<'_> {
                 return Err(lost(e));
             }
         }
-        let committed = match (&fence, self.path) {
-            (_, RenderPath::Copy) => self.output.flip(fb),
-            (fence, RenderPath::Import) => match fence {
-                RenderFence::SyncFile(fd) => {
-                    self.output
-                        .flip_gated(fb, fd.as_fd(), Duration::from_secs(1))
-                }
-                RenderFence::Signalled => self.output.flip(fb),
-                RenderFence::CpuWait => {
-                    renderer.wait()?;
-                    self.output.flip(fb)
-                }
-            },
+        let commit = |this: &Self, renderer: &mut GpuRenderer| -> Result<(), KmsError> {
+            match (&fence, this.path) {
+                (_, RenderPath::Copy) => this.output.flip(fb),
+                (fence, RenderPath::Import) => match fence {
+                    RenderFence::SyncFile(fd) => {
+                        this.output
+                            .flip_gated(fb, fd.as_fd(), Duration::from_secs(1))
+                    }
+                    RenderFence::Signalled => this.output.flip(fb),
+                    RenderFence::CpuWait => {
+                        renderer.wait().map_err(|e| KmsError::Lessor {
+                            why: format!("waiting for the render: {e}"),
+                        })?;
+                        this.output.flip(fb)
+                    }
+                },
+            }
         };
+        let mut committed = commit(self, renderer);
+        if let Err(e) = &committed
+            && refused_for_now(e)
+        {
+            // A commit the kernel refuses for now (a flip still pending, a busy
+            // configuration) is retargeted once, to the next vblank, before the display
+            // counts as lost.
+            tracing::warn!(%e, "commit refused: retrying at the next vblank");
+            let _ = self
+                .output
+                .card()
+                .wait_flip_events(Duration::from_nanos(self.period_ns.max(1_000_000)));
+            committed = commit(self, renderer);
+        }
         if let Err(e) = committed {
             let _ = self.ring.cancel(i);
             return Err(lost(e));
@@ -283,5 +311,26 @@ impl Target for KmsTarget<'_> {
             vblank_ns: ev.timestamp_ns,
             missed,
         })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn not_now_is_retried_and_never_is_not() {
+        let err = |n: rustix::io::Errno| KmsError::Ioctl {
+            op: "atomic commit",
+            source: std::io::Error::from_raw_os_error(n.raw_os_error()),
+        };
+        assert!(refused_for_now(&err(rustix::io::Errno::BUSY)));
+        assert!(refused_for_now(&err(rustix::io::Errno::AGAIN)));
+        assert!(refused_for_now(&err(rustix::io::Errno::INVAL)));
+        assert!(
+            !refused_for_now(&err(rustix::io::Errno::NOENT)),
+            "lease revoked"
+        );
+        assert!(!refused_for_now(&err(rustix::io::Errno::ACCESS)));
     }
 }

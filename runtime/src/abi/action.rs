@@ -67,7 +67,7 @@ pub(super) unsafe extern "system" fn create_action_set(
     info: *const xr::ActionSetCreateInfo,
     out: *mut xr::ActionSet,
 ) -> xr::Result {
-    guard(|| {
+    guard("xrCreateActionSet", || {
         done((|| {
             let i = instance(h)?;
             // SAFETY: the app passes a valid structure, or null (refused).
@@ -99,7 +99,7 @@ pub(super) unsafe extern "system" fn create_action_set(
 }
 
 pub(super) unsafe extern "system" fn destroy_action_set(h: xr::ActionSet) -> xr::Result {
-    guard(|| {
+    guard("xrDestroyActionSet", || {
         // Its actions go with it.
         let removed = set_obj(h.into_raw())
             .ok()
@@ -178,7 +178,7 @@ pub(super) unsafe extern "system" fn create_action(
     info: *const xr::ActionCreateInfo,
     out: *mut xr::Action,
 ) -> xr::Result {
-    guard(|| {
+    guard("xrCreateAction", || {
         done((|| {
             let set = set_obj(set_h.into_raw())?;
             // SAFETY: the app passes a valid structure, or null (refused).
@@ -234,7 +234,7 @@ pub(super) unsafe extern "system" fn create_action(
 }
 
 pub(super) unsafe extern "system" fn destroy_action(h: xr::Action) -> xr::Result {
-    guard(|| {
+    guard("xrDestroyAction", || {
         let removed = action_obj(h.into_raw())
             .and_then(|a| set_obj(a.set).ok())
             .and_then(|s| s.actions.remove(h.into_raw()));
@@ -249,7 +249,7 @@ pub(super) unsafe extern "system" fn suggest_interaction_profile_bindings(
     h: xr::Instance,
     info: *const xr::InteractionProfileSuggestedBinding,
 ) -> xr::Result {
-    guard(|| {
+    guard("xrSuggestInteractionProfileBindings", || {
         done((|| {
             let i = instance(h)?;
             // SAFETY: the app passes a valid structure, or null (refused).
@@ -305,7 +305,7 @@ pub(super) unsafe extern "system" fn attach_session_action_sets(
     h: xr::Session,
     info: *const xr::SessionActionSetsAttachInfo,
 ) -> xr::Result {
-    guard(|| {
+    guard("xrAttachSessionActionSets", || {
         done((|| {
             let s = session(h)?;
             // SAFETY: the app passes a valid structure, or null (refused).
@@ -357,7 +357,7 @@ pub(super) unsafe extern "system" fn get_current_interaction_profile(
     top_level: xr::Path,
     out: *mut xr::InteractionProfileState,
 ) -> xr::Result {
-    guard(|| {
+    guard("xrGetCurrentInteractionProfile", || {
         done((|| {
             let s = session(h)?;
             // SAFETY: the app passes a writable structure, or null (refused).
@@ -399,7 +399,7 @@ pub(super) unsafe extern "system" fn sync_actions(
     h: xr::Session,
     info: *const xr::ActionsSyncInfo,
 ) -> xr::Result {
-    guard(|| {
+    guard("xrSyncActions", || {
         let r = (|| {
             let s = session(h)?;
             // SAFETY: the app passes a valid structure, or null (refused).
@@ -548,13 +548,14 @@ fn state_of(
 
 /// An action state getter: checks the output structure and the action, then fills it.
 fn getter<T: super::marshal::Typed>(
+    name: &'static str,
     h: xr::Session,
     info: *const xr::ActionStateGetInfo,
     out: *mut T,
     ty: ActionType,
     fill: impl FnOnce(&mut T, &ActionState),
 ) -> xr::Result {
-    guard(|| {
+    guard(name, || {
         done((|| {
             // SAFETY: the app passes a writable structure, or null (refused).
             let out = unsafe { super::marshal::output(out) }?;
@@ -570,12 +571,19 @@ pub(super) unsafe extern "system" fn get_action_state_boolean(
     info: *const xr::ActionStateGetInfo,
     out: *mut xr::ActionStateBoolean,
 ) -> xr::Result {
-    getter(h, info, out, ActionType::Boolean, |o, st| {
-        o.current_state = matches!(st.value, Value::Boolean(true)).into();
-        o.changed_since_last_sync = st.changed_since_last_sync.into();
-        o.last_change_time = xr::Time::from_nanos(st.last_change_ns);
-        o.is_active = st.active.into();
-    })
+    getter(
+        "xrGetActionStateBoolean",
+        h,
+        info,
+        out,
+        ActionType::Boolean,
+        |o, st| {
+            o.current_state = matches!(st.value, Value::Boolean(true)).into();
+            o.changed_since_last_sync = st.changed_since_last_sync.into();
+            o.last_change_time = xr::Time::from_nanos(st.last_change_ns);
+            o.is_active = st.active.into();
+        },
+    )
 }
 
 pub(super) unsafe extern "system" fn get_action_state_float(
@@ -583,15 +591,22 @@ pub(super) unsafe extern "system" fn get_action_state_float(
     info: *const xr::ActionStateGetInfo,
     out: *mut xr::ActionStateFloat,
 ) -> xr::Result {
-    getter(h, info, out, ActionType::Float, |o, st| {
-        o.current_state = match st.value {
-            Value::Float(f) => f,
-            _ => 0.0,
-        };
-        o.changed_since_last_sync = st.changed_since_last_sync.into();
-        o.last_change_time = xr::Time::from_nanos(st.last_change_ns);
-        o.is_active = st.active.into();
-    })
+    getter(
+        "xrGetActionStateFloat",
+        h,
+        info,
+        out,
+        ActionType::Float,
+        |o, st| {
+            o.current_state = match st.value {
+                Value::Float(f) => f,
+                _ => 0.0,
+            };
+            o.changed_since_last_sync = st.changed_since_last_sync.into();
+            o.last_change_time = xr::Time::from_nanos(st.last_change_ns);
+            o.is_active = st.active.into();
+        },
+    )
 }
 
 pub(super) unsafe extern "system" fn get_action_state_vector2f(
@@ -599,16 +614,23 @@ pub(super) unsafe extern "system" fn get_action_state_vector2f(
     info: *const xr::ActionStateGetInfo,
     out: *mut xr::ActionStateVector2f,
 ) -> xr::Result {
-    getter(h, info, out, ActionType::Vector2f, |o, st| {
-        let v = match st.value {
-            Value::Vector2(v) => v,
-            _ => [0.0; 2],
-        };
-        o.current_state = xr::Vector2f { x: v[0], y: v[1] };
-        o.changed_since_last_sync = st.changed_since_last_sync.into();
-        o.last_change_time = xr::Time::from_nanos(st.last_change_ns);
-        o.is_active = st.active.into();
-    })
+    getter(
+        "xrGetActionStateVector2f",
+        h,
+        info,
+        out,
+        ActionType::Vector2f,
+        |o, st| {
+            let v = match st.value {
+                Value::Vector2(v) => v,
+                _ => [0.0; 2],
+            };
+            o.current_state = xr::Vector2f { x: v[0], y: v[1] };
+            o.changed_since_last_sync = st.changed_since_last_sync.into();
+            o.last_change_time = xr::Time::from_nanos(st.last_change_ns);
+            o.is_active = st.active.into();
+        },
+    )
 }
 
 pub(super) unsafe extern "system" fn get_action_state_pose(
@@ -616,9 +638,14 @@ pub(super) unsafe extern "system" fn get_action_state_pose(
     info: *const xr::ActionStateGetInfo,
     out: *mut xr::ActionStatePose,
 ) -> xr::Result {
-    getter(h, info, out, ActionType::Pose, |o, st| {
-        o.is_active = st.active.into()
-    })
+    getter(
+        "xrGetActionStatePose",
+        h,
+        info,
+        out,
+        ActionType::Pose,
+        |o, st| o.is_active = st.active.into(),
+    )
 }
 
 fn haptic(h: xr::Session, info: *const xr::HapticActionInfo) -> Result<(), xr::Result> {
@@ -650,7 +677,7 @@ pub(super) unsafe extern "system" fn apply_haptic_feedback(
     info: *const xr::HapticActionInfo,
     feedback: *const xr::HapticBaseHeader,
 ) -> xr::Result {
-    guard(|| {
+    guard("xrApplyHapticFeedback", || {
         done((|| {
             haptic(h, info)?;
             if feedback.is_null() {
@@ -672,7 +699,7 @@ pub(super) unsafe extern "system" fn stop_haptic_feedback(
     h: xr::Session,
     info: *const xr::HapticActionInfo,
 ) -> xr::Result {
-    guard(|| done(haptic(h, info)))
+    guard("xrStopHapticFeedback", || done(haptic(h, info)))
 }
 
 /// The full binding paths an action is bound to in the current profile.
@@ -683,7 +710,7 @@ pub(super) unsafe extern "system" fn enumerate_bound_sources_for_action(
     count_out: *mut u32,
     out: *mut xr::Path,
 ) -> xr::Result {
-    guard(|| {
+    guard("xrEnumerateBoundSourcesForAction", || {
         done((|| {
             let s = session(h)?;
             // SAFETY: the app passes a valid structure, or null (refused).
@@ -731,7 +758,7 @@ pub(super) unsafe extern "system" fn get_input_source_localized_name(
     count_out: *mut u32,
     buffer: *mut c_char,
 ) -> xr::Result {
-    guard(|| {
+    guard("xrGetInputSourceLocalizedName", || {
         done((|| {
             let s = session(h)?;
             // SAFETY: the app passes a valid structure, or null (refused).

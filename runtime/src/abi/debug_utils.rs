@@ -30,7 +30,7 @@ pub(super) unsafe extern "system" fn set_debug_utils_object_name(
     h: xr::Instance,
     info: *const xr::DebugUtilsObjectNameInfoEXT,
 ) -> xr::Result {
-    guard(|| {
+    guard("xrSetDebugUtilsObjectNameEXT", || {
         done((|| {
             enabled(h)?;
             let i = instance(h)?;
@@ -55,7 +55,7 @@ pub(super) unsafe extern "system" fn create_debug_utils_messenger(
     info: *const xr::DebugUtilsMessengerCreateInfoEXT,
     out: *mut xr::DebugUtilsMessengerEXT,
 ) -> xr::Result {
-    guard(|| {
+    guard("xrCreateDebugUtilsMessengerEXT", || {
         done((|| {
             enabled(h)?;
             let i = instance(h)?;
@@ -87,7 +87,7 @@ pub(super) unsafe extern "system" fn create_debug_utils_messenger(
 pub(super) unsafe extern "system" fn destroy_debug_utils_messenger(
     m: xr::DebugUtilsMessengerEXT,
 ) -> xr::Result {
-    guard(|| {
+    guard("xrDestroyDebugUtilsMessengerEXT", || {
         let removed = REGISTRY
             .get::<Messenger>(Kind::Messenger, m.into_raw())
             .and_then(|obj| crate::core::instance::get(obj.instance))
@@ -105,7 +105,7 @@ pub(super) unsafe extern "system" fn submit_debug_utils_message(
     types: xr::DebugUtilsMessageTypeFlagsEXT,
     data: *const xr::DebugUtilsMessengerCallbackDataEXT,
 ) -> xr::Result {
-    guard(|| {
+    guard("xrSubmitDebugUtilsMessageEXT", || {
         done((|| {
             enabled(h)?;
             let i = instance(h)?;
@@ -171,11 +171,12 @@ pub(super) unsafe extern "system" fn submit_debug_utils_message(
 }
 
 fn label(
+    name: &'static str,
     s: xr::Session,
     info: *const xr::DebugUtilsLabelEXT,
     f: impl FnOnce(&mut Vec<(String, bool)>, String),
 ) -> xr::Result {
-    guard(|| {
+    guard(name, || {
         done((|| {
             let sess = session(s)?;
             enabled(xr::Instance::from_raw(sess.instance))?;
@@ -195,31 +196,41 @@ pub(super) unsafe extern "system" fn session_begin_debug_utils_label_region(
     s: xr::Session,
     info: *const xr::DebugUtilsLabelEXT,
 ) -> xr::Result {
-    label(s, info, |stack, name| {
-        // A begin closes an inserted label, as the specification says.
-        if stack.last().is_some_and(|l| l.1) {
-            stack.pop();
-        }
-        stack.push((name, false));
-    })
+    label(
+        "xrSessionBeginDebugUtilsLabelRegionEXT",
+        s,
+        info,
+        |stack, name| {
+            // A begin closes an inserted label, as the specification says.
+            if stack.last().is_some_and(|l| l.1) {
+                stack.pop();
+            }
+            stack.push((name, false));
+        },
+    )
 }
 
 pub(super) unsafe extern "system" fn session_insert_debug_utils_label(
     s: xr::Session,
     info: *const xr::DebugUtilsLabelEXT,
 ) -> xr::Result {
-    label(s, info, |stack, name| {
-        if stack.last().is_some_and(|l| l.1) {
-            stack.pop();
-        }
-        stack.push((name, true));
-    })
+    label(
+        "xrSessionInsertDebugUtilsLabelEXT",
+        s,
+        info,
+        |stack, name| {
+            if stack.last().is_some_and(|l| l.1) {
+                stack.pop();
+            }
+            stack.push((name, true));
+        },
+    )
 }
 
 pub(super) unsafe extern "system" fn session_end_debug_utils_label_region(
     s: xr::Session,
 ) -> xr::Result {
-    guard(|| {
+    guard("xrSessionEndDebugUtilsLabelRegionEXT", || {
         done((|| {
             let sess = session(s)?;
             enabled(xr::Instance::from_raw(sess.instance))?;

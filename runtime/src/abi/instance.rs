@@ -3,8 +3,8 @@
 //! Also the instance lookup every other file uses.
 
 use super::marshal::{
-    done, fixed_str, guard, input, output, put_str, string_list, two_call, two_call_copy,
-    walk_chain, xr_state,
+    done, fixed_str, guard, input, output, put_str, result_name, string_list, structure_type_name,
+    two_call, two_call_copy, walk_chain, xr_state,
 };
 use crate::core::instance::{self as tree, InstanceNode};
 use crate::state::{self, CreateError, CreateRequest, Instance, PathError};
@@ -29,7 +29,7 @@ pub(super) unsafe extern "system" fn enumerate_instance_extension_properties(
     count_out: *mut u32,
     properties: *mut xr::ExtensionProperties,
 ) -> xr::Result {
-    guard(|| {
+    guard("xrEnumerateInstanceExtensionProperties", || {
         if !layer_name.is_null() {
             return xr::Result::ERROR_API_LAYER_NOT_PRESENT;
         }
@@ -58,7 +58,7 @@ pub(super) unsafe extern "system" fn enumerate_api_layer_properties(
     count_out: *mut u32,
     properties: *mut xr::ApiLayerProperties,
 ) -> xr::Result {
-    guard(|| {
+    guard("xrEnumerateApiLayerProperties", || {
         let none: [(); 0] = [];
         // SAFETY: the two-call contract of the entry point.
         done(unsafe { two_call(&none, capacity, count_out, properties, |_, _| Ok(())) })
@@ -69,7 +69,7 @@ pub(super) unsafe extern "system" fn create_instance(
     info: *const xr::InstanceCreateInfo,
     out: *mut xr::Instance,
 ) -> xr::Result {
-    guard(|| {
+    guard("xrCreateInstance", || {
         if info.is_null() || out.is_null() {
             return xr::Result::ERROR_VALIDATION_FAILURE;
         }
@@ -119,7 +119,7 @@ pub(super) unsafe extern "system" fn create_instance(
 }
 
 pub(super) unsafe extern "system" fn destroy_instance(h: xr::Instance) -> xr::Result {
-    guard(|| match tree::destroy(h.into_raw()) {
+    guard("xrDestroyInstance", || match tree::destroy(h.into_raw()) {
         Some(i) => {
             // Everything the instance owns goes with it (its sessions closed first).
             let children = i.sessions.len();
@@ -135,7 +135,7 @@ pub(super) unsafe extern "system" fn get_instance_properties(
     h: xr::Instance,
     props: *mut xr::InstanceProperties,
 ) -> xr::Result {
-    guard(|| {
+    guard("xrGetInstanceProperties", || {
         done((|| {
             let _i = instance(h)?;
             // SAFETY: the app passes a valid structure, or null (refused).
@@ -152,7 +152,7 @@ pub(super) unsafe extern "system" fn poll_event(
     h: xr::Instance,
     buf: *mut xr::EventDataBuffer,
 ) -> xr::Result {
-    guard(|| {
+    guard("xrPollEvent", || {
         let i = match instance(h) {
             Ok(i) => i,
             Err(e) => return e,
@@ -224,34 +224,6 @@ pub(super) unsafe extern "system" fn poll_event(
     })
 }
 
-/// openxr-sys names known values in Debug and prints unknown ones as numbers.
-fn is_enumerant(s: &str) -> bool {
-    s.starts_with(|c: char| c.is_ascii_uppercase())
-        && s.chars()
-            .all(|c| c.is_ascii_uppercase() || c == '_' || c.is_ascii_digit())
-}
-
-/// "XR_" + the enumerant's name, or the spec's XR_UNKNOWN_* forms.
-pub fn result_name(r: xr::Result) -> String {
-    let dbg = format!("{r:?}");
-    if is_enumerant(&dbg) {
-        format!("XR_{dbg}")
-    } else if r.into_raw() >= 0 {
-        format!("XR_UNKNOWN_SUCCESS_{}", r.into_raw())
-    } else {
-        format!("XR_UNKNOWN_FAILURE_{}", r.into_raw())
-    }
-}
-
-pub fn structure_type_name(t: xr::StructureType) -> String {
-    let dbg = format!("{t:?}");
-    if is_enumerant(&dbg) {
-        format!("XR_TYPE_{dbg}")
-    } else {
-        format!("XR_UNKNOWN_STRUCTURE_TYPE_{}", t.into_raw())
-    }
-}
-
 /// Writes `name` into an app's fixed-size string buffer of `size` chars.
 ///
 /// # Safety
@@ -275,7 +247,9 @@ pub(super) unsafe extern "system" fn result_to_string(
     buffer: *mut c_char,
 ) -> xr::Result {
     // SAFETY: the spec sizes the buffer XR_MAX_RESULT_STRING_SIZE.
-    guard(|| unsafe { write_name(h, buffer, xr::MAX_RESULT_STRING_SIZE, &result_name(value)) })
+    guard("xrResultToString", || unsafe {
+        write_name(h, buffer, xr::MAX_RESULT_STRING_SIZE, &result_name(value))
+    })
 }
 
 pub(super) unsafe extern "system" fn structure_type_to_string(
@@ -283,7 +257,7 @@ pub(super) unsafe extern "system" fn structure_type_to_string(
     value: xr::StructureType,
     buffer: *mut c_char,
 ) -> xr::Result {
-    guard(|| {
+    guard("xrStructureTypeToString", || {
         let name = structure_type_name(value);
         // SAFETY: the spec sizes the buffer XR_MAX_STRUCTURE_NAME_SIZE.
         unsafe { write_name(h, buffer, xr::MAX_STRUCTURE_NAME_SIZE, &name) }
@@ -310,7 +284,7 @@ pub(super) unsafe extern "system" fn get_system(
     info: *const xr::SystemGetInfo,
     out: *mut xr::SystemId,
 ) -> xr::Result {
-    guard(|| {
+    guard("xrGetSystem", || {
         done((|| {
             instance(h)?;
             // SAFETY: the app passes a valid structure, or null (refused).
@@ -340,7 +314,7 @@ pub(super) unsafe extern "system" fn get_system_properties(
     id: xr::SystemId,
     props: *mut xr::SystemProperties,
 ) -> xr::Result {
-    guard(|| {
+    guard("xrGetSystemProperties", || {
         done((|| {
             let i = system_of(h, id)?;
             // SAFETY: the app passes a valid structure, or null (refused).
@@ -378,7 +352,7 @@ pub(super) unsafe extern "system" fn enumerate_view_configurations(
     count_out: *mut u32,
     out: *mut xr::ViewConfigurationType,
 ) -> xr::Result {
-    guard(|| {
+    guard("xrEnumerateViewConfigurations", || {
         done((|| {
             system_of(h, id)?;
             let types = [xr::ViewConfigurationType::PRIMARY_STEREO];
@@ -394,7 +368,7 @@ pub(super) unsafe extern "system" fn get_view_configuration_properties(
     ty: xr::ViewConfigurationType,
     props: *mut xr::ViewConfigurationProperties,
 ) -> xr::Result {
-    guard(|| {
+    guard("xrGetViewConfigurationProperties", || {
         done((|| {
             system_of(h, id)?;
             if ty != xr::ViewConfigurationType::PRIMARY_STEREO {
@@ -417,7 +391,7 @@ pub(super) unsafe extern "system" fn enumerate_view_configuration_views(
     count_out: *mut u32,
     out: *mut xr::ViewConfigurationView,
 ) -> xr::Result {
-    guard(|| {
+    guard("xrEnumerateViewConfigurationViews", || {
         done((|| {
             let i = system_of(h, id)?;
             if ty != xr::ViewConfigurationType::PRIMARY_STEREO {
@@ -453,7 +427,7 @@ pub(super) unsafe extern "system" fn enumerate_environment_blend_modes(
     count_out: *mut u32,
     out: *mut xr::EnvironmentBlendMode,
 ) -> xr::Result {
-    guard(|| {
+    guard("xrEnumerateEnvironmentBlendModes", || {
         done((|| {
             system_of(h, id)?;
             if ty != xr::ViewConfigurationType::PRIMARY_STEREO {
@@ -482,7 +456,7 @@ pub(super) unsafe extern "system" fn string_to_path(
     s: *const c_char,
     out: *mut xr::Path,
 ) -> xr::Result {
-    guard(|| {
+    guard("xrStringToPath", || {
         done((|| {
             let i = instance(h)?;
             if s.is_null() || out.is_null() {
@@ -507,7 +481,7 @@ pub(super) unsafe extern "system" fn path_to_string(
     count_out: *mut u32,
     buffer: *mut c_char,
 ) -> xr::Result {
-    guard(|| {
+    guard("xrPathToString", || {
         done((|| {
             let i = instance(h)?;
             let inst = lock(&i);
@@ -525,7 +499,7 @@ pub(super) unsafe extern "system" fn convert_timespec_time_to_time(
     ts: *const libc::timespec,
     out: *mut xr::Time,
 ) -> xr::Result {
-    guard(|| {
+    guard("xrConvertTimespecTimeToTimeKHR", || {
         done((|| {
             let i = instance(h)?;
             if !lock(&i).enabled("XR_KHR_convert_timespec_time") {
@@ -557,7 +531,7 @@ pub(super) unsafe extern "system" fn convert_time_to_timespec_time(
     time: xr::Time,
     out: *mut libc::timespec,
 ) -> xr::Result {
-    guard(|| {
+    guard("xrConvertTimeToTimespecTimeKHR", || {
         done((|| {
             let i = instance(h)?;
             if !lock(&i).enabled("XR_KHR_convert_timespec_time") {

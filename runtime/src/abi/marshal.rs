@@ -6,13 +6,15 @@ use openxr_sys as xr;
 use std::cell::Cell;
 use std::ffi::{CStr, c_char, c_void};
 
-/// Runs an entry point's body; a panic becomes XR_ERROR_RUNTIME_FAILURE instead of
-/// unwinding into the application.
+/// Runs entry point `name`'s body; a panic becomes XR_ERROR_RUNTIME_FAILURE instead of
+/// unwinding into the application. A failed call leaves one record saying which call
+/// failed with what (the reason, where the body knows one, was logged just before);
+/// the app's debug messengers hear it too.
 ///
 /// The body logs through the runtime's own subscriber; what it logged for the app's
 /// debug messengers is delivered after it returns, when the call holds no runtime lock
 /// (a messenger callback may call back into the runtime).
-pub(super) fn guard(f: impl FnOnce() -> xr::Result) -> xr::Result {
+pub(super) fn guard(name: &'static str, f: impl FnOnce() -> xr::Result) -> xr::Result {
     crate::with_logging(|| {
         let r = std::panic::catch_unwind(std::panic::AssertUnwindSafe(f)).unwrap_or_else(|p| {
             let msg = p
@@ -20,9 +22,13 @@ pub(super) fn guard(f: impl FnOnce() -> xr::Result) -> xr::Result {
                 .map(|s| s.to_string())
                 .or_else(|| p.downcast_ref::<String>().cloned())
                 .unwrap_or_default();
-            tracing::error!(panic = %msg, "internal error in an OpenXR call");
+            tracing::error!(function = name, panic = %msg, "internal error in an OpenXR call");
             xr::Result::ERROR_RUNTIME_FAILURE
         });
+        // XR_ERROR_SIZE_INSUFFICIENT is the two-call idiom's answer, not a failure.
+        if r.into_raw() < 0 && r != xr::Result::ERROR_SIZE_INSUFFICIENT {
+            tracing::warn!(function = name, result = %result_name(r), "call failed");
+        }
         // A callback that panics must not unwind into the application either.
         if std::panic::catch_unwind(deliver_queued).is_err() {
             tracing::error!("a debug messenger delivery panicked");
@@ -365,5 +371,33 @@ pub(super) fn xr_state(s: crate::state::session::SessionState) -> xr::SessionSta
         S::Stopping => xr::SessionState::STOPPING,
         S::LossPending => xr::SessionState::LOSS_PENDING,
         S::Exiting => xr::SessionState::EXITING,
+    }
+}
+
+/// openxr-sys names known values in Debug and prints unknown ones as numbers.
+fn is_enumerant(s: &str) -> bool {
+    s.starts_with(|c: char| c.is_ascii_uppercase())
+        && s.chars()
+            .all(|c| c.is_ascii_uppercase() || c == '_' || c.is_ascii_digit())
+}
+
+/// "XR_" + the enumerant's name, or the spec's XR_UNKNOWN_* forms.
+pub(super) fn result_name(r: xr::Result) -> String {
+    let dbg = format!("{r:?}");
+    if is_enumerant(&dbg) {
+        format!("XR_{dbg}")
+    } else if r.into_raw() >= 0 {
+        format!("XR_UNKNOWN_SUCCESS_{}", r.into_raw())
+    } else {
+        format!("XR_UNKNOWN_FAILURE_{}", r.into_raw())
+    }
+}
+
+pub(super) fn structure_type_name(t: xr::StructureType) -> String {
+    let dbg = format!("{t:?}");
+    if is_enumerant(&dbg) {
+        format!("XR_TYPE_{dbg}")
+    } else {
+        format!("XR_UNKNOWN_STRUCTURE_TYPE_{}", t.into_raw())
     }
 }

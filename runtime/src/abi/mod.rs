@@ -39,7 +39,7 @@ pub unsafe extern "system" fn xrNegotiateLoaderRuntimeInterface(
     loader_info: *const xr::NegotiateLoaderInfo,
     runtime_request: *mut xr::NegotiateRuntimeRequest,
 ) -> xr::Result {
-    guard(|| {
+    guard("xrNegotiateLoaderRuntimeInterface", || {
         if loader_info.is_null() || runtime_request.is_null() {
             return xr::Result::ERROR_INITIALIZATION_FAILED;
         }
@@ -480,7 +480,7 @@ unsafe extern "system" fn get_instance_proc_addr(
     name: *const c_char,
     function: *mut Option<xr::pfn::VoidFunction>,
 ) -> xr::Result {
-    guard(|| {
+    guard("xrGetInstanceProcAddr", || {
         if function.is_null() || name.is_null() {
             return xr::Result::ERROR_VALIDATION_FAILURE;
         }
@@ -528,7 +528,7 @@ unsafe extern "system" fn get_instance_proc_addr(
 mod tests {
     use super::*;
     use crate::state;
-    use marshal::{fixed_str, put_str};
+    use marshal::{fixed_str, put_str, result_name, structure_type_name};
 
     #[test]
     fn names_of_results_and_structure_types() {
@@ -794,7 +794,10 @@ mod tests {
 
     #[test]
     fn panics_become_runtime_failure() {
-        assert_eq!(guard(|| panic!("boom")), xr::Result::ERROR_RUNTIME_FAILURE);
+        assert_eq!(
+            guard("xrTest", || panic!("boom")),
+            xr::Result::ERROR_RUNTIME_FAILURE
+        );
     }
 
     static CALLS: std::sync::atomic::AtomicUsize = std::sync::atomic::AtomicUsize::new(0);

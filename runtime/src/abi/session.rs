@@ -36,7 +36,7 @@ pub(super) unsafe extern "system" fn create_session(
     info: *const xr::SessionCreateInfo,
     out: *mut xr::Session,
 ) -> xr::Result {
-    guard(|| {
+    guard("xrCreateSession", || {
         done((|| {
             let i = instance(instance_h)?;
             // SAFETY: the app passes a valid structure, or null (refused).
@@ -197,7 +197,7 @@ fn vulkan_session(
 }
 
 pub(super) unsafe extern "system" fn destroy_session(h: xr::Session) -> xr::Result {
-    guard(|| {
+    guard("xrDestroySession", || {
         let removed = session(h)
             .ok()
             .and_then(|s| crate::core::instance::get(s.instance))
@@ -216,7 +216,7 @@ pub(super) unsafe extern "system" fn begin_session(
     h: xr::Session,
     info: *const xr::SessionBeginInfo,
 ) -> xr::Result {
-    guard(|| {
+    guard("xrBeginSession", || {
         done((|| {
             let s = session(h)?;
             // SAFETY: the app passes a valid structure, or null (refused).
@@ -234,10 +234,11 @@ pub(super) unsafe extern "system" fn begin_session(
 
 /// A lifecycle call on a session, its state changes reported as events.
 fn lifecycle(
+    name: &'static str,
     h: xr::Session,
     f: impl FnOnce(&mut Session) -> Result<(), SessionError>,
 ) -> xr::Result {
-    guard(|| {
+    guard(name, || {
         done((|| {
             let cell = session(h)?;
             let mut s = slock(&cell);
@@ -252,11 +253,11 @@ fn lifecycle(
 }
 
 pub(super) unsafe extern "system" fn end_session(h: xr::Session) -> xr::Result {
-    lifecycle(h, Session::end)
+    lifecycle("xrEndSession", h, Session::end)
 }
 
 pub(super) unsafe extern "system" fn request_exit_session(h: xr::Session) -> xr::Result {
-    lifecycle(h, Session::request_exit)
+    lifecycle("xrRequestExitSession", h, Session::request_exit)
 }
 
 pub(super) unsafe extern "system" fn wait_frame(
@@ -264,7 +265,7 @@ pub(super) unsafe extern "system" fn wait_frame(
     info: *const xr::FrameWaitInfo,
     out: *mut xr::FrameState,
 ) -> xr::Result {
-    guard(|| {
+    guard("xrWaitFrame", || {
         done((|| {
             let cell = session(h)?;
             if out.is_null() {
@@ -342,7 +343,7 @@ pub(super) unsafe extern "system" fn begin_frame(
     h: xr::Session,
     info: *const xr::FrameBeginInfo,
 ) -> xr::Result {
-    guard(|| {
+    guard("xrBeginFrame", || {
         let s = match session(h) {
             Ok(s) => s,
             Err(e) => return e,
@@ -365,7 +366,7 @@ pub(super) unsafe extern "system" fn end_frame(
     h: xr::Session,
     info: *const xr::FrameEndInfo,
 ) -> xr::Result {
-    guard(|| {
+    guard("xrEndFrame", || {
         done((|| {
             let cell = session(h)?;
             // SAFETY: the app passes a valid structure, or null (refused).
@@ -775,7 +776,7 @@ pub(super) unsafe extern "system" fn enumerate_display_refresh_rates(
     count_out: *mut u32,
     out: *mut f32,
 ) -> xr::Result {
-    guard(|| {
+    guard("xrEnumerateDisplayRefreshRatesFB", || {
         done((|| {
             let s = session(h)?;
             let s = slock(&s);
@@ -793,7 +794,7 @@ pub(super) unsafe extern "system" fn get_display_refresh_rate(
     h: xr::Session,
     out: *mut f32,
 ) -> xr::Result {
-    guard(|| {
+    guard("xrGetDisplayRefreshRateFB", || {
         done((|| {
             let s = session(h)?;
             let s = slock(&s);
@@ -814,7 +815,7 @@ pub(super) unsafe extern "system" fn request_display_refresh_rate(
     h: xr::Session,
     rate: f32,
 ) -> xr::Result {
-    guard(|| {
+    guard("xrRequestDisplayRefreshRateFB", || {
         done((|| {
             let s = session(h)?;
             let mut s = slock(&s);

@@ -117,7 +117,7 @@ pub(super) unsafe extern "system" fn enumerate_reference_spaces(
     count_out: *mut u32,
     out: *mut xr::ReferenceSpaceType,
 ) -> xr::Result {
-    guard(|| {
+    guard("xrEnumerateReferenceSpaces", || {
         done((|| {
             let s = session(h)?;
             let mut types = vec![
@@ -139,7 +139,7 @@ pub(super) unsafe extern "system" fn create_reference_space(
     info: *const xr::ReferenceSpaceCreateInfo,
     out: *mut xr::Space,
 ) -> xr::Result {
-    guard(|| {
+    guard("xrCreateReferenceSpace", || {
         done((|| {
             let s = session(h)?;
             // SAFETY: the app passes a valid structure, or null (refused).
@@ -167,7 +167,7 @@ pub(super) unsafe extern "system" fn create_reference_space(
 }
 
 pub(super) unsafe extern "system" fn destroy_space(h: xr::Space) -> xr::Result {
-    guard(|| {
+    guard("xrDestroySpace", || {
         let removed = space(h)
             .ok()
             .and_then(|sp| session_of(&sp).ok())
@@ -220,7 +220,7 @@ pub(super) unsafe extern "system" fn locate_space(
     time: xr::Time,
     location: *mut xr::SpaceLocation,
 ) -> xr::Result {
-    guard(|| {
+    guard("xrLocateSpace", || {
         done((|| {
             let sp = space(h)?;
             let bp = space(base)?;
@@ -331,7 +331,7 @@ pub(super) unsafe extern "system" fn locate_spaces(
     info: *const xr::SpacesLocateInfo,
     locations: *mut xr::SpaceLocations,
 ) -> xr::Result {
-    guard(|| {
+    guard("xrLocateSpaces", || {
         done((|| {
             let s = session(h)?;
             // SAFETY: the app passes a valid structure, or null (refused).
@@ -383,7 +383,7 @@ pub(super) unsafe extern "system" fn locate_views(
     count_out: *mut u32,
     views: *mut xr::View,
 ) -> xr::Result {
-    guard(|| {
+    guard("xrLocateViews", || {
         done((|| {
             let s = session(h)?;
             if info.is_null() || state.is_null() {
@@ -457,7 +457,7 @@ pub(super) unsafe extern "system" fn create_action_space(
     info: *const xr::ActionSpaceCreateInfo,
     out: *mut xr::Space,
 ) -> xr::Result {
-    guard(|| {
+    guard("xrCreateActionSpace", || {
         done((|| {
             let s = session(h)?;
             // SAFETY: the app passes a valid structure, or null (refused).
@@ -495,7 +495,7 @@ pub(super) unsafe extern "system" fn get_reference_space_bounds_rect(
     t: xr::ReferenceSpaceType,
     bounds: *mut xr::Extent2Df,
 ) -> xr::Result {
-    guard(|| {
+    guard("xrGetReferenceSpaceBoundsRect", || {
         let r = (|| {
             let s = session(h)?;
             if bounds.is_null() {
@@ -531,7 +531,7 @@ pub(super) unsafe extern "system" fn get_visibility_mask(
     out: *mut xr::VisibilityMaskKHR,
 ) -> xr::Result {
     use crate::state::visibility::{self, MaskType};
-    guard(|| {
+    guard("xrGetVisibilityMaskKHR", || {
         done((|| {
             let s = session(h)?;
             if view_configuration != xr::ViewConfigurationType::PRIMARY_STEREO {

@@ -36,7 +36,7 @@ pub(super) unsafe extern "system" fn enumerate_swapchain_formats(
     count_out: *mut u32,
     out: *mut i64,
 ) -> xr::Result {
-    guard(|| {
+    guard("xrEnumerateSwapchainFormats", || {
         done((|| {
             let s = session(h)?;
             let graphics = slock(&s).graphics().is_some();
@@ -60,7 +60,7 @@ pub(super) unsafe extern "system" fn create_swapchain(
     info: *const xr::SwapchainCreateInfo,
     out: *mut xr::Swapchain,
 ) -> xr::Result {
-    guard(|| {
+    guard("xrCreateSwapchain", || {
         done((|| {
             let s = session(h)?;
             // SAFETY: the app passes a valid structure, or null (refused).
@@ -211,7 +211,7 @@ pub(super) unsafe extern "system" fn create_swapchain(
 }
 
 pub(super) unsafe extern "system" fn destroy_swapchain(h: xr::Swapchain) -> xr::Result {
-    guard(|| {
+    guard("xrDestroySwapchain", || {
         let removed = swapchain(h)
             .ok()
             .and_then(|sc| session(xr::Session::from_raw(sc.session)).ok())
@@ -229,7 +229,7 @@ pub(super) unsafe extern "system" fn enumerate_swapchain_images(
     count_out: *mut u32,
     out: *mut xr::SwapchainImageBaseHeader,
 ) -> xr::Result {
-    guard(|| {
+    guard("xrEnumerateSwapchainImages", || {
         done((|| {
             let sc = swapchain(h)?;
             let handles = ilock(&sc).app.handles();
@@ -274,7 +274,7 @@ pub(super) unsafe extern "system" fn acquire_swapchain_image(
     info: *const xr::SwapchainImageAcquireInfo,
     index: *mut u32,
 ) -> xr::Result {
-    guard(|| {
+    guard("xrAcquireSwapchainImage", || {
         done((|| {
             let sc = swapchain(h)?;
             // SAFETY: the app passes a structure or null.
@@ -302,7 +302,7 @@ pub(super) unsafe extern "system" fn wait_swapchain_image(
     h: xr::Swapchain,
     info: *const xr::SwapchainImageWaitInfo,
 ) -> xr::Result {
-    guard(|| {
+    guard("xrWaitSwapchainImage", || {
         let r = (|| {
             let sc = swapchain(h)?;
             // SAFETY: the app passes a valid structure, or null (refused).
@@ -353,7 +353,7 @@ pub(super) unsafe extern "system" fn release_swapchain_image(
     h: xr::Swapchain,
     info: *const xr::SwapchainImageReleaseInfo,
 ) -> xr::Result {
-    guard(|| {
+    guard("xrReleaseSwapchainImage", || {
         done((|| {
             let sc = swapchain(h)?;
             // SAFETY: the app passes a structure or null.

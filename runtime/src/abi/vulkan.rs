@@ -55,12 +55,13 @@ fn vulkan_enabled(h: xr::Instance, ext: &str) -> Result<(), xr::Result> {
 }
 
 fn requirements(
+    name: &'static str,
     h: xr::Instance,
     id: xr::SystemId,
     out: *mut xr::GraphicsRequirementsVulkanKHR,
     ext: &str,
 ) -> xr::Result {
-    guard(|| {
+    guard(name, || {
         done((|| {
             vulkan_enabled(h, ext)?;
             system_of(h, id)?;
@@ -79,7 +80,13 @@ pub(super) unsafe extern "system" fn get_vulkan_graphics_requirements(
     id: xr::SystemId,
     out: *mut xr::GraphicsRequirementsVulkanKHR,
 ) -> xr::Result {
-    requirements(h, id, out, "XR_KHR_vulkan_enable")
+    requirements(
+        "xrGetVulkanGraphicsRequirementsKHR",
+        h,
+        id,
+        out,
+        "XR_KHR_vulkan_enable",
+    )
 }
 
 pub(super) unsafe extern "system" fn get_vulkan_graphics_requirements2(
@@ -87,10 +94,17 @@ pub(super) unsafe extern "system" fn get_vulkan_graphics_requirements2(
     id: xr::SystemId,
     out: *mut xr::GraphicsRequirementsVulkanKHR,
 ) -> xr::Result {
-    requirements(h, id, out, "XR_KHR_vulkan_enable2")
+    requirements(
+        "xrGetVulkanGraphicsRequirements2KHR",
+        h,
+        id,
+        out,
+        "XR_KHR_vulkan_enable2",
+    )
 }
 
 fn extension_buffer(
+    name: &'static str,
     h: xr::Instance,
     id: xr::SystemId,
     capacity: u32,
@@ -98,7 +112,7 @@ fn extension_buffer(
     buffer: *mut c_char,
     names: &[&std::ffi::CStr],
 ) -> xr::Result {
-    guard(|| {
+    guard(name, || {
         done((|| {
             vulkan_enabled(h, "XR_KHR_vulkan_enable")?;
             system_of(h, id)?;
@@ -122,7 +136,15 @@ pub(super) unsafe extern "system" fn get_vulkan_instance_extensions(
     count_out: *mut u32,
     buffer: *mut c_char,
 ) -> xr::Result {
-    extension_buffer(h, id, capacity, count_out, buffer, app::INSTANCE_EXTENSIONS)
+    extension_buffer(
+        "xrGetVulkanInstanceExtensionsKHR",
+        h,
+        id,
+        capacity,
+        count_out,
+        buffer,
+        app::INSTANCE_EXTENSIONS,
+    )
 }
 
 pub(super) unsafe extern "system" fn get_vulkan_device_extensions(
@@ -132,7 +154,15 @@ pub(super) unsafe extern "system" fn get_vulkan_device_extensions(
     count_out: *mut u32,
     buffer: *mut c_char,
 ) -> xr::Result {
-    extension_buffer(h, id, capacity, count_out, buffer, app::DEVICE_EXTENSIONS)
+    extension_buffer(
+        "xrGetVulkanDeviceExtensionsKHR",
+        h,
+        id,
+        capacity,
+        count_out,
+        buffer,
+        app::DEVICE_EXTENSIONS,
+    )
 }
 
 fn graphics_device(
@@ -170,7 +200,7 @@ pub(super) unsafe extern "system" fn get_vulkan_graphics_device(
     vk_instance: xr::platform::VkInstance,
     out: *mut xr::platform::VkPhysicalDevice,
 ) -> xr::Result {
-    guard(|| {
+    guard("xrGetVulkanGraphicsDeviceKHR", || {
         done((|| {
             vulkan_enabled(h, "XR_KHR_vulkan_enable")?;
             system_of(h, id)?;
@@ -194,7 +224,7 @@ pub(super) unsafe extern "system" fn get_vulkan_graphics_device2(
     info: *const xr::VulkanGraphicsDeviceGetInfoKHR,
     out: *mut xr::platform::VkPhysicalDevice,
 ) -> xr::Result {
-    guard(|| {
+    guard("xrGetVulkanGraphicsDevice2KHR", || {
         done((|| {
             vulkan_enabled(h, "XR_KHR_vulkan_enable2")?;
             // SAFETY: the app passes a valid structure, or null (refused).
@@ -214,7 +244,7 @@ pub(super) unsafe extern "system" fn create_vulkan_instance(
     out: *mut xr::platform::VkInstance,
     vk_result: *mut xr::platform::VkResult,
 ) -> xr::Result {
-    guard(|| {
+    guard("xrCreateVulkanInstanceKHR", || {
         done((|| {
             vulkan_enabled(h, "XR_KHR_vulkan_enable2")?;
             // SAFETY: the app passes a valid structure, or null (refused).
@@ -255,7 +285,7 @@ pub(super) unsafe extern "system" fn create_vulkan_device(
     out: *mut xr::platform::VkDevice,
     vk_result: *mut xr::platform::VkResult,
 ) -> xr::Result {
-    guard(|| {
+    guard("xrCreateVulkanDeviceKHR", || {
         done((|| {
             vulkan_enabled(h, "XR_KHR_vulkan_enable2")?;
             // SAFETY: the app passes a valid structure, or null (refused).

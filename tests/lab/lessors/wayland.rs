@@ -102,6 +102,33 @@ impl Drop for Sway {
     }
 }
 
+/// hello_xr as the desktop's user in sway's session, with no `LEASEHOLD_*` settings but
+/// the frame report and the log.
+fn hello_xr_as_user(sway: &Sway, manifest: &std::path::Path, report: &std::path::Path) -> Command {
+    let mut cmd = Command::new("setpriv");
+    cmd.args([
+        "--reuid",
+        LAB_USER,
+        "--regid",
+        LAB_USER,
+        "--init-groups",
+        "env",
+        "-i",
+    ])
+    .arg("PATH=/usr/bin:/bin")
+    .arg("HOME=/tmp")
+    .arg(format!("XDG_RUNTIME_DIR={}", sway.runtime.display()))
+    .arg("WAYLAND_DISPLAY=wayland-1")
+    .arg(format!("XR_RUNTIME_JSON={}", manifest.display()))
+    .arg(format!("LEASEHOLD_FRAME_REPORT={}", report.display()))
+    .arg(format!("LEASEHOLD_LOG={}", crate::common::HELLO_XR_LOG));
+    if let Ok(v) = std::env::var("LP_NATIVE_VECTOR_WIDTH") {
+        cmd.arg(format!("LP_NATIVE_VECTOR_WIDTH={v}"));
+    }
+    cmd.args(["hello_xr", "-g", "Vulkan2"]);
+    cmd
+}
+
 #[test]
 fn sway_leases_us_the_headset_and_we_drive_it() {
     init_tracing();
@@ -162,4 +189,30 @@ fn hello_xr_in_a_sway_session_gets_the_headset_from_sway() {
     cmd.args(["hello_xr", "-g", "Vulkan2"]);
     let run = crate::common::run_hello_xr(cmd, &report);
     super::assert_shown_through(&run, "the Wayland compositor (wp_drm_lease_device_v1)");
+}
+
+/// The lessor goes away mid-session (sway killed): the kernel revokes its leases, the
+/// session reports LOSS_PENDING instead of hanging or crashing, and hello_xr (which
+/// restarts its session on a loss) still exits cleanly when asked.
+#[test]
+fn hello_xr_loses_its_session_when_sway_goes_away_and_exits_cleanly() {
+    init_tracing();
+    let mut sway = Sway::start();
+    let (_, manifest) = crate::common::runtime_manifest("leasehold-lab-hello-xr-sway-gone");
+    let report = sway.runtime.join("frames.json");
+    let cmd = hello_xr_as_user(&sway, &manifest, &report);
+    let sway_pid = sway.sway.id();
+    let kill: Box<dyn FnOnce()> = Box::new(move || {
+        tracing::info!("killing sway");
+        let _ = Command::new("kill")
+            .args(["-KILL", &sway_pid.to_string()])
+            .status();
+    });
+    let run = crate::common::run_hello_xr_then(cmd, &report, Some((kill, "state=LossPending")));
+    assert!(
+        run.log.contains("session lost"),
+        "the runtime said why the session was lost:\n{}",
+        run.log
+    );
+    let _ = sway.sway.wait();
 }
