@@ -89,12 +89,15 @@ pub fn run_hello_xr(cmd: std::process::Command, report: &std::path::Path) -> Hel
     run_hello_xr_then(cmd, report, None)
 }
 
+/// Something done to a running hello_xr's world (a lessor killed, a headset unplugged).
+pub type Then = Box<dyn FnOnce()>;
+
 /// As [`run_hello_xr`]; once frames are shown, runs `then`'s action and waits (up to
 /// 60 s) for a log line containing its text before asking hello_xr to stop.
 pub fn run_hello_xr_then(
     mut cmd: std::process::Command,
     report: &std::path::Path,
-    then: Option<(Box<dyn FnOnce()>, &str)>,
+    then: Option<(Then, &str)>,
 ) -> HelloXr {
     use std::io::{BufRead, BufReader, Write};
     use std::process::Stdio;

@@ -190,8 +190,8 @@ fn locate(
     let view_involved =
         sp.space.kind == ReferenceKind::View || bp.space.kind == ReferenceKind::View;
     let (Some(a), Some(b)) = (
-        world(&sp, s, &head, eye_height, time),
-        world(&bp, s, &head, eye_height, time),
+        world(sp, s, &head, eye_height, time),
+        world(bp, s, &head, eye_height, time),
     ) else {
         // An action space whose input is not tracked: nothing is known.
         return Ok((xr::SpaceLocationFlags::EMPTY, from_pose(&Pose::IDENTITY)));

@@ -202,7 +202,7 @@ fn hello_xr_loses_its_session_when_sway_goes_away_and_exits_cleanly() {
     let report = sway.runtime.join("frames.json");
     let cmd = hello_xr_as_user(&sway, &manifest, &report);
     let sway_pid = sway.sway.id();
-    let kill: Box<dyn FnOnce()> = Box::new(move || {
+    let kill: crate::common::Then = Box::new(move || {
         tracing::info!("killing sway");
         let _ = Command::new("kill")
             .args(["-KILL", &sway_pid.to_string()])
