@@ -5,11 +5,12 @@
 use super::instance::{instance, lock};
 use super::marshal::{done, guard};
 use crate::core::session::{Graphics, SessionCell, SessionObj, flush, now_ns, session, slock};
+use crate::state::layer::{self, LayerError, Shape};
 use crate::state::session::{BeginFrame, Session, SessionError, SessionState};
 use crate::state::{self, Event};
 use leasehold_compositor::frame_loop::{Hold, Submission};
 use leasehold_compositor::kms::display::Display;
-use leasehold_compositor::render::{Layer, LayerFlags, ProjectionView, SubImage, valid_radius};
+use leasehold_compositor::render::{Layer, LayerFlags, ProjectionView, SubImage};
 use leasehold_compositor::service::{Compositor, FrameClock, LocalCompositor, LocalTarget};
 use leasehold_compositor::vk::app::{AppDevice, Binding, ReleaseProbe};
 use leasehold_drivers::api::DeviceRole;
@@ -427,13 +428,17 @@ pub(super) unsafe extern "system" fn end_frame(
     })
 }
 
-fn eye_visibility(v: xr::EyeVisibility) -> Result<[bool; 2], xr::Result> {
-    match v {
-        xr::EyeVisibility::BOTH => Ok([true, true]),
-        xr::EyeVisibility::LEFT => Ok([true, false]),
-        xr::EyeVisibility::RIGHT => Ok([false, true]),
-        _ => Err(xr::Result::ERROR_VALIDATION_FAILURE),
+/// A layer the rules refuse: the reason logged, the result OpenXR names for it.
+fn refused(e: LayerError) -> xr::Result {
+    tracing::warn!(reason = %e, "xrEndFrame: a layer is refused");
+    match e {
+        LayerError::Invalid(_) => xr::Result::ERROR_VALIDATION_FAILURE,
+        LayerError::RectInvalid => xr::Result::ERROR_SWAPCHAIN_RECT_INVALID,
     }
+}
+
+fn eye_visibility(v: xr::EyeVisibility) -> Result<[bool; 2], xr::Result> {
+    layer::eyes(v.into_raw()).map_err(refused)
 }
 
 fn layer_flags(f: xr::CompositionLayerFlags) -> LayerFlags {
@@ -458,23 +463,21 @@ fn sub_image(
         faces,
         session: owner,
     } = super::swapchain::extent(si.swapchain)?;
-    if owner != session || faces != 1 {
-        // Another session's swapchain, or a cube map where a flat image belongs.
-        return Err(xr::Result::ERROR_VALIDATION_FAILURE);
-    }
     let r = si.image_rect;
-    if r.offset.x < 0
-        || r.offset.y < 0
-        || r.extent.width <= 0
-        || r.extent.height <= 0
-        || r.offset.x as i64 + r.extent.width as i64 > w as i64
-        || r.offset.y as i64 + r.extent.height as i64 > h as i64
-    {
-        return Err(xr::Result::ERROR_SWAPCHAIN_RECT_INVALID);
-    }
-    if si.image_array_index >= layers {
-        return Err(xr::Result::ERROR_VALIDATION_FAILURE);
-    }
+    let shape = layer::SwapchainShape {
+        width: w,
+        height: h,
+        array_size: layers,
+        faces,
+        same_session: owner == session,
+    };
+    let rect = layer::Rect {
+        x: r.offset.x,
+        y: r.offset.y,
+        width: r.extent.width,
+        height: r.extent.height,
+    };
+    layer::check_sub_image(shape, rect, si.image_array_index).map_err(refused)?;
     let shown = super::swapchain::shown(si.swapchain, session)?;
     holds.push(shown.hold);
     rendering.extend(shown.rendering);
@@ -489,22 +492,13 @@ fn sub_image(
 }
 
 fn fov(f: &xr::Fovf) -> Result<Fov, xr::Result> {
-    let fov = Fov {
+    layer::check_fov(Fov {
         angle_left: f.angle_left,
         angle_right: f.angle_right,
         angle_up: f.angle_up,
         angle_down: f.angle_down,
-    };
-    let ok = [f.angle_left, f.angle_right, f.angle_up, f.angle_down]
-        .iter()
-        .all(|a| a.is_finite() && a.abs() < std::f32::consts::FRAC_PI_2)
-        && f.angle_left < f.angle_right
-        && f.angle_down < f.angle_up;
-    if ok {
-        Ok(fov)
-    } else {
-        Err(xr::Result::ERROR_VALIDATION_FAILURE)
-    }
+    })
+    .map_err(refused)
 }
 
 fn app_pose(p: &xr::Posef) -> Result<leasehold_drivers::api::Pose, xr::Result> {
@@ -583,17 +577,13 @@ fn layers(
         let known = xr::CompositionLayerFlags::CORRECT_CHROMATIC_ABERRATION
             | xr::CompositionLayerFlags::BLEND_TEXTURE_SOURCE_ALPHA
             | xr::CompositionLayerFlags::UNPREMULTIPLIED_ALPHA;
-        if !(base.layer_flags & !known).is_empty() {
-            return Err(xr::Result::ERROR_VALIDATION_FAILURE);
-        }
+        layer::check_flags(base.layer_flags.into_raw(), known.into_raw()).map_err(refused)?;
         let space = super::space::in_world(base.space, session, s, time)?;
         match base.ty {
             xr::StructureType::COMPOSITION_LAYER_PROJECTION => {
                 // SAFETY: the type says it is a projection layer.
                 let l = unsafe { &*(p as *const xr::CompositionLayerProjection) };
-                if l.view_count != 2 || l.views.is_null() {
-                    return Err(xr::Result::ERROR_VALIDATION_FAILURE);
-                }
+                layer::check_view_count(l.view_count, !l.views.is_null()).map_err(refused)?;
                 // SAFETY: non-null array of `view_count` views by contract.
                 let views = unsafe { std::slice::from_raw_parts(l.views, 2) };
                 let mut pv = Vec::with_capacity(2);
@@ -618,12 +608,7 @@ fn layers(
                 // SAFETY: the type says it is a quad layer.
                 let l = unsafe { &*(p as *const xr::CompositionLayerQuad) };
                 let eyes = eye_visibility(l.eye_visibility)?;
-                if !(l.size.width.is_finite() && l.size.height.is_finite())
-                    || l.size.width < 0.0
-                    || l.size.height < 0.0
-                {
-                    return Err(xr::Result::ERROR_VALIDATION_FAILURE);
-                }
+                let shape = layer::check_quad(l.size.width, l.size.height).map_err(refused)?;
                 let quad = Layer::Quad {
                     eyes,
                     sub_image: sub_image(session, &l.sub_image, &mut holds, &mut rendering)?,
@@ -632,26 +617,15 @@ fn layers(
                     flags: layer_flags(base.layer_flags),
                 };
                 // A quad without area is valid and shows nothing.
-                if l.size.width > 0.0 && l.size.height > 0.0 {
+                if shape == Shape::Drawn {
                     out.push(quad);
                 }
             }
             xr::StructureType::COMPOSITION_LAYER_CYLINDER_KHR if cylinder => {
                 // SAFETY: the type says it is a cylinder layer.
                 let l = unsafe { &*(p as *const xr::CompositionLayerCylinderKHR) };
-                let ok = valid_radius(l.radius)
-                    && (0.0..std::f32::consts::TAU).contains(&l.central_angle)
-                    && l.aspect_ratio.is_finite()
-                    && l.aspect_ratio > 0.0;
-                if !ok {
-                    tracing::warn!(
-                        radius = l.radius,
-                        central_angle = l.central_angle,
-                        aspect_ratio = l.aspect_ratio,
-                        "xrEndFrame: a cylinder layer's shape is not valid"
-                    );
-                    return Err(xr::Result::ERROR_VALIDATION_FAILURE);
-                }
+                let shape = layer::check_cylinder(l.radius, l.central_angle, l.aspect_ratio)
+                    .map_err(refused)?;
                 let layer = Layer::Cylinder {
                     eyes: eye_visibility(l.eye_visibility)?,
                     sub_image: sub_image(session, &l.sub_image, &mut holds, &mut rendering)?,
@@ -662,23 +636,20 @@ fn layers(
                     flags: layer_flags(base.layer_flags),
                 };
                 // A cylinder without an arc is valid and shows nothing.
-                if l.central_angle > 0.0 {
+                if shape == Shape::Drawn {
                     out.push(layer);
                 }
             }
             xr::StructureType::COMPOSITION_LAYER_EQUIRECT2_KHR if equirect2 => {
                 // SAFETY: the type says it is an equirect2 layer.
                 let l = unsafe { &*(p as *const xr::CompositionLayerEquirect2KHR) };
-                let half_pi = std::f32::consts::FRAC_PI_2;
-                let ok = valid_radius(l.radius)
-                    && (0.0..=std::f32::consts::TAU).contains(&l.central_horizontal_angle)
-                    && (-half_pi..=half_pi).contains(&l.upper_vertical_angle)
-                    && (-half_pi..=half_pi).contains(&l.lower_vertical_angle)
-                    && l.lower_vertical_angle <= l.upper_vertical_angle;
-                if !ok {
-                    tracing::warn!("xrEndFrame: an equirect2 layer's angles are not valid");
-                    return Err(xr::Result::ERROR_VALIDATION_FAILURE);
-                }
+                let shape = layer::check_equirect2(
+                    l.radius,
+                    l.central_horizontal_angle,
+                    l.upper_vertical_angle,
+                    l.lower_vertical_angle,
+                )
+                .map_err(refused)?;
                 let layer = Layer::Equirect {
                     eyes: eye_visibility(l.eye_visibility)?,
                     sub_image: sub_image(session, &l.sub_image, &mut holds, &mut rendering)?,
@@ -690,22 +661,15 @@ fn layers(
                     flags: layer_flags(base.layer_flags),
                 };
                 // Without area it is valid and shows nothing.
-                if l.central_horizontal_angle > 0.0
-                    && l.upper_vertical_angle > l.lower_vertical_angle
-                {
+                if shape == Shape::Drawn {
                     out.push(layer);
                 }
             }
             xr::StructureType::COMPOSITION_LAYER_EQUIRECT_KHR if equirect => {
                 // SAFETY: the type says it is an equirect layer.
                 let l = unsafe { &*(p as *const xr::CompositionLayerEquirectKHR) };
-                let finite2 = |v: xr::Vector2f| v.x.is_finite() && v.y.is_finite();
-                if !valid_radius(l.radius) || !finite2(l.scale) || !finite2(l.bias) {
-                    tracing::warn!(
-                        "xrEndFrame: an equirect layer's radius, scale or bias is not valid"
-                    );
-                    return Err(xr::Result::ERROR_VALIDATION_FAILURE);
-                }
+                layer::check_equirect(l.radius, [l.scale.x, l.scale.y], [l.bias.x, l.bias.y])
+                    .map_err(refused)?;
                 out.push(Layer::EquirectScaleBias {
                     eyes: eye_visibility(l.eye_visibility)?,
                     sub_image: sub_image(session, &l.sub_image, &mut holds, &mut rendering)?,
@@ -720,12 +684,14 @@ fn layers(
                 // SAFETY: the type says it is a cube layer.
                 let l = unsafe { &*(p as *const xr::CompositionLayerCubeKHR) };
                 let e = super::swapchain::extent(l.swapchain)?;
-                if e.session != session || e.faces != 6 || l.image_array_index >= e.array_size {
-                    tracing::warn!(
-                        "xrEndFrame: a cube layer needs a cube swapchain of its session"
-                    );
-                    return Err(xr::Result::ERROR_VALIDATION_FAILURE);
-                }
+                let shape = layer::SwapchainShape {
+                    width: e.width,
+                    height: e.height,
+                    array_size: e.array_size,
+                    faces: e.faces,
+                    same_session: e.session == session,
+                };
+                layer::check_cube(shape, l.image_array_index).map_err(refused)?;
                 let orientation = app_pose(&xr::Posef {
                     orientation: l.orientation,
                     position: xr::Vector3f::default(),

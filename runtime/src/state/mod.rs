@@ -2,6 +2,7 @@
 //! numbers. The ABI layer (`abi`) translates between these and the C structures.
 
 pub mod action;
+pub mod layer;
 pub mod path;
 pub mod session;
 pub mod space;
