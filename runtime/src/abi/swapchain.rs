@@ -5,7 +5,7 @@
 use super::marshal::{done, guard};
 use crate::core::registry::{Kind, REGISTRY};
 use crate::core::session::{Graphics, session, slock};
-use crate::core::swapchain::{Inner, SwapchainObj, ilock};
+use crate::core::swapchain::{Inner, SwapchainObj, alock, ilock};
 use crate::state::swapchain::{SwapchainCycle, SwapchainError};
 use leasehold_compositor::frame_loop::{Hold, InUse};
 
@@ -190,10 +190,11 @@ pub(super) unsafe extern "system" fn create_swapchain(
                 inner: Mutex::new(Inner {
                     cycle: SwapchainCycle::new(count, static_image),
                     in_use: (0..count).map(|_| InUse::new()).collect(),
-                    app: app_sc,
+                    probes: (0..count).map(|_| None).collect(),
                     layer_ids,
                     compositor,
                 }),
+                app: Mutex::new(app_sc),
             };
             let (handle, _) = s.swapchains.adopt(obj);
             tracing::debug!(
@@ -232,7 +233,7 @@ pub(super) unsafe extern "system" fn enumerate_swapchain_images(
     guard("xrEnumerateSwapchainImages", || {
         done((|| {
             let sc = swapchain(h)?;
-            let handles = ilock(&sc).app.handles();
+            let handles = alock(&sc).handles();
             // SAFETY: the two-call contract; the app's array is of
             // XrSwapchainImageVulkanKHR (checked per element by its type).
             unsafe {
@@ -282,12 +283,17 @@ pub(super) unsafe extern "system" fn acquire_swapchain_image(
             if index.is_null() {
                 return Err(xr::Result::ERROR_VALIDATION_FAILURE);
             }
-            let mut inner = ilock(&sc);
-            let Inner { cycle, in_use, .. } = &mut *inner;
-            let i = cycle
-                .acquire_preferring(|i| in_use.get(i as usize).is_some_and(|u| u.is_free()))
-                .map_err(order)?;
-            if let Err(e) = inner.app.acquired(i as usize) {
+            let i = {
+                let mut inner = ilock(&sc);
+                let Inner { cycle, in_use, .. } = &mut *inner;
+                cycle
+                    .acquire_preferring(|i| in_use.get(i as usize).is_some_and(|u| u.is_free()))
+                    .map_err(order)?
+            };
+            // The GPU side (a wait for the image's previous submission, then its layout
+            // transition) without the cycle's lock: xrEndFrame on another thread never
+            // waits behind it.
+            if let Err(e) = alock(&sc).acquired(i as usize) {
                 tracing::error!(%e, "xrAcquireSwapchainImage");
                 return Err(xr::Result::ERROR_RUNTIME_FAILURE);
             }
@@ -358,13 +364,20 @@ pub(super) unsafe extern "system" fn release_swapchain_image(
             let sc = swapchain(h)?;
             // SAFETY: the app passes a structure or null.
             unsafe { optional_info(info.cast(), xr::StructureType::SWAPCHAIN_IMAGE_RELEASE_INFO) }?;
+            let i = ilock(&sc).cycle.to_release().map_err(order)?;
+            // The GPU side without the cycle's lock (see xrAcquireSwapchainImage); the
+            // app synchronises its calls on one swapchain, so `i` is still the one.
+            let probe = {
+                let mut app = alock(&sc);
+                if let Err(e) = app.released(i as usize) {
+                    tracing::error!(%e, "xrReleaseSwapchainImage");
+                    return Err(xr::Result::ERROR_RUNTIME_FAILURE);
+                }
+                app.release_probe(i as usize)
+            };
             let mut inner = ilock(&sc);
-            let i = inner.cycle.to_release().map_err(order)?;
-            if let Err(e) = inner.app.released(i as usize) {
-                tracing::error!(%e, "xrReleaseSwapchainImage");
-                return Err(xr::Result::ERROR_RUNTIME_FAILURE);
-            }
             inner.cycle.release().map_err(order)?;
+            inner.probes[i as usize] = probe;
             Ok(())
         })())
     })
@@ -397,7 +410,7 @@ pub(super) fn shown(h: xr::Swapchain, session: u64) -> Result<Shown, xr::Result>
         return Err(xr::Result::ERROR_LAYER_INVALID);
     };
     let hold = inner.in_use[i as usize].hold();
-    let rendering = inner.app.release_probe(i as usize);
+    let rendering = inner.probes[i as usize].clone();
     Ok(Shown {
         layer_id,
         hold,

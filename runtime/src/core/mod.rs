@@ -17,11 +17,16 @@
 //!
 //! Lock order (a thread holding one may take only those after it):
 //! 1. a session's state (`SessionCell::obj`);
-//! 2. a swapchain's state (`SwapchainObj::inner`);
+//! 2. a swapchain's cycle (`SwapchainObj::inner`);
 //! 3. an instance's state (`InstanceNode::lock`), its suggested bindings, names and
 //!    Vulkan state;
 //! 4. children lists (`Children`), then the registry: leaves, held for a push or a lookup
 //!    only.
+//!
+//! A swapchain's images on the app's device (`SwapchainObj::app`) are locked with no
+//! other lock held: the GPU waits of xrAcquireSwapchainImage and xrReleaseSwapchainImage
+//! happen under it and under nothing else, so xrWaitFrame and xrEndFrame on other
+//! threads never wait for the app's GPU.
 //!
 //! No application callback runs while any of them is held (messages for debug
 //! messengers are queued and delivered as each call returns).
