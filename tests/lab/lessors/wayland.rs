@@ -166,27 +166,7 @@ fn hello_xr_in_a_sway_session_gets_the_headset_from_sway() {
     let (_, manifest) = crate::common::runtime_manifest("leasehold-lab-hello-xr-sway");
     // The frame report goes where the user may write.
     let report = sway.runtime.join("frames.json");
-    let mut cmd = Command::new("setpriv");
-    cmd.args([
-        "--reuid",
-        LAB_USER,
-        "--regid",
-        LAB_USER,
-        "--init-groups",
-        "env",
-        "-i",
-    ])
-    .arg("PATH=/usr/bin:/bin")
-    .arg("HOME=/tmp")
-    .arg(format!("XDG_RUNTIME_DIR={}", sway.runtime.display()))
-    .arg("WAYLAND_DISPLAY=wayland-1")
-    .arg(format!("XR_RUNTIME_JSON={}", manifest.display()))
-    .arg(format!("LEASEHOLD_FRAME_REPORT={}", report.display()))
-    .arg(format!("LEASEHOLD_LOG={}", crate::common::HELLO_XR_LOG));
-    if let Ok(v) = std::env::var("LP_NATIVE_VECTOR_WIDTH") {
-        cmd.arg(format!("LP_NATIVE_VECTOR_WIDTH={v}"));
-    }
-    cmd.args(["hello_xr", "-g", "Vulkan2"]);
+    let cmd = hello_xr_as_user(&sway, &manifest, &report);
     let run = crate::common::run_hello_xr(cmd, &report);
     super::assert_shown_through(&run, "the Wayland compositor (wp_drm_lease_device_v1)");
 }
