@@ -165,7 +165,9 @@ pub(super) unsafe extern "system" fn poll_event(
         if b.ty != xr::StructureType::EVENT_DATA_BUFFER {
             return xr::Result::ERROR_VALIDATION_FAILURE;
         }
-        match lock(&i).events.pop_front() {
+        // Popped first: the instance's lock is not held in the arms below.
+        let event = lock(&i).events.pop_front();
+        match event {
             None => xr::Result::EVENT_UNAVAILABLE,
             Some(state::Event::SessionStateChanged {
                 session: sh,
@@ -182,6 +184,13 @@ pub(super) unsafe extern "system" fn poll_event(
                 // SAFETY: the event buffer is larger than any event structure and ours
                 // to write for this call.
                 unsafe { std::ptr::write(buf.cast::<xr::EventDataSessionStateChanged>(), e) };
+                if st == state::session::SessionState::LossPending
+                    && let Ok(s) = crate::core::session::session(xr::Session::from_raw(sh))
+                {
+                    // The app knows now: from here on, calls on the session are
+                    // XR_ERROR_SESSION_LOST.
+                    crate::core::session::slock(&s).session.loss_reported();
+                }
                 xr::Result::SUCCESS
             }
             Some(state::Event::DisplayRefreshRateChanged { from_hz, to_hz }) => {

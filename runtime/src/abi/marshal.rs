@@ -8,8 +8,9 @@ use std::ffi::{CStr, c_char, c_void};
 
 /// Runs entry point `name`'s body; a panic becomes XR_ERROR_RUNTIME_FAILURE instead of
 /// unwinding into the application. A failed call leaves one record saying which call
-/// failed with what (the reason, where the body knows one, was logged just before);
-/// the app's debug messengers hear it too.
+/// failed with what (the reason, where the body knows one, was logged just before): a
+/// warning the app's debug messengers hear where the app misused the API or the runtime
+/// failed, a debug record where the error is an answer (see [`is_mistake`]).
 ///
 /// The body logs through the runtime's own subscriber; what it logged for the app's
 /// debug messengers is delivered after it returns, when the call holds no runtime lock
@@ -25,9 +26,10 @@ pub(super) fn guard(name: &'static str, f: impl FnOnce() -> xr::Result) -> xr::R
             tracing::error!(function = name, panic = %msg, "internal error in an OpenXR call");
             xr::Result::ERROR_RUNTIME_FAILURE
         });
-        // XR_ERROR_SIZE_INSUFFICIENT is the two-call idiom's answer, not a failure.
-        if r.into_raw() < 0 && r != xr::Result::ERROR_SIZE_INSUFFICIENT {
+        if is_mistake(r) {
             tracing::warn!(function = name, result = %result_name(r), "call failed");
+        } else if r.into_raw() < 0 {
+            tracing::debug!(function = name, result = %result_name(r), "call failed");
         }
         // A callback that panics must not unwind into the application either.
         if std::panic::catch_unwind(deliver_queued).is_err() {
@@ -35,6 +37,40 @@ pub(super) fn guard(name: &'static str, f: impl FnOnce() -> xr::Result) -> xr::R
         }
         r
     })
+}
+
+/// Results that say the application misused the API, or the runtime failed: worth a
+/// warning its messengers hear. Other errors are answers apps ask for and act on (an
+/// extension function not offered, no headset yet, a buffer too small, a session not
+/// running yet): logged at debug only, so a conforming app's log stays quiet.
+fn is_mistake(r: xr::Result) -> bool {
+    use xr::Result as R;
+    matches!(
+        r,
+        R::ERROR_VALIDATION_FAILURE
+            | R::ERROR_RUNTIME_FAILURE
+            | R::ERROR_HANDLE_INVALID
+            | R::ERROR_CALL_ORDER_INVALID
+            | R::ERROR_LAYER_INVALID
+            | R::ERROR_LAYER_LIMIT_EXCEEDED
+            | R::ERROR_SWAPCHAIN_RECT_INVALID
+            | R::ERROR_SWAPCHAIN_FORMAT_UNSUPPORTED
+            | R::ERROR_PATH_INVALID
+            | R::ERROR_PATH_FORMAT_INVALID
+            | R::ERROR_POSE_INVALID
+            | R::ERROR_TIME_INVALID
+            | R::ERROR_NAME_INVALID
+            | R::ERROR_NAME_DUPLICATED
+            | R::ERROR_LOCALIZED_NAME_INVALID
+            | R::ERROR_LOCALIZED_NAME_DUPLICATED
+            | R::ERROR_ACTION_TYPE_MISMATCH
+            | R::ERROR_ACTIONSET_NOT_ATTACHED
+            | R::ERROR_ACTIONSETS_ALREADY_ATTACHED
+            | R::ERROR_GRAPHICS_DEVICE_INVALID
+            | R::ERROR_GRAPHICS_REQUIREMENTS_CALL_MISSING
+            | R::ERROR_REFERENCE_SPACE_UNSUPPORTED
+            | R::ERROR_SESSION_LOST
+    )
 }
 
 pub(super) fn done(r: Result<(), xr::Result>) -> xr::Result {
@@ -399,5 +435,29 @@ pub(super) fn structure_type_name(t: xr::StructureType) -> String {
         format!("XR_TYPE_{dbg}")
     } else {
         format!("XR_UNKNOWN_STRUCTURE_TYPE_{}", t.into_raw())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn misuse_warns_and_answers_stay_quiet() {
+        assert!(is_mistake(xr::Result::ERROR_VALIDATION_FAILURE));
+        assert!(is_mistake(xr::Result::ERROR_HANDLE_INVALID));
+        assert!(
+            !is_mistake(xr::Result::ERROR_FUNCTION_UNSUPPORTED),
+            "proc-addr probing"
+        );
+        assert!(
+            !is_mistake(xr::Result::ERROR_FORM_FACTOR_UNAVAILABLE),
+            "no headset yet"
+        );
+        assert!(
+            !is_mistake(xr::Result::ERROR_SIZE_INSUFFICIENT),
+            "two-call idiom"
+        );
+        assert!(!is_mistake(xr::Result::SUCCESS));
     }
 }

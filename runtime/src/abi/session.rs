@@ -412,7 +412,8 @@ pub(super) unsafe extern "system" fn end_frame(
             if frame.is_multiple_of(100) {
                 tracing::debug!(frames = frame, "frames ended");
             }
-            if let Some(g) = &s.gfx
+            // A lost session's frames go nowhere (the app has yet to see LOSS_PENDING).
+            if let Some(g) = s.gfx.as_ref().filter(|_| !s.session.is_lost())
                 && let Err(e) = g.compositor.submit(Submission {
                     frame,
                     layers,

@@ -49,6 +49,8 @@ pub struct Session {
     state: SessionState,
     running: bool,
     exit_requested: bool,
+    /// The app has polled the LOSS_PENDING event.
+    loss_reported: bool,
     pending: Vec<SessionState>,
     /// Frames through xrWaitFrame / xrBeginFrame / xrEndFrame.
     waited: u64,
@@ -72,6 +74,7 @@ impl Session {
             state: SessionState::Idle,
             running: false,
             exit_requested: false,
+            loss_reported: false,
             pending: vec![SessionState::Idle],
             waited: 0,
             begun: 0,
@@ -98,8 +101,12 @@ impl Session {
         }
     }
 
+    /// A lost session keeps answering calls as before until the app has polled its
+    /// LOSS_PENDING event (that event is how an app learns of the loss; an app that
+    /// treats a failing frame call as fatal would otherwise never see it); from then on
+    /// every call on it is XR_ERROR_SESSION_LOST.
     fn alive(&self) -> Result<(), SessionError> {
-        if self.state == SessionState::LossPending {
+        if self.state == SessionState::LossPending && self.loss_reported {
             Err(SessionError::Lost)
         } else {
             Ok(())
@@ -171,6 +178,17 @@ impl Session {
     /// The display is gone (lease revoked, headset unplugged).
     pub fn lose(&mut self) {
         self.go(SessionState::LossPending);
+    }
+
+    /// The app polled this session's LOSS_PENDING event.
+    pub fn loss_reported(&mut self) {
+        if self.state == SessionState::LossPending {
+            self.loss_reported = true;
+        }
+    }
+
+    pub fn is_lost(&self) -> bool {
+        self.state == SessionState::LossPending
     }
 
     /// xrWaitFrame: returns the frame's index. A second wait before the frame is begun
@@ -288,6 +306,11 @@ mod tests {
         assert_eq!(s.end(), Err(SessionError::NotStopping));
         s.lose();
         assert_eq!(s.take_events().last(), Some(&LossPending));
+        // Until the app has seen the event, frame calls go on (nothing is shown).
+        assert!(s.wait_frame().is_ok());
+        assert!(s.begin_frame().is_ok());
+        assert!(s.end_frame().is_ok());
+        s.loss_reported();
         assert_eq!(s.wait_frame(), Err(SessionError::Lost));
         assert_eq!(s.end(), Err(SessionError::Lost));
     }
