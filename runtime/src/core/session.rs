@@ -116,13 +116,13 @@ impl SessionObj {
         self.gfx.clone()
     }
 
-    /// XR_ERROR_SESSION_LOST once the session is lost; a compositor that lost its display
-    /// loses the session (LOSS_PENDING is reported first).
+    /// XR_ERROR_SESSION_LOST once the session is lost and the app has polled its
+    /// LOSS_PENDING event (the rule is `state::session`'s); a compositor that lost its
+    /// display loses the session.
     pub(crate) fn alive(&self) -> Result<(), xr::Result> {
-        if self.session.state() == SessionState::LossPending {
-            return Err(xr::Result::ERROR_SESSION_LOST);
-        }
-        Ok(())
+        self.session
+            .alive()
+            .map_err(|_| xr::Result::ERROR_SESSION_LOST)
     }
 
     /// Notices a compositor that stopped: the session moves to LOSS_PENDING.

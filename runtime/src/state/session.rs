@@ -105,7 +105,7 @@ impl Session {
     /// LOSS_PENDING event (that event is how an app learns of the loss; an app that
     /// treats a failing frame call as fatal would otherwise never see it); from then on
     /// every call on it is XR_ERROR_SESSION_LOST.
-    fn alive(&self) -> Result<(), SessionError> {
+    pub fn alive(&self) -> Result<(), SessionError> {
         if self.state == SessionState::LossPending && self.loss_reported {
             Err(SessionError::Lost)
         } else {
