@@ -12,6 +12,25 @@ use std::time::{Duration, Instant};
 /// The account `cargo xtask setup` creates for the lab (sway refuses to run as root).
 const LAB_USER: &str = "leasehold-lab";
 
+/// A command run as the lab user in an empty environment but for a path, a home and
+/// `runtime` as its XDG_RUNTIME_DIR; more `NAME=value` arguments, then the program, follow.
+fn as_lab_user(runtime: &std::path::Path) -> Command {
+    let mut cmd = Command::new("setpriv");
+    cmd.args([
+        "--reuid",
+        LAB_USER,
+        "--regid",
+        LAB_USER,
+        "--init-groups",
+        "env",
+        "-i",
+    ])
+    .arg("PATH=/usr/bin:/bin")
+    .arg("HOME=/tmp")
+    .arg(format!("XDG_RUNTIME_DIR={}", runtime.display()));
+    cmd
+}
+
 /// seatd and sway, running as the lab user; stopped on drop.
 struct Sway {
     seatd: Child,
@@ -44,19 +63,7 @@ impl Sway {
             "output Virtual-1 resolution 1280x800\n",
         )
         .unwrap();
-        let sway = Command::new("setpriv")
-            .args([
-                "--reuid",
-                LAB_USER,
-                "--regid",
-                LAB_USER,
-                "--init-groups",
-                "env",
-                "-i",
-            ])
-            .arg("PATH=/usr/bin:/bin")
-            .arg("HOME=/tmp")
-            .arg(format!("XDG_RUNTIME_DIR={}", runtime.display()))
+        let sway = as_lab_user(&runtime)
             .args([
                 "LIBSEAT_BACKEND=seatd",
                 "WLR_BACKENDS=drm",
@@ -105,23 +112,11 @@ impl Drop for Sway {
 /// hello_xr as the desktop's user in sway's session, with no `LEASEHOLD_*` settings but
 /// the frame report and the log.
 fn hello_xr_as_user(sway: &Sway, manifest: &std::path::Path, report: &std::path::Path) -> Command {
-    let mut cmd = Command::new("setpriv");
-    cmd.args([
-        "--reuid",
-        LAB_USER,
-        "--regid",
-        LAB_USER,
-        "--init-groups",
-        "env",
-        "-i",
-    ])
-    .arg("PATH=/usr/bin:/bin")
-    .arg("HOME=/tmp")
-    .arg(format!("XDG_RUNTIME_DIR={}", sway.runtime.display()))
-    .arg("WAYLAND_DISPLAY=wayland-1")
-    .arg(format!("XR_RUNTIME_JSON={}", manifest.display()))
-    .arg(format!("LEASEHOLD_FRAME_REPORT={}", report.display()))
-    .arg(format!("LEASEHOLD_LOG={}", crate::common::HELLO_XR_LOG));
+    let mut cmd = as_lab_user(&sway.runtime);
+    cmd.arg("WAYLAND_DISPLAY=wayland-1")
+        .arg(format!("XR_RUNTIME_JSON={}", manifest.display()))
+        .arg(format!("LEASEHOLD_FRAME_REPORT={}", report.display()))
+        .arg(format!("LEASEHOLD_LOG={}", crate::common::HELLO_XR_LOG));
     if let Ok(v) = std::env::var("LP_NATIVE_VECTOR_WIDTH") {
         cmd.arg(format!("LP_NATIVE_VECTOR_WIDTH={v}"));
     }
