@@ -62,9 +62,13 @@ fn main() {
 }
 
 fn validate(module: &naga::Module, path: &Path) -> naga::valid::ModuleInfo {
+    // SHADER_FLOAT16_IN_FLOAT32: pack2x16float/unpack2x16float (SPIR-V's GLSL.std.450
+    // PackHalf2x16, core in Vulkan: no 16-bit types involved).
     naga::valid::Validator::new(
         naga::valid::ValidationFlags::all(),
-        naga::valid::Capabilities::PUSH_CONSTANT | naga::valid::Capabilities::DUAL_SOURCE_BLENDING,
+        naga::valid::Capabilities::PUSH_CONSTANT
+            | naga::valid::Capabilities::DUAL_SOURCE_BLENDING
+            | naga::valid::Capabilities::SHADER_FLOAT16_IN_FLOAT32,
     )
     .validate(module)
     .unwrap_or_else(|e| panic!("{}: {e:?}", path.display()))

@@ -13,7 +13,7 @@ use leasehold_compositor::render::{
 use leasehold_compositor::target::Target;
 use leasehold_compositor::target::headless::HeadlessTarget;
 use leasehold_compositor::vk::context::{DevicePreference, VkContext};
-use leasehold_compositor::vk::renderer::GpuRenderer;
+use leasehold_compositor::vk::renderer::{ComposePath, GpuRenderer};
 use leasehold_drivers::api::{Pose, TrackedDevice};
 use leasehold_drivers::simulated::{SIMULATED_CONFIG, SimulatedHmd};
 use leasehold_drivers::vive::config::ViveConfig;
@@ -36,6 +36,10 @@ pub struct CompositorArgs {
     /// Present through the headless target's simulated vblank clock (else back to back).
     #[arg(long)]
     paced: bool,
+    /// The compositor's path: compute or fragment (default: the one the renderer picks
+    /// for this GPU, or LEASEHOLD_COMPOSE).
+    #[arg(long, value_parser = ["compute", "fragment"])]
+    path: Option<String>,
     /// Where the CSV and the last frame's PNG go.
     #[arg(long, default_value = "leasehold-bench")]
     out: PathBuf,
@@ -93,7 +97,13 @@ pub fn compositor(a: CompositorArgs) -> anyhow::Result<()> {
         display.panel_height,
         a.frames
     );
-    let mut r = GpuRenderer::new(ctx.clone(), &lens, &display)?;
+    let path = match a.path.as_deref() {
+        Some("compute") => Some(ComposePath::Compute),
+        Some("fragment") => Some(ComposePath::Fragment),
+        _ => ComposePath::from_env(),
+    };
+    let mut r = GpuRenderer::with_path(ctx.clone(), &lens, &display, path)?;
+    println!("  pass: {} path", r.path());
     r.set_gpu_timeout(std::time::Duration::from_secs(300));
     let mut ids = [0u64; 2];
     for (e, id) in ids.iter_mut().enumerate() {
@@ -159,7 +169,7 @@ pub fn compositor(a: CompositorArgs) -> anyhow::Result<()> {
         csv,
         "frame,cpu_plan_us,cpu_submit_us,gpu_acquire_us,gpu_compose_us,gpu_release_us,gpu_total_us,wall_us"
     )?;
-    let (mut plan_ms, mut submit_ms, mut wall) = (vec![], vec![], vec![]);
+    let (mut plan_ms, mut submit_ms, mut queue_ms, mut wall) = (vec![], vec![], vec![], vec![]);
     let (mut acquire, mut compose, mut release, mut gpu) = (vec![], vec![], vec![], vec![]);
     let bar = indicatif::ProgressBar::new(u64::from(a.frames) + 5);
     for f in 0..a.frames + 5 {
@@ -225,6 +235,7 @@ pub fn compositor(a: CompositorArgs) -> anyhow::Result<()> {
         let ms = |ns: u64| ns as f64 / 1e6;
         plan_ms.push(ms(plan_ns));
         submit_ms.push(ms(timing.cpu_submit_ns));
+        queue_ms.push(ms(timing.cpu_queue_submit_ns));
         wall.push(ms(wall_ns));
         if let (Some(g), Some(t)) = (timing.gpu, timing.gpu_total_ns) {
             acquire.push(ms(g.acquire_ns));
@@ -241,6 +252,7 @@ pub fn compositor(a: CompositorArgs) -> anyhow::Result<()> {
     };
     row("CPU plan", &mut plan_ms);
     row("CPU record + submit", &mut submit_ms);
+    row("  of which vkQueueSubmit2", &mut queue_ms);
     if !gpu.is_empty() {
         row("GPU take app images", &mut acquire);
         row("GPU compose (one pass)", &mut compose);

@@ -5,8 +5,15 @@
 // the layer's space (projection: the app's render pose, the timewarp; quad: the quad's
 // plane; ...) and sample the layer's sub-image there. Nothing is drawn outside the lens
 // model's valid radius or outside the eye's field of view, where the panel stays black.
-// Output is premultiplied and blends per channel through dual-source blending:
-// dst = colour + dst * (1 - that channel's alpha).
+// Output is premultiplied and blends per channel: dst = colour + dst * (1 - that
+// channel's alpha). Two ways to run it, the same per-pixel code:
+// - fragment (vs_main, fs_main): the mesh is drawn per layer, the rasteriser
+//   interpolates it, blending is dual-source blending into the sRGB panel;
+// - compute (cs_main): one dispatch per layer over the panel region it can show in; each
+//   invocation interpolates the mesh for its pixel exactly as the rasteriser would, blends
+//   in a running linear colour (`accum`, half floats) and the eye's last layer writes the
+//   panel once, sRGB-encoded. GPUs built for compute (few raster units) run this far
+//   faster.
 
 enable dual_source_blending;
 
@@ -24,7 +31,10 @@ struct Layer {
                         // aspect ratio; equirect: radius, central horizontal angle, upper
                         // and lower vertical angles; equirect by scale and bias: radius,
                         // u scale, v scale, u bias
-    eye: vec4<f32>,     // .x: r² cutoff of this eye's lens
+    eye: vec4<u32>,     // .x: r² cutoff of this eye's lens (f32 bits); compute only:
+                        // .y: region origin in panel pixels (x | y << 16), .z: region
+                        // size (w | h << 16), .w: mode (1: first layer of the eye, 2:
+                        // last, writes the panel) | eye index << 8
 };
 
 // Where a ray from `o` along `d` leaves a sphere (`cyl` false) or the cylinder around Y
@@ -204,22 +214,35 @@ fn cube(e: vec2<f32>) -> vec4<f32> {
     return sample_at(vec2<f32>(0.5 * (sc / ma + 1.0), 0.5 * (tc / ma + 1.0)), face);
 }
 
+// Red from the red channel's sample, green from green's, blue from blue's.
 struct FsOut {
     @location(0) @blend_src(0) color: vec4<f32>,
     @location(0) @blend_src(1) alpha: vec4<f32>,
 };
 
-// Red from the red channel's sample, green from green's, blue from blue's.
-fn out(r: vec4<f32>, g: vec4<f32>, b: vec4<f32>) -> FsOut {
-    return FsOut(vec4<f32>(r.r, g.g, b.b, 0.0), vec4<f32>(r.a, g.a, b.a, 0.0));
-}
-
 // Outside the lens's valid radius: nothing (colour and alpha 0: the panel stays black).
-fn beyond_lens(in: VsOut) -> bool {
-    return dot(in.p, in.p) > pc.eye.x;
+fn beyond_lens(p: vec2<f32>) -> bool {
+    return dot(p, p) > bitcast<f32>(pc.eye.x);
 }
 
-const NOTHING = FsOut(vec4<f32>(0.0), vec4<f32>(0.0));
+// Where one panel pixel looks: each channel's eye-image position and the lens-centred
+// offset (the mesh's per-vertex values, interpolated).
+struct Lens {
+    uv_r: vec2<f32>,
+    uv_g: vec2<f32>,
+    uv_b: vec2<f32>,
+    p: vec2<f32>,
+};
+
+// The layer's premultiplied colour for one pixel, per channel, and each channel's alpha.
+struct Mix {
+    color: vec3<f32>,
+    alpha: vec3<f32>,
+};
+
+fn mix_of(r: vec4<f32>, g: vec4<f32>, b: vec4<f32>) -> Mix {
+    return Mix(vec3<f32>(r.r, g.g, b.b), vec3<f32>(r.a, g.a, b.a));
+}
 
 // Which kind of layer this build of the shader draws (render::kind's numbers). The build
 // script makes one SPIR-V module per kind with the constant set: a software rasteriser
@@ -227,26 +250,121 @@ const NOTHING = FsOut(vec4<f32>(0.0), vec4<f32>(0.0));
 // only its own kind's code.
 override KIND: u32 = 0u;
 
-@fragment
-fn fs_main(in: VsOut) -> FsOut {
-    if beyond_lens(in) {
-        return NOTHING;
-    }
+// This build's layer at one pixel (inside the lens's valid radius).
+fn layer_at(l: Lens) -> Mix {
     switch KIND {
         case 0u: {
-            return out(projection(in.uv_r), projection(in.uv_g), projection(in.uv_b));
+            return mix_of(projection(l.uv_r), projection(l.uv_g), projection(l.uv_b));
         }
         case 1u: {
-            return out(quad(in.uv_r), quad(in.uv_g), quad(in.uv_b));
+            return mix_of(quad(l.uv_r), quad(l.uv_g), quad(l.uv_b));
         }
         case 2u: {
-            return out(cylinder(in.uv_r), cylinder(in.uv_g), cylinder(in.uv_b));
+            return mix_of(cylinder(l.uv_r), cylinder(l.uv_g), cylinder(l.uv_b));
         }
         case 3u, 4u: {
-            return out(equirect(in.uv_r), equirect(in.uv_g), equirect(in.uv_b));
+            return mix_of(equirect(l.uv_r), equirect(l.uv_g), equirect(l.uv_b));
         }
         default: {
-            return out(cube(in.uv_r), cube(in.uv_g), cube(in.uv_b));
+            return mix_of(cube(l.uv_r), cube(l.uv_g), cube(l.uv_b));
         }
+    }
+}
+
+@fragment
+fn fs_main(in: VsOut) -> FsOut {
+    if beyond_lens(in.p) {
+        return FsOut(vec4<f32>(0.0), vec4<f32>(0.0));
+    }
+    let m = layer_at(Lens(in.uv_r, in.uv_g, in.uv_b, in.p));
+    return FsOut(vec4<f32>(m.color, 0.0), vec4<f32>(m.alpha, 0.0));
+}
+
+// The compute path's resources (set 1).
+// The panel through an RGBA8 unorm view of its BGRA sRGB image: written once per pixel,
+// by the eye's last layer, encoded here.
+@group(1) @binding(0) var panel: texture_storage_2d<rgba8unorm, write>;
+// The linear colour composed so far, per panel pixel (two half-float pairs: r g, b -).
+@group(1) @binding(1) var<storage, read_write> accum: array<vec2<u32>>;
+// The mesh: its vertices (11 floats each, as the vertex buffer), then columns and rows.
+@group(1) @binding(2) var<storage, read> mesh: array<f32>;
+
+const MESH_FLOATS: u32 = 11u;
+
+fn corner(k: u32) -> Lens {
+    let o = k * MESH_FLOATS + 2u;
+    return Lens(
+        vec2<f32>(mesh[o], mesh[o + 1u]),
+        vec2<f32>(mesh[o + 2u], mesh[o + 3u]),
+        vec2<f32>(mesh[o + 4u], mesh[o + 5u]),
+        vec2<f32>(mesh[o + 6u], mesh[o + 7u]),
+    );
+}
+
+fn weighted(a: Lens, wa: f32, b: Lens, wb: f32, c: Lens, wc: f32) -> Lens {
+    return Lens(
+        a.uv_r * wa + b.uv_r * wb + c.uv_r * wc,
+        a.uv_g * wa + b.uv_g * wb + c.uv_g * wc,
+        a.uv_b * wa + b.uv_b * wb + c.uv_b * wc,
+        a.p * wa + b.p * wb + c.p * wc,
+    );
+}
+
+// The mesh at eye-viewport position `e` (0..1 across), interpolated as the rasteriser
+// does: each cell is the triangles (0,0) (1,0) (0,1) and (1,0) (1,1) (0,1).
+fn lens_at(eye: u32, e: vec2<f32>) -> Lens {
+    let n = arrayLength(&mesh);
+    let cols = u32(mesh[n - 2u]);
+    let rows = u32(mesh[n - 1u]);
+    let g = e * vec2<f32>(f32(cols), f32(rows));
+    let i = min(u32(max(floor(g.x), 0.0)), cols - 1u);
+    let j = min(u32(max(floor(g.y), 0.0)), rows - 1u);
+    let f = g - vec2<f32>(f32(i), f32(j));
+    let row = cols + 1u;
+    let base = eye * row * (rows + 1u) + j * row + i;
+    let v10 = corner(base + 1u);
+    let v01 = corner(base + row);
+    if f.x + f.y <= 1.0 {
+        return weighted(corner(base), 1.0 - f.x - f.y, v10, f.x, v01, f.y);
+    }
+    return weighted(corner(base + row + 1u), f.x + f.y - 1.0, v01, 1.0 - f.x, v10, 1.0 - f.y);
+}
+
+fn srgb(c: f32) -> f32 {
+    let x = clamp(c, 0.0, 1.0);
+    if x <= 0.0031308 {
+        return 12.92 * x;
+    }
+    return 1.055 * pow(x, 1.0 / 2.4) - 0.055;
+}
+
+@compute @workgroup_size(8, 8)
+fn cs_main(@builtin(global_invocation_id) id: vec3<u32>) {
+    let size = vec2<u32>(pc.eye.z & 0xffffu, pc.eye.z >> 16u);
+    if id.x >= size.x || id.y >= size.y {
+        return;
+    }
+    let px = vec2<u32>(pc.eye.y & 0xffffu, pc.eye.y >> 16u) + id.xy;
+    let dims = textureDimensions(panel);
+    let half = dims.x / 2u;
+    let mode = pc.eye.w & 0xffu;
+    let eye = (pc.eye.w >> 8u) & 1u;
+    let at = px.y * dims.x + px.x;
+    var c = vec3<f32>(0.0);
+    if (mode & 1u) == 0u {
+        let a = accum[at];
+        c = vec3<f32>(unpack2x16float(a.x), unpack2x16float(a.y).x);
+    }
+    let e = (vec2<f32>(f32(px.x - eye * half), f32(px.y)) + 0.5) / vec2<f32>(f32(half), f32(dims.y));
+    let l = lens_at(eye, e);
+    if !beyond_lens(l.p) {
+        let m = layer_at(l);
+        c = m.color + c * (vec3<f32>(1.0) - m.alpha);
+    }
+    if (mode & 2u) != 0u {
+        // The image is BGRA: the view's first channel is blue.
+        textureStore(panel, px, vec4<f32>(srgb(c.b), srgb(c.g), srgb(c.r), 1.0));
+    } else {
+        accum[at] = vec2<u32>(pack2x16float(c.rg), pack2x16float(vec2<f32>(c.b, 0.0)));
     }
 }

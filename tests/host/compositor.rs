@@ -9,10 +9,28 @@ use leasehold_compositor::render::reference;
 use leasehold_compositor::render::{
     self, ColorFormat, Layer, LayerFlags, ProjectionView, SubImage, yaw_shift_pixels,
 };
-use leasehold_compositor::vk::renderer::GpuRenderer;
+use leasehold_compositor::vk::renderer::{ComposePath, GpuRenderer};
 use leasehold_drivers::api::{DisplayInfo, Fov, LensModel, Pose};
 use leasehold_drivers::simulated::SIMULATED_CONFIG;
 use leasehold_drivers::vive::config::ViveConfig;
+
+/// A test run once on each of the compositor's paths (`NAME::compute`,
+/// `NAME::fragment`): both must match the CPU reference.
+macro_rules! both_paths {
+    ($name:ident) => {
+        mod $name {
+            use leasehold_compositor::vk::renderer::ComposePath;
+            #[test]
+            fn compute() {
+                super::$name(ComposePath::Compute)
+            }
+            #[test]
+            fn fragment() {
+                super::$name(ComposePath::Fragment)
+            }
+        }
+    };
+}
 
 fn artifacts() -> std::path::PathBuf {
     let d = std::path::PathBuf::from(env!("CARGO_TARGET_TMPDIR")).join("compositor");
@@ -28,8 +46,9 @@ fn render(
     eyes: [&RgbaImage; 2],
     render_pose: Quat,
     head: Quat,
+    path: ComposePath,
 ) -> RgbaImage {
-    let mut r = GpuRenderer::new(common::context(), lens, display).unwrap();
+    let mut r = GpuRenderer::with_path(common::context(), lens, display, Some(path)).unwrap();
     let ids = [0, 1].map(|e| {
         let id = r
             .create_layer_image(eyes[e].width, eyes[e].height, 1, ColorFormat::Rgba8Srgb)
@@ -102,8 +121,7 @@ fn vive(divisor: u32) -> (DisplayInfo, LensModel) {
     (display, lens)
 }
 
-#[test]
-fn distortion_matches_the_cpu_reference() {
+fn distortion_matches_the_cpu_reference(path: ComposePath) {
     leasehold_tests::init_tracing();
     let _vulkan = crate::common::validated();
     // Half the Vive's panel keeps the CPU reference quick; the model is resolution-free.
@@ -119,6 +137,7 @@ fn distortion_matches_the_cpu_reference() {
         [&eyes[0], &eyes[1]],
         Quat::IDENTITY,
         Quat::IDENTITY,
+        path,
     );
     let cpu = reference::distort(
         &lens,
@@ -127,8 +146,10 @@ fn distortion_matches_the_cpu_reference() {
         display.panel_height,
     );
     let dir = artifacts();
-    gpu.write_png(&dir.join("distorted-gpu.png")).unwrap();
-    cpu.write_png(&dir.join("distorted-cpu.png")).unwrap();
+    gpu.write_png(&dir.join(format!("distorted-gpu-{path}.png")))
+        .unwrap();
+    cpu.write_png(&dir.join(format!("distorted-cpu-{path}.png")))
+        .unwrap();
     let psnr = reference::psnr(&gpu, &cpu);
     let max_err = reference::max_error_away_from_edges(&cpu, &gpu, 8);
     tracing::info!(
@@ -150,8 +171,7 @@ fn distortion_matches_the_cpu_reference() {
     assert!(reference::psnr(&gpu, &flat) < 20.0);
 }
 
-#[test]
-fn timewarp_shifts_by_the_expected_pixels() {
+fn timewarp_shifts_by_the_expected_pixels(path: ComposePath) {
     leasehold_tests::init_tracing();
     let _vulkan = crate::common::validated();
     let fov = Fov::symmetric(1.4, 1.4);
@@ -173,6 +193,7 @@ fn timewarp_shifts_by_the_expected_pixels() {
         [&line, &line],
         Quat::IDENTITY,
         Quat::IDENTITY,
+        path,
     );
     let base = column(&still, 0);
     assert!((base - 99.5).abs() < 0.6, "unwarped line at {base}");
@@ -184,6 +205,7 @@ fn timewarp_shifts_by_the_expected_pixels() {
         [&line, &line],
         Quat::IDENTITY,
         render::yaw(angle),
+        path,
     );
     let expected = yaw_shift_pixels(&fov, 200, angle);
     for eye in 0..2 {
@@ -245,12 +267,12 @@ fn background(id: u64, display: &DisplayInfo, flags: LayerFlags) -> Layer {
     }
 }
 
-#[test]
-fn quad_layers_blend_by_their_flags() {
+fn quad_layers_blend_by_their_flags(path: ComposePath) {
     leasehold_tests::init_tracing();
     let _vulkan = crate::common::validated();
     let display = small_display();
-    let mut r = GpuRenderer::new(common::context(), &LensModel::None, &display).unwrap();
+    let mut r =
+        GpuRenderer::with_path(common::context(), &LensModel::None, &display, Some(path)).unwrap();
     let blue = r
         .create_layer_image(128, 128, 1, ColorFormat::Rgba8Srgb)
         .unwrap();
@@ -310,12 +332,12 @@ fn quad_layers_blend_by_their_flags() {
     );
 }
 
-#[test]
-fn bad_layers_are_corrected_and_the_compositor_keeps_running() {
+fn bad_layers_are_corrected_and_the_compositor_keeps_running(path: ComposePath) {
     leasehold_tests::init_tracing();
     let _vulkan = crate::common::validated();
     let display = small_display();
-    let mut r = GpuRenderer::new(common::context(), &LensModel::None, &display).unwrap();
+    let mut r =
+        GpuRenderer::with_path(common::context(), &LensModel::None, &display, Some(path)).unwrap();
     let green = r
         .create_layer_image(128, 128, 1, ColorFormat::Rgba8Srgb)
         .unwrap();
@@ -391,12 +413,12 @@ fn bad_layers_are_corrected_and_the_compositor_keeps_running() {
 /// Cylinder and equirect layers (both kinds; with a quad, over a projection layer), drawn
 /// by the GPU and by the CPU reference of the pass, compared by PSNR. A lens-less
 /// display, so the panel shows each eye's field of view as it is.
-#[test]
-fn cylinder_and_equirect_layers_match_the_cpu_reference() {
+fn cylinder_and_equirect_layers_match_the_cpu_reference(path: ComposePath) {
     leasehold_tests::init_tracing();
     let _vulkan = crate::common::validated();
     let display = common::display(160, 1.6, 90.0);
-    let mut r = GpuRenderer::new(common::context(), &LensModel::None, &display).unwrap();
+    let mut r =
+        GpuRenderer::with_path(common::context(), &LensModel::None, &display, Some(path)).unwrap();
     let mut sources = std::collections::HashMap::new();
     let mut image = |r: &mut GpuRenderer, img: RgbaImage| uploaded(r, &mut sources, img);
     let bg = image(&mut r, pattern::test_pattern(128, 128, 0));
@@ -455,7 +477,7 @@ fn cylinder_and_equirect_layers_match_the_cpu_reference() {
     let cpu = cpu_panel(&display, &plan, &|id, layer| {
         sources.get(&(id, layer)).cloned()
     });
-    compare("layers", &gpu, &cpu);
+    compare(&format!("layers-{path}"), &gpu, &cpu);
     // Each layer is really there: the cylinder and the equirect cover part of each eye,
     // and differ from the background alone.
     let only_bg = render::plan(&display, Pose::IDENTITY, &layers[..1], &|id| {
@@ -473,12 +495,11 @@ fn cylinder_and_equirect_layers_match_the_cpu_reference() {
 /// Quads (small and large, near the centre and in the periphery) and a cylinder over a
 /// projection layer, through a real lens model: the GPU's one pass (each quad drawn only
 /// where the lens can show it) against the CPU reference evaluated per pixel.
-#[test]
-fn layers_through_the_lens_match_the_cpu_reference() {
+fn layers_through_the_lens_match_the_cpu_reference(path: ComposePath) {
     leasehold_tests::init_tracing();
     let _vulkan = crate::common::validated();
     let (display, lens) = vive(4);
-    let mut r = GpuRenderer::new(common::context(), &lens, &display).unwrap();
+    let mut r = GpuRenderer::with_path(common::context(), &lens, &display, Some(path)).unwrap();
     let mut sources = std::collections::HashMap::new();
     let mut image = |r: &mut GpuRenderer, img: RgbaImage| uploaded(r, &mut sources, img);
     let (w, h) = (display.eye_render_width, display.eye_render_height);
@@ -548,17 +569,17 @@ fn layers_through_the_lens_match_the_cpu_reference() {
         display.panel_width,
         display.panel_height,
     );
-    compare("lens-layers", &gpu, &cpu);
+    compare(&format!("lens-layers-{path}"), &gpu, &cpu);
 }
 
 /// A cube map layer: six faces of different patterns around the viewer, turned, drawn
 /// by the GPU and by the CPU reference.
-#[test]
-fn cube_layers_match_the_cpu_reference() {
+fn cube_layers_match_the_cpu_reference(path: ComposePath) {
     leasehold_tests::init_tracing();
     let _vulkan = crate::common::validated();
     let display = common::display(160, 1.6, 90.0);
-    let mut r = GpuRenderer::new(common::context(), &LensModel::None, &display).unwrap();
+    let mut r =
+        GpuRenderer::with_path(common::context(), &LensModel::None, &display, Some(path)).unwrap();
     let cube = r
         .create_layer_image(64, 64, 6, ColorFormat::Rgba8Srgb)
         .unwrap();
@@ -591,7 +612,7 @@ fn cube_layers_match_the_cpu_reference() {
     let cpu = cpu_panel(&display, &plan, &|_, layer| {
         faces.get(layer as usize).cloned()
     });
-    compare("cube", &gpu, &cpu);
+    compare(&format!("cube-{path}"), &gpu, &cpu);
     // Turned 0.7 rad about Y then 0.4 about X: the view shows more than one face.
     let tints: std::collections::BTreeSet<[u8; 3]> = (0..4)
         .flat_map(|i| (0..4).map(move |j| (i, j)))
@@ -630,3 +651,11 @@ fn compare(name: &str, gpu: &RgbaImage, cpu: &RgbaImage) {
     assert!(psnr >= 40.0, "{name}: PSNR {psnr:.1} dB");
     assert!(worst <= 3, "{name}: max error away from edges {worst}");
 }
+
+both_paths!(distortion_matches_the_cpu_reference);
+both_paths!(timewarp_shifts_by_the_expected_pixels);
+both_paths!(quad_layers_blend_by_their_flags);
+both_paths!(bad_layers_are_corrected_and_the_compositor_keeps_running);
+both_paths!(cylinder_and_equirect_layers_match_the_cpu_reference);
+both_paths!(layers_through_the_lens_match_the_cpu_reference);
+both_paths!(cube_layers_match_the_cpu_reference);

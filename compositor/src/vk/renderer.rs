@@ -1,7 +1,7 @@
 //! Executes a [`FramePlan`] on the GPU in one pass: layer images, the pass's pipelines
-//! (one per layer kind, dynamic rendering, dual-source blending), the distortion mesh,
-//! timestamps, the render fence (exported as a sync_file where the driver can), and
-//! read-back of targets.
+//! (one per layer kind: a compute path, one dispatch per layer, and a fragment path,
+//! dynamic rendering and dual-source blending), the distortion mesh, timestamps, the
+//! render fence (exported as a sync_file where the driver can), and read-back of targets.
 
 use super::context::VkContext;
 use super::{VkError, call};
@@ -25,8 +25,52 @@ const PANEL_SPV: [&[u8]; 6] = [
 ];
 
 /// Push constants of `shaders/panel.wgsl`: the layer draw (28 floats) and the eye's
-/// lens cutoff (4).
+/// lens cutoff and, for the compute path, the region and mode (4 words).
 const PUSH_BYTES: u32 = 128;
+
+/// Both paths' stages see the push constants and the layer's set.
+const SHADER_STAGES: vk::ShaderStageFlags = vk::ShaderStageFlags::from_raw(
+    vk::ShaderStageFlags::FRAGMENT.as_raw() | vk::ShaderStageFlags::COMPUTE.as_raw(),
+);
+
+/// The compute path's workgroup edge (`@workgroup_size(8, 8)`).
+const GROUP: u32 = 8;
+
+/// The view format through which the compute path writes a target (`TARGET_FORMAT`'s
+/// bytes, encoded by the shader).
+const STORAGE_FORMAT: vk::Format = vk::Format::R8G8B8A8_UNORM;
+
+/// How the one pass runs. Both compose the same pixels from the same mesh; which is faster
+/// depends on the GPU: chips built for compute have few raster units, and a software
+/// rasteriser prefers triangles to many small dispatches.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ComposePath {
+    /// One compute dispatch per layer, written once per pixel through a storage view.
+    Compute,
+    /// The mesh drawn per layer, blended into the target (dual-source blending).
+    Fragment,
+}
+
+impl std::fmt::Display for ComposePath {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(match self {
+            ComposePath::Compute => "compute",
+            ComposePath::Fragment => "fragment",
+        })
+    }
+}
+
+impl ComposePath {
+    /// `LEASEHOLD_COMPOSE=compute|fragment`; anything else (or unset) is `None`: the
+    /// renderer chooses.
+    pub fn from_env() -> Option<Self> {
+        match std::env::var("LEASEHOLD_COMPOSE").ok()?.as_str() {
+            "compute" => Some(ComposePath::Compute),
+            "fragment" => Some(ComposePath::Fragment),
+            _ => None,
+        }
+    }
+}
 
 /// Timestamps per frame: start, app images acquired, pass done, panel released.
 const QUERIES: u32 = 4;
@@ -54,6 +98,14 @@ pub fn vk_format(f: ColorFormat) -> vk::Format {
 /// Scanout buffers are XRGB8888 = B8G8R8A8 in memory, sRGB-encoded.
 pub const TARGET_FORMAT: vk::Format = vk::Format::B8G8R8A8_SRGB;
 
+/// What own targets are used for: rendered (fragment path), read back, cleared (compute
+/// path, where an eye has no layer).
+const TARGET_USAGE: vk::ImageUsageFlags = vk::ImageUsageFlags::from_raw(
+    vk::ImageUsageFlags::COLOR_ATTACHMENT.as_raw()
+        | vk::ImageUsageFlags::TRANSFER_SRC.as_raw()
+        | vk::ImageUsageFlags::TRANSFER_DST.as_raw(),
+);
+
 struct Buffer {
     buffer: vk::Buffer,
     memory: vk::DeviceMemory,
@@ -64,6 +116,13 @@ struct Image {
     image: vk::Image,
     memory: vk::DeviceMemory,
     view: vk::ImageView,
+}
+
+/// A target's compute-path resources: its storage view and the descriptor set that binds
+/// it with the running colour and the mesh.
+struct ComputeTarget {
+    view: vk::ImageView,
+    set: vk::DescriptorSet,
 }
 
 struct LayerImage {
@@ -78,6 +137,11 @@ struct LayerImage {
 /// A render target: an image the distortion pass writes, the size of the panel.
 pub struct TargetImage {
     img: Image,
+    /// Present where the compute path writes this target.
+    compute: Option<ComputeTarget>,
+    /// Holds a finished frame without layers (all black): another such frame is not
+    /// composed again.
+    blank: std::cell::Cell<bool>,
     pub width: u32,
     pub height: u32,
     pub format: vk::Format,
@@ -113,6 +177,8 @@ pub enum RenderFence {
 pub struct FrameTiming {
     /// CPU time to record and submit the frame.
     pub cpu_submit_ns: u64,
+    /// The part of it spent in the driver's vkQueueSubmit2.
+    pub cpu_queue_submit_ns: u64,
     /// GPU time per stage and for the whole frame (timestamp queries).
     pub gpu: Option<GpuStages>,
     pub gpu_total_ns: Option<u64>,
@@ -136,6 +202,18 @@ pub struct GpuRenderer {
     layout: vk::PipelineLayout,
     /// The one-pass pipelines, per target format and layer kind.
     pipelines: HashMap<(vk::Format, usize), vk::Pipeline>,
+    /// The path own targets are composed by (imported scanout buffers: fragment).
+    path: ComposePath,
+    /// The compute path: the target/running-colour/mesh set's layout, the pipeline
+    /// layout (layer set, then that), one pipeline per layer kind, and the running
+    /// colour (8 bytes per pixel of a panel-sized target).
+    compute_set_layout: vk::DescriptorSetLayout,
+    compute_layout: vk::PipelineLayout,
+    compute_pipelines: Vec<vk::Pipeline>,
+    accum: Buffer,
+    accum_bytes: u64,
+    /// The last `render` found nothing to do (no submission, no timestamps).
+    skipped: bool,
     sampler: vk::Sampler,
     pool: vk::DescriptorPool,
     mesh: Mesh,
@@ -149,6 +227,9 @@ pub struct GpuRenderer {
     in_flight: bool,
     queries: Option<vk::QueryPool>,
     sync_fd_export: bool,
+    /// Frames come with a sync_file even for targets that wait on the CPU (hardware
+    /// GPUs: see `render`).
+    poll_completion: bool,
     /// The semaphore each frame signals and exports as a sync_file (created once: an
     /// export leaves it unsignalled, ready for the next frame).
     sync_semaphore: Option<vk::Semaphore>,
@@ -177,10 +258,25 @@ fn shader(d: &ash::Device, spv: &[u8]) -> Result<vk::ShaderModule, VkError> {
 }
 
 impl GpuRenderer {
+    /// A renderer for `display` through `lens`, on the path `LEASEHOLD_COMPOSE` names,
+    /// else the one this GPU runs faster ([`GpuRenderer::with_path`]).
     pub fn new(
         ctx: Arc<VkContext>,
         lens: &LensModel,
         display: &DisplayInfo,
+    ) -> Result<Self, VkError> {
+        Self::with_path(ctx, lens, display, ComposePath::from_env())
+    }
+
+    /// A renderer on `path`, or (`None`) the faster one for this GPU: compute on
+    /// hardware GPUs, fragment on a software rasteriser (measured: `leasehold bench
+    /// compositor`). Where the device cannot write the target format through a storage
+    /// view, the fragment path, logged.
+    pub fn with_path(
+        ctx: Arc<VkContext>,
+        lens: &LensModel,
+        display: &DisplayInfo,
+        path: Option<ComposePath>,
     ) -> Result<Self, VkError> {
         let d = &ctx.device;
         let bindings = |first: vk::DescriptorType| {
@@ -189,12 +285,12 @@ impl GpuRenderer {
                     .binding(0)
                     .descriptor_type(first)
                     .descriptor_count(1)
-                    .stage_flags(vk::ShaderStageFlags::FRAGMENT),
+                    .stage_flags(SHADER_STAGES),
                 vk::DescriptorSetLayoutBinding::default()
                     .binding(1)
                     .descriptor_type(vk::DescriptorType::SAMPLER)
                     .descriptor_count(1)
-                    .stage_flags(vk::ShaderStageFlags::FRAGMENT),
+                    .stage_flags(SHADER_STAGES),
             ]
         };
         let b = bindings(vk::DescriptorType::SAMPLED_IMAGE);
@@ -205,7 +301,7 @@ impl GpuRenderer {
         let set_layout = unsafe { d.create_descriptor_set_layout(&set_info, None) }
             .map_err(call("vkCreateDescriptorSetLayout"))?;
         let push = [vk::PushConstantRange::default()
-            .stage_flags(vk::ShaderStageFlags::FRAGMENT)
+            .stage_flags(SHADER_STAGES)
             .size(PUSH_BYTES)];
         let sl = [set_layout];
         // SAFETY: as above.
@@ -236,6 +332,12 @@ impl GpuRenderer {
             vk::DescriptorPoolSize::default()
                 .ty(vk::DescriptorType::SAMPLER)
                 .descriptor_count(1024),
+            vk::DescriptorPoolSize::default()
+                .ty(vk::DescriptorType::STORAGE_IMAGE)
+                .descriptor_count(64),
+            vk::DescriptorPoolSize::default()
+                .ty(vk::DescriptorType::STORAGE_BUFFER)
+                .descriptor_count(128),
         ];
         // SAFETY: as above.
         let pool = unsafe {
@@ -318,6 +420,13 @@ impl GpuRenderer {
             set_layout,
             layout,
             pipelines: HashMap::new(),
+            path: ComposePath::Fragment,
+            compute_set_layout: vk::DescriptorSetLayout::null(),
+            compute_layout: vk::PipelineLayout::null(),
+            compute_pipelines: Vec::new(),
+            accum: Self::null_buffer(),
+            accum_bytes: 0,
+            skipped: false,
             sampler,
             pool,
             mesh,
@@ -331,20 +440,24 @@ impl GpuRenderer {
             in_flight: false,
             queries,
             sync_fd_export,
+            poll_completion: ctx.gpu.device_type != vk::PhysicalDeviceType::CPU,
             sync_semaphore: None,
             stale_semaphore: None,
             gpu_timeout: std::time::Duration::from_secs(10),
         };
         r.add_pipelines(TARGET_FORMAT)?;
-        let vdata: Vec<f32> = r
+        // The vertices, then the grid's columns and rows (the compute path reads the
+        // mesh as a storage buffer).
+        let mut vdata: Vec<f32> = r
             .mesh
             .vertices
             .iter()
             .flat_map(MeshVertex::to_floats)
             .collect();
+        vdata.extend([r.mesh.grid.0 as f32, r.mesh.grid.1 as f32]);
         r.vertices = r.host_buffer(
             (vdata.len() * 4) as u64,
-            vk::BufferUsageFlags::VERTEX_BUFFER,
+            vk::BufferUsageFlags::VERTEX_BUFFER | vk::BufferUsageFlags::STORAGE_BUFFER,
         )?;
         r.indices = r.host_buffer(
             (r.mesh.indices.len() * 4) as u64,
@@ -363,7 +476,203 @@ impl GpuRenderer {
             std::ptr::copy_nonoverlapping(vbytes.as_ptr(), r.vertices.mapped, vbytes.len());
             std::ptr::copy_nonoverlapping(ibytes.as_ptr(), r.indices.mapped, ibytes.len());
         }
+        let software = ctx.gpu.device_type == vk::PhysicalDeviceType::CPU;
+        let wanted = path.unwrap_or(if software {
+            ComposePath::Fragment
+        } else {
+            ComposePath::Compute
+        });
+        if wanted == ComposePath::Compute {
+            match r.storage_target_support() {
+                Ok(()) => {
+                    r.add_compute(
+                        (display.panel_width as u64) * (display.panel_height as u64) * 8,
+                    )?;
+                    r.path = ComposePath::Compute;
+                }
+                Err(why) => {
+                    tracing::warn!(%why, "the compute path cannot write the panel here; fragment path")
+                }
+            }
+        }
+        tracing::info!(path = %r.path, gpu = %ctx.gpu.name, "compositor pass");
         Ok(r)
+    }
+
+    /// The path own targets are composed by.
+    pub fn path(&self) -> ComposePath {
+        self.path
+    }
+
+    /// Whether targets of `TARGET_FORMAT` can be written through a storage view of
+    /// `STORAGE_FORMAT` (mutable format, extended usage).
+    fn storage_target_support(&self) -> Result<(), String> {
+        let (inst, pd) = (&self.ctx.instance, self.ctx.physical);
+        // SAFETY: core queries on a valid physical device.
+        let props = unsafe { inst.get_physical_device_format_properties(pd, STORAGE_FORMAT) };
+        if !props
+            .optimal_tiling_features
+            .contains(vk::FormatFeatureFlags::STORAGE_IMAGE)
+        {
+            return Err(format!("{STORAGE_FORMAT:?} has no storage-image support"));
+        }
+        // SAFETY: as above.
+        unsafe {
+            inst.get_physical_device_image_format_properties(
+                pd,
+                TARGET_FORMAT,
+                vk::ImageType::TYPE_2D,
+                vk::ImageTiling::OPTIMAL,
+                TARGET_USAGE | vk::ImageUsageFlags::STORAGE,
+                vk::ImageCreateFlags::MUTABLE_FORMAT | vk::ImageCreateFlags::EXTENDED_USAGE,
+            )
+        }
+        .map(|_| ())
+        .map_err(|e| format!("{TARGET_FORMAT:?} with a storage view: {e}"))
+    }
+
+    /// The compute path's layouts, pipelines and running colour (`accum_bytes`).
+    fn add_compute(&mut self, accum_bytes: u64) -> Result<(), VkError> {
+        let d = self.ctx.device.clone();
+        let b = [
+            (0, vk::DescriptorType::STORAGE_IMAGE),
+            (1, vk::DescriptorType::STORAGE_BUFFER),
+            (2, vk::DescriptorType::STORAGE_BUFFER),
+        ]
+        .map(|(i, t)| {
+            vk::DescriptorSetLayoutBinding::default()
+                .binding(i)
+                .descriptor_type(t)
+                .descriptor_count(1)
+                .stage_flags(vk::ShaderStageFlags::COMPUTE)
+        });
+        // SAFETY: object creation on a valid device from live create-infos; each object
+        // is stored in `self` as soon as it exists, so `Drop` destroys it on any failure
+        // below.
+        unsafe {
+            self.compute_set_layout = d
+                .create_descriptor_set_layout(
+                    &vk::DescriptorSetLayoutCreateInfo::default().bindings(&b),
+                    None,
+                )
+                .map_err(call("vkCreateDescriptorSetLayout"))?;
+            let sl = [self.set_layout, self.compute_set_layout];
+            let push = [vk::PushConstantRange::default()
+                .stage_flags(SHADER_STAGES)
+                .size(PUSH_BYTES)];
+            self.compute_layout = d
+                .create_pipeline_layout(
+                    &vk::PipelineLayoutCreateInfo::default()
+                        .set_layouts(&sl)
+                        .push_constant_ranges(&push),
+                    None,
+                )
+                .map_err(call("vkCreatePipelineLayout"))?;
+            for spv in PANEL_SPV {
+                let module = shader(&d, spv)?;
+                let info = vk::ComputePipelineCreateInfo::default()
+                    .stage(
+                        vk::PipelineShaderStageCreateInfo::default()
+                            .stage(vk::ShaderStageFlags::COMPUTE)
+                            .module(module)
+                            .name(c"cs_main"),
+                    )
+                    .layout(self.compute_layout);
+                let p = d.create_compute_pipelines(vk::PipelineCache::null(), &[info], None);
+                d.destroy_shader_module(module, None);
+                let p = p.map_err(|(_, e)| VkError::Call {
+                    op: "vkCreateComputePipelines",
+                    result: e,
+                })?;
+                self.compute_pipelines.push(p[0]);
+            }
+        }
+        self.accum = self.buffer(
+            accum_bytes,
+            vk::BufferUsageFlags::STORAGE_BUFFER,
+            vk::MemoryPropertyFlags::DEVICE_LOCAL,
+        )?;
+        self.accum_bytes = accum_bytes;
+        Ok(())
+    }
+
+    /// The compute path's view and set for a new own target, where it fits the running
+    /// colour; `None` otherwise (the fragment path composes it).
+    fn compute_target(
+        &self,
+        img: &Image,
+        width: u32,
+        height: u32,
+    ) -> Result<Option<ComputeTarget>, VkError> {
+        if self.path != ComposePath::Compute
+            || (width as u64) * (height as u64) * 8 > self.accum_bytes
+            || !width.is_multiple_of(2)
+        {
+            return Ok(None);
+        }
+        let d = &self.ctx.device;
+        // SAFETY: a view of a live image created with MUTABLE_FORMAT and EXTENDED_USAGE
+        // (STORAGE_FORMAT is in its compatibility class), and a set from our pool written
+        // with live handles; the view is destroyed if the set cannot be made.
+        unsafe {
+            let view = d
+                .create_image_view(
+                    &vk::ImageViewCreateInfo::default()
+                        .image(img.image)
+                        .view_type(vk::ImageViewType::TYPE_2D)
+                        .format(STORAGE_FORMAT)
+                        .subresource_range(color_range(1))
+                        .push_next(
+                            &mut vk::ImageViewUsageCreateInfo::default()
+                                .usage(vk::ImageUsageFlags::STORAGE),
+                        ),
+                    None,
+                )
+                .map_err(call("vkCreateImageView (storage)"))?;
+            let layouts = [self.compute_set_layout];
+            let set = match d.allocate_descriptor_sets(
+                &vk::DescriptorSetAllocateInfo::default()
+                    .descriptor_pool(self.pool)
+                    .set_layouts(&layouts),
+            ) {
+                Ok(s) => s[0],
+                Err(e) => {
+                    d.destroy_image_view(view, None);
+                    return Err(VkError::Call {
+                        op: "vkAllocateDescriptorSets",
+                        result: e,
+                    });
+                }
+            };
+            let img_info = [vk::DescriptorImageInfo::default()
+                .image_view(view)
+                .image_layout(vk::ImageLayout::GENERAL)];
+            let accum = [vk::DescriptorBufferInfo::default()
+                .buffer(self.accum.buffer)
+                .range(vk::WHOLE_SIZE)];
+            let mesh = [vk::DescriptorBufferInfo::default()
+                .buffer(self.vertices.buffer)
+                .range(vk::WHOLE_SIZE)];
+            let writes = [
+                vk::WriteDescriptorSet::default()
+                    .dst_set(set)
+                    .dst_binding(0)
+                    .descriptor_type(vk::DescriptorType::STORAGE_IMAGE)
+                    .image_info(&img_info),
+                vk::WriteDescriptorSet::default()
+                    .dst_set(set)
+                    .dst_binding(1)
+                    .descriptor_type(vk::DescriptorType::STORAGE_BUFFER)
+                    .buffer_info(&accum),
+                vk::WriteDescriptorSet::default()
+                    .dst_set(set)
+                    .dst_binding(2)
+                    .descriptor_type(vk::DescriptorType::STORAGE_BUFFER)
+                    .buffer_info(&mesh),
+            ];
+            d.update_descriptor_sets(&writes, &[]);
+            Ok(Some(ComputeTarget { view, set }))
+        }
     }
 
     pub fn context(&self) -> &Arc<VkContext> {
@@ -573,9 +882,11 @@ impl GpuRenderer {
         layers: u32,
         format: vk::Format,
         usage: vk::ImageUsageFlags,
+        flags: vk::ImageCreateFlags,
     ) -> Result<Image, VkError> {
         let d = &self.ctx.device;
         let info = vk::ImageCreateInfo::default()
+            .flags(flags)
             .image_type(vk::ImageType::TYPE_2D)
             .format(format)
             .extent(vk::Extent3D {
@@ -609,20 +920,26 @@ impl GpuRenderer {
                     result: e,
                 });
             }
-            let view_type = if layers > 1 || usage.contains(vk::ImageUsageFlags::TRANSFER_DST) {
+            // Layer images are sampled as arrays; targets are plain 2D.
+            let view_type = if layers > 1 || usage.contains(vk::ImageUsageFlags::SAMPLED) {
                 vk::ImageViewType::TYPE_2D_ARRAY
             } else {
                 vk::ImageViewType::TYPE_2D
             };
+            // The image's own view is never a storage view (its format may not allow
+            // one; the compute path makes its own).
+            let mut view_usage = vk::ImageViewUsageCreateInfo::default()
+                .usage(usage & !vk::ImageUsageFlags::STORAGE);
+            let mut view_info = vk::ImageViewCreateInfo::default()
+                .image(image)
+                .view_type(view_type)
+                .format(format)
+                .subresource_range(color_range(layers));
+            if usage.contains(vk::ImageUsageFlags::STORAGE) {
+                view_info = view_info.push_next(&mut view_usage);
+            }
             let view = d
-                .create_image_view(
-                    &vk::ImageViewCreateInfo::default()
-                        .image(image)
-                        .view_type(view_type)
-                        .format(format)
-                        .subresource_range(color_range(layers)),
-                    None,
-                )
+                .create_image_view(&view_info, None)
                 .map_err(call("vkCreateImageView"));
             match view {
                 Ok(view) => Ok(Image {
@@ -812,6 +1129,7 @@ impl GpuRenderer {
             vk::ImageUsageFlags::SAMPLED
                 | vk::ImageUsageFlags::TRANSFER_DST
                 | vk::ImageUsageFlags::COLOR_ATTACHMENT,
+            vk::ImageCreateFlags::empty(),
         )?;
         let set = match self.descriptor_set(img.view) {
             Ok(s) => s,
@@ -1086,15 +1404,34 @@ impl GpuRenderer {
 
     /// A target the compositor owns (headless), `TARGET_FORMAT`, readable back.
     pub fn create_target(&mut self, width: u32, height: u32) -> Result<TargetImage, VkError> {
+        let storage = self.path == ComposePath::Compute;
         let img = self.image(
             width,
             height,
             1,
             TARGET_FORMAT,
-            vk::ImageUsageFlags::COLOR_ATTACHMENT | vk::ImageUsageFlags::TRANSFER_SRC,
+            if storage {
+                TARGET_USAGE | vk::ImageUsageFlags::STORAGE
+            } else {
+                TARGET_USAGE
+            },
+            if storage {
+                vk::ImageCreateFlags::MUTABLE_FORMAT | vk::ImageCreateFlags::EXTENDED_USAGE
+            } else {
+                vk::ImageCreateFlags::empty()
+            },
         )?;
+        let compute = match self.compute_target(&img, width, height) {
+            Ok(c) => c,
+            Err(e) => {
+                self.free_image(&img);
+                return Err(e);
+            }
+        };
         Ok(TargetImage {
             img,
+            compute,
+            blank: std::cell::Cell::new(false),
             width,
             height,
             format: TARGET_FORMAT,
@@ -1234,6 +1571,8 @@ impl GpuRenderer {
                     memory,
                     view,
                 },
+                compute: None,
+                blank: std::cell::Cell::new(false),
                 width,
                 height,
                 format: TARGET_FORMAT,
@@ -1244,12 +1583,24 @@ impl GpuRenderer {
 
     pub fn destroy_target(&mut self, t: TargetImage) -> Result<(), VkError> {
         self.wait()?;
+        if let Some(c) = &t.compute {
+            // SAFETY: the GPU is done with the target (waited above); the set is from
+            // our pool, which frees sets individually.
+            unsafe {
+                let _ = self.ctx.device.free_descriptor_sets(self.pool, &[c.set]);
+                self.ctx.device.destroy_image_view(c.view, None);
+            }
+        }
         self.free_image(&t.img);
         Ok(())
     }
 
     /// Records and submits one frame into `target`. Returns at once (the GPU works on);
     /// the fence says how completion reaches the display.
+    ///
+    /// A hardware GPU whose driver exports sync_files hands one back even where the
+    /// target did not ask (`want_sync_file` false): waiting for it is a sleep in the
+    /// kernel, where some drivers' fence waits spin on the CPU.
     pub fn render(
         &mut self,
         plan: &FramePlan,
@@ -1258,6 +1609,24 @@ impl GpuRenderer {
     ) -> Result<(RenderFence, FrameTiming), VkError> {
         self.wait()?;
         let t0 = std::time::Instant::now();
+        let empty = plan.draws.iter().all(Vec::is_empty);
+        if empty && target.blank.get() {
+            // Nothing to compose, and the target already shows nothing: it is ready.
+            self.skipped = true;
+            return Ok((
+                RenderFence::Signalled,
+                FrameTiming {
+                    cpu_submit_ns: t0.elapsed().as_nanos() as u64,
+                    cpu_queue_submit_ns: 0,
+                    gpu: None,
+                    // No GPU work at all.
+                    gpu_total_ns: Some(0),
+                },
+            ));
+        }
+        self.skipped = false;
+        target.blank.set(false);
+        let queue_ns;
         let d = self.ctx.device.clone();
         let cb = self.cmd;
         // SAFETY: the command buffer is idle (waited above). Everything recorded refers
@@ -1302,87 +1671,21 @@ impl GpuRenderer {
                 d.cmd_write_timestamp2(cb, vk::PipelineStageFlags2::ALL_COMMANDS, q, 1);
             }
             let foreign = target.external.then_some(self.ctx.queue_family);
-            barrier_qf(
-                &d,
-                cb,
-                target.img.image,
-                vk::ImageLayout::UNDEFINED,
-                vk::ImageLayout::COLOR_ATTACHMENT_OPTIMAL,
-                foreign.map(|q| (self.ctx.external_queue_family, q)),
-            );
-            begin_rendering(
-                &d,
-                cb,
-                target.img.view,
-                target.width,
-                target.height,
-                [0.0, 0.0, 0.0, 1.0],
-            );
-            let mut bound = None;
-            d.cmd_bind_vertex_buffers(cb, 0, &[self.vertices.buffer], &[0]);
-            d.cmd_bind_index_buffer(cb, self.indices.buffer, 0, vk::IndexType::UINT32);
-            let half = target.width / 2;
-            let mut push = [0u8; PUSH_BYTES as usize];
-            for eye in 0..2 {
-                viewport(&d, cb, (eye as u32 * half) as f32, half, target.height);
-                let cutoff = self.mesh.cutoff[eye].min(f32::MAX);
-                push[112..116].copy_from_slice(&cutoff.to_le_bytes());
-                let (first, count) = self.mesh.eye_indices[eye];
-                for draw in &plan.draws[eye] {
-                    let Some(l) = self.layers.get(&draw.image) else {
-                        continue;
-                    };
-                    let kind = (draw.push[7] as usize).min(PANEL_SPV.len() - 1);
-                    if bound != Some(kind) {
-                        let pipeline =
-                            *self.pipelines.get(&(target.format, kind)).ok_or_else(|| {
-                                VkError::Unsupported(format!("target format {:?}", target.format))
-                            })?;
-                        d.cmd_bind_pipeline(cb, vk::PipelineBindPoint::GRAPHICS, pipeline);
-                        bound = Some(kind);
-                    }
-                    // Only the panel region that can see the layer is drawn.
-                    let rect = match draw.bounds {
-                        Some(b) => self.mesh.panel_rect(eye, b),
-                        None => [0.0, 0.0, 1.0, 1.0],
-                    };
-                    let x0 = (rect[0] * half as f32).floor() as u32;
-                    let y0 = (rect[1] * target.height as f32).floor() as u32;
-                    let x1 = ((rect[2] * half as f32).ceil() as u32).min(half);
-                    let y1 = ((rect[3] * target.height as f32).ceil() as u32).min(target.height);
-                    if x1 <= x0 || y1 <= y0 {
-                        continue;
-                    }
-                    d.cmd_set_scissor(
-                        cb,
-                        0,
-                        &[vk::Rect2D {
-                            offset: vk::Offset2D {
-                                x: (eye as u32 * half + x0) as i32,
-                                y: y0 as i32,
-                            },
-                            extent: vk::Extent2D {
-                                width: x1 - x0,
-                                height: y1 - y0,
-                            },
-                        }],
-                    );
-                    d.cmd_bind_descriptor_sets(
-                        cb,
-                        vk::PipelineBindPoint::GRAPHICS,
-                        self.layout,
-                        0,
-                        &[l.set],
-                        &[],
-                    );
-                    for (k, f) in draw.push.iter().enumerate() {
-                        push[4 * k..4 * k + 4].copy_from_slice(&f.to_le_bytes());
-                    }
-                    d.cmd_push_constants(cb, self.layout, vk::ShaderStageFlags::FRAGMENT, 0, &push);
-                    d.cmd_draw_indexed(cb, count, 1, first, 0, 0);
-                }
-            }
-            d.cmd_end_rendering(cb);
+            let layout = if let Some(c) = &target.compute {
+                self.record_compute(&d, cb, plan, target, c)?;
+                vk::ImageLayout::GENERAL
+            } else {
+                barrier_qf(
+                    &d,
+                    cb,
+                    target.img.image,
+                    vk::ImageLayout::UNDEFINED,
+                    vk::ImageLayout::COLOR_ATTACHMENT_OPTIMAL,
+                    foreign.map(|q| (self.ctx.external_queue_family, q)),
+                );
+                self.record_fragment(&d, cb, plan, target)?;
+                vk::ImageLayout::COLOR_ATTACHMENT_OPTIMAL
+            };
             if let Some(q) = self.queries {
                 d.cmd_write_timestamp2(cb, vk::PipelineStageFlags2::ALL_COMMANDS, q, 2);
             }
@@ -1403,7 +1706,7 @@ impl GpuRenderer {
                 &d,
                 cb,
                 target.img.image,
-                vk::ImageLayout::COLOR_ATTACHMENT_OPTIMAL,
+                layout,
                 if target.external {
                     vk::ImageLayout::GENERAL
                 } else {
@@ -1417,7 +1720,7 @@ impl GpuRenderer {
             d.end_command_buffer(cb)
                 .map_err(call("vkEndCommandBuffer"))?;
 
-            let semaphore = if want_sync_file && self.sync_fd_export {
+            let semaphore = if (want_sync_file || self.poll_completion) && self.sync_fd_export {
                 if self.sync_semaphore.is_none() {
                     let mut export = vk::ExportSemaphoreCreateInfo::default()
                         .handle_types(vk::ExternalSemaphoreHandleTypeFlags::SYNC_FD);
@@ -1447,9 +1750,12 @@ impl GpuRenderer {
                 .signal_semaphore_infos(&sig)];
             d.reset_fences(&[self.fence])
                 .map_err(call("vkResetFences"))?;
+            let q0 = std::time::Instant::now();
             d.queue_submit2(self.ctx.queue, &submit, self.fence)
                 .map_err(call("vkQueueSubmit2"))?;
+            queue_ns = q0.elapsed().as_nanos() as u64;
             self.in_flight = true;
+            target.blank.set(empty);
             semaphore
         };
         let cpu_submit_ns = t0.elapsed().as_nanos() as u64;
@@ -1479,15 +1785,245 @@ impl GpuRenderer {
             fence,
             FrameTiming {
                 cpu_submit_ns,
+                cpu_queue_submit_ns: queue_ns,
                 gpu: None,
                 gpu_total_ns: None,
             },
         ))
     }
 
+    /// The part of `eye`'s half of the panel (pixels: x0, y0, x1, y1 within the half)
+    /// where `draw` can show; `None` where it cannot show at all.
+    fn region(
+        &self,
+        eye: usize,
+        draw: &crate::render::LayerDraw,
+        half: u32,
+        height: u32,
+    ) -> Option<[u32; 4]> {
+        let rect = match draw.bounds {
+            Some(b) => self.mesh.panel_rect(eye, b),
+            None => [0.0, 0.0, 1.0, 1.0],
+        };
+        let x0 = (rect[0] * half as f32).floor() as u32;
+        let y0 = (rect[1] * height as f32).floor() as u32;
+        let x1 = ((rect[2] * half as f32).ceil() as u32).min(half);
+        let y1 = ((rect[3] * height as f32).ceil() as u32).min(height);
+        (x1 > x0 && y1 > y0).then_some([x0, y0, x1, y1])
+    }
+
+    /// The fragment path: the mesh drawn once per layer into the target (in
+    /// COLOR_ATTACHMENT_OPTIMAL), blended.
+    fn record_fragment(
+        &self,
+        d: &ash::Device,
+        cb: vk::CommandBuffer,
+        plan: &FramePlan,
+        target: &TargetImage,
+    ) -> Result<(), VkError> {
+        // SAFETY: recording into `render`'s command buffer; everything bound is owned by
+        // this renderer or the target and outlives the submission (see `render`).
+        unsafe {
+            begin_rendering(
+                d,
+                cb,
+                target.img.view,
+                target.width,
+                target.height,
+                [0.0, 0.0, 0.0, 1.0],
+            );
+            let mut bound = None;
+            d.cmd_bind_vertex_buffers(cb, 0, &[self.vertices.buffer], &[0]);
+            d.cmd_bind_index_buffer(cb, self.indices.buffer, 0, vk::IndexType::UINT32);
+            let half = target.width / 2;
+            let mut push = [0u8; PUSH_BYTES as usize];
+            for eye in 0..2 {
+                viewport(d, cb, (eye as u32 * half) as f32, half, target.height);
+                let cutoff = self.mesh.cutoff[eye].min(f32::MAX);
+                push[112..116].copy_from_slice(&cutoff.to_le_bytes());
+                let (first, count) = self.mesh.eye_indices[eye];
+                for draw in &plan.draws[eye] {
+                    let Some(l) = self.layers.get(&draw.image) else {
+                        continue;
+                    };
+                    let kind = (draw.push[7] as usize).min(PANEL_SPV.len() - 1);
+                    if bound != Some(kind) {
+                        let pipeline =
+                            *self.pipelines.get(&(target.format, kind)).ok_or_else(|| {
+                                VkError::Unsupported(format!("target format {:?}", target.format))
+                            })?;
+                        d.cmd_bind_pipeline(cb, vk::PipelineBindPoint::GRAPHICS, pipeline);
+                        bound = Some(kind);
+                    }
+                    // Only the panel region that can see the layer is drawn.
+                    let Some([x0, y0, x1, y1]) = self.region(eye, draw, half, target.height) else {
+                        continue;
+                    };
+                    d.cmd_set_scissor(
+                        cb,
+                        0,
+                        &[vk::Rect2D {
+                            offset: vk::Offset2D {
+                                x: (eye as u32 * half + x0) as i32,
+                                y: y0 as i32,
+                            },
+                            extent: vk::Extent2D {
+                                width: x1 - x0,
+                                height: y1 - y0,
+                            },
+                        }],
+                    );
+                    d.cmd_bind_descriptor_sets(
+                        cb,
+                        vk::PipelineBindPoint::GRAPHICS,
+                        self.layout,
+                        0,
+                        &[l.set],
+                        &[],
+                    );
+                    for (k, f) in draw.push.iter().enumerate() {
+                        push[4 * k..4 * k + 4].copy_from_slice(&f.to_le_bytes());
+                    }
+                    d.cmd_push_constants(cb, self.layout, SHADER_STAGES, 0, &push);
+                    d.cmd_draw_indexed(cb, count, 1, first, 0, 0);
+                }
+            }
+            d.cmd_end_rendering(cb);
+        }
+        Ok(())
+    }
+
+    /// The compute path: per eye, one dispatch per layer over the region it can show in
+    /// (the eye's first and last layers over the whole half: they start and finish every
+    /// pixel), blending in the running colour; the last writes the target (left in
+    /// GENERAL). An eye without layers is cleared to black.
+    fn record_compute(
+        &self,
+        d: &ash::Device,
+        cb: vk::CommandBuffer,
+        plan: &FramePlan,
+        target: &TargetImage,
+        c: &ComputeTarget,
+    ) -> Result<(), VkError> {
+        let half = target.width / 2;
+        let height = target.height;
+        let eyes: [Vec<(&LayerImage, &crate::render::LayerDraw, [u32; 4])>; 2] =
+            [0, 1].map(|eye| {
+                plan.draws[eye]
+                    .iter()
+                    .filter_map(|draw| {
+                        let l = self.layers.get(&draw.image)?;
+                        Some((l, draw, self.region(eye, draw, half, height)?))
+                    })
+                    .collect()
+            });
+        // SAFETY: recording into `render`'s command buffer; everything bound is owned by
+        // this renderer or the target and outlives the submission (see `render`). The
+        // target was created with STORAGE usage and its storage view in `c`.
+        unsafe {
+            barrier(
+                d,
+                cb,
+                target.img.image,
+                1,
+                vk::ImageLayout::UNDEFINED,
+                vk::ImageLayout::GENERAL,
+            );
+            if eyes.iter().any(Vec::is_empty) {
+                d.cmd_clear_color_image(
+                    cb,
+                    target.img.image,
+                    vk::ImageLayout::GENERAL,
+                    &vk::ClearColorValue {
+                        float32: [0.0, 0.0, 0.0, 1.0],
+                    },
+                    &[color_range(1)],
+                );
+                barrier(
+                    d,
+                    cb,
+                    target.img.image,
+                    1,
+                    vk::ImageLayout::GENERAL,
+                    vk::ImageLayout::GENERAL,
+                );
+            }
+            d.cmd_bind_descriptor_sets(
+                cb,
+                vk::PipelineBindPoint::COMPUTE,
+                self.compute_layout,
+                1,
+                &[c.set],
+                &[],
+            );
+            let mut bound = None;
+            let mut push = [0u8; PUSH_BYTES as usize];
+            for (eye, draws) in eyes.iter().enumerate() {
+                let cutoff = self.mesh.cutoff[eye].min(f32::MAX);
+                push[112..116].copy_from_slice(&cutoff.to_le_bytes());
+                let n = draws.len();
+                for (k, &(l, draw, rect)) in draws.iter().enumerate() {
+                    let (first, last) = (k == 0, k + 1 == n);
+                    let [x0, y0, x1, y1] = if first || last {
+                        [0, 0, half, height]
+                    } else {
+                        rect
+                    };
+                    if !first {
+                        // The previous layer's running colour is this one's input.
+                        let m = [vk::MemoryBarrier2::default()
+                            .src_stage_mask(vk::PipelineStageFlags2::COMPUTE_SHADER)
+                            .src_access_mask(vk::AccessFlags2::SHADER_STORAGE_WRITE)
+                            .dst_stage_mask(vk::PipelineStageFlags2::COMPUTE_SHADER)
+                            .dst_access_mask(
+                                vk::AccessFlags2::SHADER_STORAGE_READ
+                                    | vk::AccessFlags2::SHADER_STORAGE_WRITE,
+                            )];
+                        d.cmd_pipeline_barrier2(
+                            cb,
+                            &vk::DependencyInfo::default().memory_barriers(&m),
+                        );
+                    }
+                    let kind = (draw.push[7] as usize).min(PANEL_SPV.len() - 1);
+                    if bound != Some(kind) {
+                        d.cmd_bind_pipeline(
+                            cb,
+                            vk::PipelineBindPoint::COMPUTE,
+                            self.compute_pipelines[kind],
+                        );
+                        bound = Some(kind);
+                    }
+                    d.cmd_bind_descriptor_sets(
+                        cb,
+                        vk::PipelineBindPoint::COMPUTE,
+                        self.compute_layout,
+                        0,
+                        &[l.set],
+                        &[],
+                    );
+                    for (i, f) in draw.push.iter().enumerate() {
+                        push[4 * i..4 * i + 4].copy_from_slice(&f.to_le_bytes());
+                    }
+                    let origin = (eye as u32 * half + x0) | (y0 << 16);
+                    let size = (x1 - x0) | ((y1 - y0) << 16);
+                    let mode = u32::from(first) | (u32::from(last) << 1) | ((eye as u32) << 8);
+                    push[116..120].copy_from_slice(&origin.to_le_bytes());
+                    push[120..124].copy_from_slice(&size.to_le_bytes());
+                    push[124..128].copy_from_slice(&mode.to_le_bytes());
+                    d.cmd_push_constants(cb, self.compute_layout, SHADER_STAGES, 0, &push);
+                    d.cmd_dispatch(cb, (x1 - x0).div_ceil(GROUP), (y1 - y0).div_ceil(GROUP), 1);
+                }
+            }
+        }
+        Ok(())
+    }
+
     /// Waits for the frame and reads its GPU timestamps.
     pub fn finish(&mut self, timing: &mut FrameTiming) -> Result<(), VkError> {
         self.wait()?;
+        if self.skipped {
+            return Ok(());
+        }
         if let (Some(q), Some(period)) = (self.queries, self.ctx.timestamp_period_ns) {
             let mut ts = [0u64; QUERIES as usize];
             // SAFETY: the queries were all written by the completed submission.
@@ -1716,6 +2252,7 @@ impl Drop for GpuRenderer {
         }
         self.free_buffer(&self.vertices);
         self.free_buffer(&self.indices);
+        self.free_buffer(&self.accum);
         let d = &self.ctx.device;
         // SAFETY: the GPU is idle (waited above) and these objects are ours.
         unsafe {
@@ -1732,8 +2269,14 @@ impl Drop for GpuRenderer {
             for p in self.pipelines.values() {
                 d.destroy_pipeline(*p, None);
             }
+            for p in &self.compute_pipelines {
+                d.destroy_pipeline(*p, None);
+            }
             d.destroy_pipeline_layout(self.layout, None);
             d.destroy_descriptor_set_layout(self.set_layout, None);
+            // Null handles (no compute path) are ignored by vkDestroy*.
+            d.destroy_pipeline_layout(self.compute_layout, None);
+            d.destroy_descriptor_set_layout(self.compute_set_layout, None);
         }
     }
 }
