@@ -10,12 +10,13 @@
 //! real-time priority where permitted.
 
 use crate::pacing::{FlipFeedback, Pacer, PacerConfig};
-use crate::present::{now_ns, request_realtime_priority, sleep_until};
+use crate::present::{now_ns, request_realtime_priority};
 use crate::render::{self, Layer};
-use crate::target::{Target, TargetError};
+use crate::target::{Committed, Feedback, Target, TargetError};
 use crate::vk::app::ReleaseProbe;
 use crate::vk::renderer::GpuRenderer;
 use leasehold_drivers::api::{DisplayInfo, Hmd, Pose};
+use std::collections::VecDeque;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Condvar, Mutex};
 use std::time::{Duration, Instant};
@@ -244,9 +245,53 @@ pub fn run(
     let mut last_pose = Pose::IDENTITY;
     let mut last_rejections = Vec::new();
     let mut shown = 0;
+    // Committed frames whose feedback (flip) has not come yet, in commit order.
+    let mut inflight: VecDeque<InFlight> = VecDeque::new();
+    // Feedback for the oldest frame in flight: into the pacer, then to `on_frame`; the
+    // frame's submission (and the holds on its images) goes with it.
+    let mut feed = |renderer: &mut GpuRenderer,
+                    target: &mut dyn Target,
+                    pacer: &mut Pacer,
+                    inflight: &mut VecDeque<InFlight>,
+                    fb: Feedback| {
+        let Some(f) = inflight.pop_front() else {
+            return;
+        };
+        let outcome = pacer.on_flip(FlipFeedback {
+            frame_id: f.frame_id,
+            sequence: fb.sequence,
+            vblank_ns: fb.vblank_ns,
+            commit_ns: f.commit_ns,
+            render_done_ns: None,
+        });
+        shown += 1;
+        on_frame(
+            renderer,
+            target,
+            &LoopRecord {
+                wake_ns: f.wake_ns,
+                commit_ns: f.commit_ns,
+                submission: f.submission.as_ref().map(|s| s.frame),
+                target_sequence: f.target_sequence,
+                predicted_display_ns: f.predicted_display_ns,
+                shown_sequence: fb.sequence,
+                vblank_ns: fb.vblank_ns,
+                render_ns: f.render_ns,
+                hit: outcome.is_some_and(|o| o.missed_vblanks == 0) && !fb.missed,
+            },
+        );
+    };
     while !stop.load(Ordering::Acquire) {
-        let plan = pacer.plan(now_ns());
-        sleep_until(plan.wake_ns);
+        let mut plan = pacer.plan(now_ns());
+        for fb in target.wait_until(plan.wake_ns)? {
+            feed(renderer, target, &mut pacer, &mut inflight, fb);
+        }
+        // The buffer to render into: where all are on screen or queued, the pending
+        // flip frees one.
+        while !target.can_acquire() {
+            let fb = target.next_feedback()?;
+            feed(renderer, target, &mut pacer, &mut inflight, fb);
+        }
         let wake = now_ns();
         let sub = slot.latest_ready();
         let head = match hmd.pose_at(plan.predicted_display_ns) {
@@ -268,10 +313,40 @@ pub fn run(
             let img = target.acquire()?;
             renderer.render(&fplan, img, sync_file)?
         };
-        // Late commit: as close to the vblank as the pacer's margins allow.
-        sleep_until(plan.commit_deadline_ns);
-        let commit = now_ns();
-        let fb = target.present(renderer, fence, plan.target_vblank_ns)?;
+        // Late commit: as close to the vblank as the pacer's margins allow; flips of
+        // earlier frames are taken meanwhile.
+        for fb in target.wait_until(plan.commit_deadline_ns)? {
+            feed(renderer, target, &mut pacer, &mut inflight, fb);
+        }
+        if now_ns() > plan.commit_deadline_ns + 1_000_000 {
+            // Woken too late for this vblank: move the frame rather than block.
+            plan = pacer.retarget(&plan, now_ns());
+            for fb in target.wait_until(plan.commit_deadline_ns)? {
+                feed(renderer, target, &mut pacer, &mut inflight, fb);
+            }
+        }
+        let mut refused = 0;
+        let (commit, committed) = loop {
+            let commit = now_ns();
+            match target.commit(renderer, &fence, plan.target_vblank_ns) {
+                Ok(c) => break (commit, c),
+                // Refused for now (the previous frame slipped and its flip still holds
+                // this vblank, or the display is mid-change): take what is pending and
+                // aim one vblank later, once; a second refusal counts as lost.
+                Err(TargetError::Busy(why)) if refused == 0 => {
+                    refused += 1;
+                    tracing::debug!(%why, "commit refused for now: retargeting to a later vblank");
+                    if let Ok(fb) = target.next_feedback() {
+                        feed(renderer, target, &mut pacer, &mut inflight, fb);
+                    }
+                    plan = pacer.retarget(&plan, now_ns());
+                    for fb in target.wait_until(plan.commit_deadline_ns)? {
+                        feed(renderer, target, &mut pacer, &mut inflight, fb);
+                    }
+                }
+                Err(e) => return Err(e),
+            }
+        };
         if fplan.draws.iter().any(|d| !d.is_empty()) {
             target.presented_content();
         }
@@ -281,32 +356,37 @@ pub fn run(
             .map(|g| g + timing.cpu_submit_ns)
             .unwrap_or_else(|| commit.saturating_sub(wake));
         pacer.on_render_time(render_ns);
-        let outcome = pacer.on_flip(FlipFeedback {
+        inflight.push_back(InFlight {
             frame_id: plan.frame_id,
-            sequence: fb.sequence,
-            vblank_ns: fb.vblank_ns,
+            wake_ns: wake,
             commit_ns: commit,
-            render_done_ns: None,
+            submission: sub,
+            target_sequence: plan.target_sequence,
+            predicted_display_ns: plan.predicted_display_ns,
+            render_ns,
         });
-        let submission = sub.as_ref().map(|s| s.frame);
-        // The submission (and its holds) is released only now: the GPU is done with it.
-        drop(sub);
-        shown += 1;
-        on_frame(
-            renderer,
-            target,
-            &LoopRecord {
-                wake_ns: wake,
-                commit_ns: commit,
-                submission,
-                target_sequence: plan.target_sequence,
-                predicted_display_ns: plan.predicted_display_ns,
-                shown_sequence: fb.sequence,
-                vblank_ns: fb.vblank_ns,
-                render_ns,
-                hit: outcome.is_some_and(|o| o.missed_vblanks == 0) && !fb.missed,
-            },
-        );
+        if let Committed::Shown(fb) = committed {
+            feed(renderer, target, &mut pacer, &mut inflight, fb);
+        }
+    }
+    // The frames still in flight: their flips come within a period or two.
+    while !inflight.is_empty() {
+        match target.next_feedback() {
+            Ok(fb) => feed(renderer, target, &mut pacer, &mut inflight, fb),
+            Err(_) => break,
+        }
     }
     Ok(shown)
+}
+
+/// A committed frame awaiting its feedback.
+struct InFlight {
+    frame_id: u64,
+    wake_ns: u64,
+    commit_ns: u64,
+    /// What it showed: kept (with the holds on its images) until it is on screen.
+    submission: Option<Arc<Submission>>,
+    target_sequence: u64,
+    predicted_display_ns: u64,
+    render_ns: u64,
 }

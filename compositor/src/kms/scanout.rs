@@ -78,6 +78,11 @@ impl RingState {
         Some(i)
     }
 
+    /// Whether [`RingState::acquire`] would find a slot.
+    pub fn has_free(&self) -> bool {
+        self.slots.contains(&Slot::Free)
+    }
+
     /// The slot was committed in a flip.
     pub fn queue(&mut self, i: usize) -> Result<(), RingError> {
         self.expect(i, Slot::Writing)?;

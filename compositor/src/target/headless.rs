@@ -3,7 +3,7 @@
 //! returns at the vblank that shows the frame, as a real display queue would), and PNG
 //! snapshots of any presented frame.
 
-use super::{Feedback, Target, TargetError};
+use super::{Committed, Feedback, Target, TargetError};
 use crate::present::{now_ns, sleep_until};
 use crate::render::pattern::RgbaImage;
 use crate::vk::VkError;
@@ -141,13 +141,13 @@ impl Target for HeadlessTarget {
         Ok(&self.images[self.next])
     }
 
-    fn present(
+    fn commit(
         &mut self,
         renderer: &mut GpuRenderer,
-        fence: RenderFence,
+        fence: &RenderFence,
         target_vblank_ns: u64,
-    ) -> Result<Feedback, TargetError> {
-        match &fence {
+    ) -> Result<Committed, TargetError> {
+        match fence {
             RenderFence::SyncFile(fd) => {
                 let signalled =
                     crate::kms::fence::wait_sync_file(fd.as_fd(), Duration::from_secs(10))
@@ -178,11 +178,11 @@ impl Target for HeadlessTarget {
         self.last_sequence = Some(seq);
         self.shown = Some(self.next);
         self.next = after(self.next, self.images.len(), self.content);
-        Ok(Feedback {
+        Ok(Committed::Shown(Feedback {
             sequence: seq,
             vblank_ns: t,
             missed: seq > target_seq,
-        })
+        }))
     }
 
     fn gates_on_sync_files(&self) -> bool {

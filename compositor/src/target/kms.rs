@@ -7,8 +7,12 @@
 //! driver without dma-buf import), frames are rendered into the renderer's own images
 //! and copied through a linear, CPU-visible buffer into the scanout buffer (the
 //! multi-GPU path); the target says which path it uses.
+//!
+//! Commits do not wait for their flip: the frame loop plans and renders the next frame
+//! while this one's flip is in flight, and flip events are taken as they arrive (while the
+//! loop sleeps, or when it needs the buffer a pending flip will free).
 
-use super::{Feedback, Target, TargetError};
+use super::{Committed, Feedback, Target, TargetError};
 use crate::kms::{FlipEvent, KmsError, Output, ScanoutRing};
 use crate::vk::renderer::{GpuRenderer, RenderFence, TargetImage};
 use std::os::fd::AsFd;
@@ -31,7 +35,11 @@ pub struct KmsTarget<'c> {
     ring: ScanoutRing<'c>,
     images: Vec<TargetImage>,
     acquired: Option<usize>,
-    last_flip: Option<FlipEvent>,
+    /// Committed frames awaiting their flip, in commit order: (ring slot, the vblank it
+    /// was committed for).
+    pending: std::collections::VecDeque<(usize, u64)>,
+    /// Feedback of flips taken but not yet handed out, oldest first.
+    ready: std::collections::VecDeque<Feedback>,
     period_ns: u64,
     flips: u64,
 }
@@ -107,7 +115,8 @@ impl<'c> KmsTarget<'c> {
             ring,
             images,
             acquired: None,
-            last_flip: None,
+            pending: std::collections::VecDeque::new(),
+            ready: std::collections::VecDeque::new(),
             period_ns: period_ns.max(1),
             flips: 0,
         }
@@ -164,16 +173,39 @@ impl<'c> KmsTarget<'c> {
         Ok(())
     }
 
-    fn next_flip(&self) -> Result<FlipEvent, TargetError> {
-        loop {
-            let events = self
-                .output
-                .card()
-                .wait_flip_events(Duration::from_secs(2))
-                .map_err(lost)?;
-            if let Some(e) = events.into_iter().find(|e| e.crtc == self.output.crtc) {
-                return Ok(e);
+    /// The oldest pending frame is on screen (`ev`): its buffer is the shown one now,
+    /// the one it replaced is free again.
+    fn flipped(&mut self, ev: FlipEvent) -> Result<(), TargetError> {
+        let Some((slot, target_vblank_ns)) = self.pending.pop_front() else {
+            // An event with no commit of ours behind it (stray): nothing to account.
+            return Ok(());
+        };
+        self.ring
+            .flipped(slot)
+            .map_err(|e| TargetError::Lost(e.to_string()))?;
+        self.flips += 1;
+        let missed =
+            target_vblank_ns > 0 && ev.timestamp_ns > target_vblank_ns + self.period_ns / 2;
+        self.ready.push_back(Feedback {
+            sequence: u64::from(ev.sequence),
+            vblank_ns: ev.timestamp_ns,
+            missed,
+        });
+        Ok(())
+    }
+
+    /// Takes the flip events that have arrived, waiting at most `timeout`.
+    fn take_events(&mut self, timeout: Duration) -> Result<(), TargetError> {
+        match self.output.card().wait_flip_events(timeout) {
+            Ok(events) => {
+                let crtc = self.output.crtc;
+                for e in events.into_iter().filter(|e| e.crtc == crtc) {
+                    self.flipped(e)?;
+                }
+                Ok(())
             }
+            Err(KmsError::FlipTimeout { .. }) => Ok(()),
+            Err(e) => Err(lost(e)),
         }
     }
 }
@@ -229,16 +261,19 @@ impl Target for KmsTarget<'_> {
         Ok(&self.images[i])
     }
 
-    fn present(
+    fn can_acquire(&self) -> bool {
+        self.acquired.is_some() || self.ring.state().has_free()
+    }
+
+    fn commit(
         &mut self,
         renderer: &mut GpuRenderer,
-        fence: RenderFence,
+        fence: &RenderFence,
         target_vblank_ns: u64,
-    ) -> Result<Feedback, TargetError> {
+    ) -> Result<Committed, TargetError> {
         let i = self
             .acquired
-            .take()
-            .ok_or_else(|| TargetError::Lost("present without an acquired image".into()))?;
+            .ok_or_else(|| TargetError::Lost("commit without an acquired image".into()))?;
         let fb = self.ring.buffer(i).fb;
         if self.path == RenderPath::Copy {
             // The copy needs the finished frame on the CPU side anyway.
@@ -255,62 +290,76 @@ impl Target for KmsTarget<'_> {
                 }
             });
             if let Err(e) = copied {
+                self.acquired = None;
                 let _ = self.ring.cancel(i);
                 return Err(lost(e));
             }
         }
-        let commit = |this: &Self, renderer: &mut GpuRenderer| -> Result<(), KmsError> {
-            match (&fence, this.path) {
-                (_, RenderPath::Copy) => this.output.flip(fb),
-                (fence, RenderPath::Import) => match fence {
-                    RenderFence::SyncFile(fd) => {
-                        this.output
-                            .flip_gated(fb, fd.as_fd(), Duration::from_secs(1))
-                    }
-                    RenderFence::Signalled => this.output.flip(fb),
-                    RenderFence::CpuWait => {
-                        renderer.wait().map_err(|e| KmsError::Lessor {
-                            why: format!("waiting for the render: {e}"),
-                        })?;
-                        this.output.flip(fb)
-                    }
-                },
+        let committed = match (fence, self.path) {
+            (_, RenderPath::Copy) => self.output.flip(fb),
+            (RenderFence::SyncFile(fd), RenderPath::Import) => {
+                self.output
+                    .flip_gated(fb, fd.as_fd(), Duration::from_secs(1))
+            }
+            (RenderFence::Signalled, RenderPath::Import) => self.output.flip(fb),
+            (RenderFence::CpuWait, RenderPath::Import) => {
+                renderer.wait()?;
+                self.output.flip(fb)
             }
         };
-        let mut committed = commit(self, renderer);
-        if let Err(e) = &committed
-            && refused_for_now(e)
-        {
-            // A commit the kernel refuses for now (a flip still pending, a busy
-            // configuration) is retargeted once, to the next vblank, before the display
-            // counts as lost.
-            tracing::warn!(%e, "commit refused: retrying at the next vblank");
-            let _ = self
-                .output
-                .card()
-                .wait_flip_events(Duration::from_nanos(self.period_ns.max(1_000_000)));
-            committed = commit(self, renderer);
+        match committed {
+            Ok(()) => {
+                self.acquired = None;
+                self.ring
+                    .queue(i)
+                    .map_err(|e| TargetError::Lost(e.to_string()))?;
+                self.pending.push_back((i, target_vblank_ns));
+                Ok(Committed::Pending)
+            }
+            // Not now: the image stays acquired for the retargeted commit.
+            Err(e) if refused_for_now(&e) => Err(TargetError::Busy(e.to_string())),
+            Err(e) => {
+                self.acquired = None;
+                let _ = self.ring.cancel(i);
+                Err(lost(e))
+            }
         }
-        if let Err(e) = committed {
-            let _ = self.ring.cancel(i);
-            return Err(lost(e));
+    }
+
+    fn wait_until(&mut self, t_ns: u64) -> Result<Vec<Feedback>, TargetError> {
+        loop {
+            let now = crate::present::now_ns();
+            if now >= t_ns {
+                return Ok(self.ready.drain(..).collect());
+            }
+            // Flip events end the sleep early; the card's wait retries EINTR.
+            self.take_events(Duration::from_nanos(t_ns - now))?;
         }
-        self.ring
-            .queue(i)
-            .map_err(|e| TargetError::Lost(e.to_string()))?;
-        let ev = self.next_flip()?;
-        self.ring
-            .flipped(i)
-            .map_err(|e| TargetError::Lost(e.to_string()))?;
-        self.flips += 1;
-        let missed =
-            target_vblank_ns > 0 && ev.timestamp_ns > target_vblank_ns + self.period_ns / 2;
-        self.last_flip = Some(ev);
-        Ok(Feedback {
-            sequence: u64::from(ev.sequence),
-            vblank_ns: ev.timestamp_ns,
-            missed,
-        })
+    }
+
+    fn next_feedback(&mut self) -> Result<Feedback, TargetError> {
+        // A flip is due within a period or two; one that takes a second never comes (the
+        // lease is gone, or the CRTC is no longer ours).
+        let deadline = crate::present::now_ns() + 1_000_000_000;
+        loop {
+            if let Some(fb) = self.ready.pop_front() {
+                return Ok(fb);
+            }
+            if self.pending.is_empty() {
+                return Err(TargetError::Lost(
+                    "no frame is pending on the display".into(),
+                ));
+            }
+            let now = crate::present::now_ns();
+            if now >= deadline {
+                return Err(TargetError::Lost(if self.output.lease_alive() {
+                    "a committed frame never flipped (1 s)".into()
+                } else {
+                    "the lease is gone (a committed frame never flipped)".into()
+                }));
+            }
+            self.take_events(Duration::from_nanos(deadline - now))?;
+        }
     }
 }
 

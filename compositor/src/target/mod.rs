@@ -50,6 +50,20 @@ pub enum TargetError {
     Vulkan(#[from] VkError),
     #[error("the display is gone: {0}")]
     Lost(String),
+    /// The display refused the commit for now (a flip still pending, a configuration
+    /// it cannot take at this moment): the frame may be retargeted to a later vblank.
+    #[error("the display refused the commit for now: {0}")]
+    Busy(String),
+}
+
+/// What a commit did.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Committed {
+    /// Already shown (targets without a display: the simulated vblank has passed).
+    Shown(Feedback),
+    /// Queued on the display: its feedback arrives later, in commit order, from
+    /// [`Target::wait_until`] or [`Target::next_feedback`].
+    Pending,
 }
 
 pub trait Target {
@@ -61,14 +75,54 @@ pub trait Target {
     fn period_ns(&self) -> u64;
     /// The image the next frame renders into (free: not on screen, not queued).
     fn acquire(&mut self) -> Result<&TargetImage, TargetError>;
-    /// Shows the acquired image at `target_vblank_ns` (or the first vblank after, if
-    /// that has passed), once `fence` has signalled.
+    /// Commits the acquired image for `target_vblank_ns` (or the first vblank after, if
+    /// that has passed), to be shown once `fence` has signalled. Does not wait for the
+    /// display: a target with one answers [`Committed::Pending`].
+    fn commit(
+        &mut self,
+        renderer: &mut GpuRenderer,
+        fence: &RenderFence,
+        target_vblank_ns: u64,
+    ) -> Result<Committed, TargetError>;
+    /// Sleeps until `t_ns` (monotonic), returning the feedback of committed frames the
+    /// display showed meanwhile, oldest first.
+    fn wait_until(&mut self, t_ns: u64) -> Result<Vec<Feedback>, TargetError> {
+        crate::present::sleep_until(t_ns);
+        Ok(Vec::new())
+    }
+    /// Waits for the oldest pending frame's feedback (its flip).
+    fn next_feedback(&mut self) -> Result<Feedback, TargetError> {
+        Err(TargetError::Lost(
+            "no frame is pending on this target".into(),
+        ))
+    }
+    /// Whether an image is free to render into now (else a pending frame's flip must
+    /// come first: [`Target::next_feedback`]).
+    fn can_acquire(&self) -> bool {
+        true
+    }
+    /// Shows the acquired image and waits until it is on screen (one frame at a time:
+    /// tests and benchmarks); a commit refused for now is tried once more a period later.
     fn present(
         &mut self,
         renderer: &mut GpuRenderer,
         fence: RenderFence,
         target_vblank_ns: u64,
-    ) -> Result<Feedback, TargetError>;
+    ) -> Result<Feedback, TargetError> {
+        let committed = match self.commit(renderer, &fence, target_vblank_ns) {
+            Err(TargetError::Busy(why)) => {
+                tracing::warn!(%why, "commit refused: retrying a period later");
+                let later = crate::present::now_ns() + self.period_ns();
+                let _ = self.wait_until(later)?;
+                self.commit(renderer, &fence, target_vblank_ns)?
+            }
+            other => other?,
+        };
+        match committed {
+            Committed::Shown(fb) => Ok(fb),
+            Committed::Pending => self.next_feedback(),
+        }
+    }
     /// Page flips the display completed, for targets with a display.
     fn completed_flips(&self) -> Option<u64> {
         None
