@@ -1,12 +1,14 @@
 //! `leasehold bench frame-timing`: the real display path under synthetic render work,
-//! Leasehold's late-commit presenter against a FIFO-swapchain baseline, same run.
+//! Leasehold's late-commit frame loop (the runtime's own: `frame_loop::run_with` on the
+//! KMS target, the compositor with nothing to compose, the render load a synthetic GPU's
+//! fences) against a FIFO-swapchain baseline, same run.
 
 use anyhow::{Context, bail};
 use clap::Args;
 use leasehold_compositor::kms::discovery::{ModeRequest, period_ns};
 use leasehold_compositor::kms::{DirectLease, FdLease, LeaseSource, WaylandLease, X11Lease};
 use leasehold_compositor::pacing::PacerConfig;
-use leasehold_compositor::present::{self, FrameRecord, Presenter, RenderModel, Summary};
+use leasehold_compositor::present::{self, FrameRecord, RenderModel, Summary};
 use std::io::Write;
 use std::path::{Path, PathBuf};
 
@@ -106,10 +108,7 @@ pub fn frame_timing(a: FrameTimingArgs) -> anyhow::Result<()> {
     let lessee = lease.card();
     let lit = leasehold_compositor::kms::bringup::bring_up(lessee, &lease, &headset, a.mode, 3)?;
     let leasehold_compositor::kms::bringup::Lit {
-        output,
-        mut ring,
-        mode,
-        ..
+        output, ring, mode, ..
     } = lit;
     let size = mode.size();
     let period = period_ns(&mode);
@@ -144,23 +143,26 @@ pub fn frame_timing(a: FrameTimingArgs) -> anyhow::Result<()> {
     check_out_dir(&a.out)?;
 
     let mut runs: Vec<(&str, Vec<FrameRecord>)> = Vec::new();
-    let plan: Vec<(&str, Presenter)> = [
-        ("late-commit", Presenter::LateCommit),
-        (
-            "fifo",
-            Presenter::Fifo {
-                images: a.fifo_images,
-            },
-        ),
-    ]
-    .into_iter()
-    .filter(|(n, _)| a.only.as_deref().is_none_or(|o| n.starts_with(o)))
-    .collect();
-    for (name, p) in plan {
+    let (mut output, mut ring) = (output, ring);
+    let plan: Vec<&str> = ["late-commit", "fifo"]
+        .into_iter()
+        .filter(|n| a.only.as_deref().is_none_or(|o| n.starts_with(o)))
+        .collect();
+    for name in plan {
         eprint!("  running {name} … ");
         let t0 = std::time::Instant::now();
-        let run = present::run(&output, &mut ring, period, cfg, p, render, a.frames)
+        let run = if name == "late-commit" {
+            // The runtime's own frame loop.
+            let (run, o, r) = leasehold_compositor::frame_loop::run_on_output(
+                lessee, output, ring, period, cfg, render, a.frames,
+            )
             .with_context(|| format!("the {name} presenter failed"))?;
+            (output, ring) = (o, r);
+            run
+        } else {
+            present::fifo(&output, &mut ring, period, a.fifo_images, render, a.frames)
+                .with_context(|| format!("the {name} presenter failed"))?
+        };
         if run.stop == present::Stop::LeaseLost {
             bail!(
                 "the lease on {} was lost after {} frames of {name} (revoked, or its lessor went away): presenter stopped",

@@ -10,11 +10,11 @@
 //! real-time priority where permitted.
 
 use crate::pacing::{FlipFeedback, Pacer, PacerConfig};
-use crate::present::{now_ns, request_realtime_priority};
+use crate::present::{RenderModel, Run, SyntheticGpu, now_ns, request_realtime_priority};
 use crate::render::{self, Layer};
 use crate::target::{Committed, Feedback, Target, TargetError};
 use crate::vk::app::ReleaseProbe;
-use crate::vk::renderer::GpuRenderer;
+use crate::vk::renderer::{GpuRenderer, RenderFence};
 use leasehold_drivers::api::{DisplayInfo, Hmd, Pose};
 use std::collections::VecDeque;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
@@ -207,6 +207,14 @@ impl SubmissionSlot {
 pub struct LoopRecord {
     pub wake_ns: u64,
     pub commit_ns: u64,
+    /// The vblank the frame was planned (or retargeted) for.
+    pub target_vblank_ns: u64,
+    /// Moved to a later vblank before its commit (woken late, or refused for now).
+    pub retargeted: bool,
+    /// When its render completed, where known (a synthetic load's fence).
+    pub render_done_ns: Option<u64>,
+    /// The pacer's safety margin when the frame was shown.
+    pub margin_ns: u64,
     /// The app frame shown (`None` before the first submission).
     pub submission: Option<u64>,
     pub target_sequence: u64,
@@ -216,6 +224,15 @@ pub struct LoopRecord {
     /// Render cost: CPU submit plus GPU time (timestamps), or wake to commit without.
     pub render_ns: u64,
     pub hit: bool,
+}
+
+/// Extra render work per frame that the commit waits for: a synthetic GPU's fence
+/// signalled after the model's time (`leasehold bench frame-timing` measures the loop
+/// with it).
+#[derive(Debug)]
+pub struct SyntheticLoad<'a> {
+    pub gpu: &'a SyntheticGpu,
+    pub model: RenderModel,
 }
 
 /// Runs display frames until `stop`, handing each frame's record to `on_frame` (which
@@ -230,6 +247,105 @@ pub fn run(
     slot: &SubmissionSlot,
     pacer_cfg: PacerConfig,
     stop: &AtomicBool,
+    on_frame: &mut dyn FnMut(&mut GpuRenderer, &mut dyn Target, &LoopRecord),
+) -> Result<u64, TargetError> {
+    run_with(
+        renderer, target, display, hmd, slot, pacer_cfg, stop, None, on_frame,
+    )
+}
+
+/// This loop on a lit output for `frames` frames, as `leasehold bench frame-timing`
+/// measures it: the compositor on the display's device with no app (nothing to compose:
+/// its render is skipped once the scanout buffers are black) and `render` as the
+/// synthetic load every commit waits for. Gives the output and ring back (for the next
+/// presenter) and the frames as the benchmark records them; a lost lease ends the run
+/// early ([`crate::present::Stop::LeaseLost`]).
+pub fn run_on_output<'c>(
+    lessee: &'c crate::kms::Card,
+    output: crate::kms::Output<'c>,
+    ring: crate::kms::ScanoutRing<'c>,
+    period: u64,
+    cfg: PacerConfig,
+    render: RenderModel,
+    frames: u64,
+) -> Result<(Run, crate::kms::Output<'c>, crate::kms::ScanoutRing<'c>), TargetError> {
+    use crate::present::{FrameRecord, Stop};
+    use crate::target::kms::KmsTarget;
+    use crate::vk::context::{DevicePreference, VkContext};
+    let ctx = Arc::new(VkContext::new(DevicePreference {
+        drm_node: lessee.device_node(),
+    })?);
+    let (w, h) = (ring.buffer(0).width, ring.buffer(0).height);
+    let hmd = leasehold_drivers::simulated::SimulatedHmd::new(
+        leasehold_drivers::motion::Motion::new(glam::DQuat::IDENTITY, &[]),
+        now_ns(),
+    );
+    let display = hmd.display().for_mode(w, h, 1e9 / period as f32);
+    let mut renderer = GpuRenderer::new(ctx, &hmd.lens(), &display)?;
+    let mut target = KmsTarget::new(output, ring, &mut renderer, period)?;
+    let gpu = SyntheticGpu::start().map_err(|e| TargetError::Lost(e.to_string()))?;
+    let slot = SubmissionSlot::default();
+    let stop = AtomicBool::new(false);
+    let mut records = Vec::with_capacity(frames as usize);
+    let result = run_with(
+        &mut renderer,
+        &mut target,
+        &display,
+        &hmd,
+        &slot,
+        cfg,
+        &stop,
+        Some(SyntheticLoad {
+            gpu: &gpu,
+            model: render,
+        }),
+        &mut |_, _, r| {
+            if records.len() as u64 >= frames {
+                return;
+            }
+            records.push(FrameRecord {
+                frame: records.len() as u64,
+                target_sequence: r.target_sequence,
+                target_vblank_ns: r.target_vblank_ns,
+                wake_ns: r.wake_ns,
+                commit_ns: r.commit_ns,
+                fence_signal_ns: r.render_done_ns.unwrap_or(r.commit_ns),
+                flip_sequence: r.shown_sequence,
+                flip_ns: r.vblank_ns,
+                margin_ns: r.margin_ns,
+                hit: r.hit,
+                retargeted: r.retargeted,
+            });
+            if records.len() as u64 >= frames {
+                stop.store(true, Ordering::Release);
+            }
+        },
+    );
+    let lease_alive = target.output().lease_alive();
+    let (output, ring) = target.into_parts(&mut renderer)?;
+    let stop = match result {
+        Ok(_) => Stop::Completed,
+        // A revoked lease (or a lessor gone): the output is gone, the process is not.
+        Err(e) if !lease_alive => {
+            tracing::warn!(frames = records.len(), error = %e, "lease lost: frame loop stopped");
+            Stop::LeaseLost
+        }
+        Err(e) => return Err(e),
+    };
+    Ok((Run { records, stop }, output, ring))
+}
+
+/// [`run`], with a synthetic render load on every frame.
+#[allow(clippy::too_many_arguments)]
+pub fn run_with(
+    renderer: &mut GpuRenderer,
+    target: &mut dyn Target,
+    display: &DisplayInfo,
+    hmd: &dyn Hmd,
+    slot: &SubmissionSlot,
+    pacer_cfg: PacerConfig,
+    stop: &AtomicBool,
+    load: Option<SyntheticLoad<'_>>,
     on_frame: &mut dyn FnMut(&mut GpuRenderer, &mut dyn Target, &LoopRecord),
 ) -> Result<u64, TargetError> {
     request_realtime_priority();
@@ -247,6 +363,7 @@ pub fn run(
     let mut shown = 0;
     // Committed frames whose feedback (flip) has not come yet, in commit order.
     let mut inflight: VecDeque<InFlight> = VecDeque::new();
+    let mut load_frames = 0u64;
     // Feedback for the oldest frame in flight: into the pacer, then to `on_frame`; the
     // frame's submission (and the holds on its images) goes with it.
     let mut feed = |renderer: &mut GpuRenderer,
@@ -257,12 +374,20 @@ pub fn run(
         let Some(f) = inflight.pop_front() else {
             return;
         };
+        // A synthetic render's completion is known exactly: it is the render time.
+        let render_done_ns = match (&load, f.load_frame) {
+            (Some(l), Some(i)) => l.gpu.completed(i).ok(),
+            _ => None,
+        };
+        if let Some(done) = render_done_ns {
+            pacer.on_render_time(done.saturating_sub(f.wake_ns));
+        }
         let outcome = pacer.on_flip(FlipFeedback {
             frame_id: f.frame_id,
             sequence: fb.sequence,
             vblank_ns: fb.vblank_ns,
             commit_ns: f.commit_ns,
-            render_done_ns: None,
+            render_done_ns,
         });
         shown += 1;
         on_frame(
@@ -271,6 +396,10 @@ pub fn run(
             &LoopRecord {
                 wake_ns: f.wake_ns,
                 commit_ns: f.commit_ns,
+                target_vblank_ns: f.target_vblank_ns,
+                retargeted: f.retargeted,
+                render_done_ns,
+                margin_ns: pacer.margin_ns(),
                 submission: f.submission.as_ref().map(|s| s.frame),
                 target_sequence: f.target_sequence,
                 predicted_display_ns: f.predicted_display_ns,
@@ -309,10 +438,20 @@ pub fn run(
             }
             last_rejections = fplan.rejections.clone();
         }
-        let (fence, mut timing) = {
+        let (mut fence, mut timing) = {
             let img = target.acquire()?;
             renderer.render(&fplan, img, sync_file)?
         };
+        let load_frame = match &load {
+            Some(l) => {
+                let i = load_frames;
+                load_frames += 1;
+                fence = with_load(renderer, fence, l.gpu.render(i, l.model.duration_ns(i)))?;
+                Some(i)
+            }
+            None => None,
+        };
+        let mut retargeted = false;
         // Late commit: as close to the vblank as the pacer's margins allow; flips of
         // earlier frames are taken meanwhile.
         for fb in target.wait_until(plan.commit_deadline_ns)? {
@@ -321,6 +460,7 @@ pub fn run(
         if now_ns() > plan.commit_deadline_ns + 1_000_000 {
             // Woken too late for this vblank: move the frame rather than block.
             plan = pacer.retarget(&plan, now_ns());
+            retargeted = true;
             for fb in target.wait_until(plan.commit_deadline_ns)? {
                 feed(renderer, target, &mut pacer, &mut inflight, fb);
             }
@@ -340,6 +480,7 @@ pub fn run(
                         feed(renderer, target, &mut pacer, &mut inflight, fb);
                     }
                     plan = pacer.retarget(&plan, now_ns());
+                    retargeted = true;
                     for fb in target.wait_until(plan.commit_deadline_ns)? {
                         feed(renderer, target, &mut pacer, &mut inflight, fb);
                     }
@@ -355,9 +496,14 @@ pub fn run(
             .gpu_total_ns
             .map(|g| g + timing.cpu_submit_ns)
             .unwrap_or_else(|| commit.saturating_sub(wake));
-        pacer.on_render_time(render_ns);
+        if load_frame.is_none() {
+            pacer.on_render_time(render_ns);
+        }
         inflight.push_back(InFlight {
             frame_id: plan.frame_id,
+            target_vblank_ns: plan.target_vblank_ns,
+            retargeted,
+            load_frame,
             wake_ns: wake,
             commit_ns: commit,
             submission: sub,
@@ -379,9 +525,33 @@ pub fn run(
     Ok(shown)
 }
 
+/// The commit's fence with a synthetic render's added: one sync_file for both.
+fn with_load(
+    renderer: &mut GpuRenderer,
+    fence: RenderFence,
+    load: Result<std::os::fd::OwnedFd, crate::kms::KmsError>,
+) -> Result<RenderFence, TargetError> {
+    use std::os::fd::AsFd;
+    let load = load.map_err(|e| TargetError::Lost(format!("synthetic render load: {e}")))?;
+    match fence {
+        RenderFence::SyncFile(fd) => crate::kms::fence::merge_sync_files(fd.as_fd(), load.as_fd())
+            .map(RenderFence::SyncFile)
+            .map_err(|e| TargetError::Lost(e.to_string())),
+        RenderFence::Signalled => Ok(RenderFence::SyncFile(load)),
+        RenderFence::CpuWait => {
+            renderer.wait()?;
+            Ok(RenderFence::SyncFile(load))
+        }
+    }
+}
+
 /// A committed frame awaiting its feedback.
 struct InFlight {
     frame_id: u64,
+    target_vblank_ns: u64,
+    retargeted: bool,
+    /// Its synthetic render, if any.
+    load_frame: Option<u64>,
     wake_ns: u64,
     commit_ns: u64,
     /// What it showed: kept (with the holds on its images) until it is on screen.

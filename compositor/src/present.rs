@@ -1,21 +1,20 @@
-//! Presenters: how finished frames are committed to a leased output.
+//! What the frame-timing benchmark measures with, and its baseline.
 //!
-//! - [`Presenter::LateCommit`]: the pacer decides per frame when to wake and when to
-//!   commit; the commit carries the render's fence and lands as close to vblank as the
-//!   measured margins allow. This is Leasehold's presenter.
-//! - [`Presenter::Fifo`]: the baseline, what a Vulkan FIFO display swapchain does — render
-//!   as soon as an image is free, commit as soon as the frame is ready, queue behind a
-//!   pending flip. Low risk of misses, but frames wait in the queue.
+//! - Leasehold's presenter is the runtime's frame loop ([`crate::frame_loop`]): the pacer
+//!   decides per frame when to wake and when to commit; the commit carries the render's
+//!   fence and lands as close to vblank as the measured margins allow.
+//! - [`fifo`]: the baseline, what a Vulkan FIFO display swapchain does — render as soon
+//!   as an image is free, commit as soon as the frame is ready, queue behind a pending
+//!   flip. Low risk of misses, but frames wait in the queue.
 //!
-//! Both drive the same output with the same synthetic render work: a vgem fence signalled
-//! from a "GPU" thread after a configurable render time, so the kernel's fence gating is
-//! real even without a GPU. Every frame's timeline is recorded for the frame-timing
-//! benchmark.
+//! Both drive the same output with the same synthetic render work ([`SyntheticGpu`]: a
+//! vgem fence signalled from a "GPU" thread after a configurable render time), so the
+//! kernel's fence gating is real even without a GPU. Every frame's timeline is recorded
+//! as a [`FrameRecord`].
 
 use crate::kms::fence::{VgemFence, wait_sync_file};
 use crate::kms::scanout::RingError;
-use crate::kms::{FenceGate, FlipEvent, KmsError, Output, ScanoutRing, Vgem};
-use crate::pacing::{FlipFeedback, Pacer, PacerConfig};
+use crate::kms::{FlipEvent, KmsError, Output, ScanoutRing, Vgem};
 use std::collections::VecDeque;
 use std::os::fd::{AsFd, OwnedFd};
 use std::sync::mpsc;
@@ -83,16 +82,6 @@ impl RenderModel {
             }
         }
     }
-}
-
-/// Which presenter to run.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Presenter {
-    LateCommit,
-    /// FIFO swapchain with this many images.
-    Fifo {
-        images: usize,
-    },
 }
 
 /// One frame's timeline (CLOCK_MONOTONIC ns).
@@ -225,7 +214,8 @@ pub fn request_realtime_priority() -> bool {
 
 /// The synthetic GPU: a thread that "renders" for a given time and then signals the
 /// frame's vgem fence, like a GPU completing asynchronously.
-struct SyntheticGpu {
+#[derive(Debug)]
+pub struct SyntheticGpu {
     jobs: mpsc::Sender<(u64, u64)>,
     fences: mpsc::Receiver<Result<OwnedFd, KmsError>>,
     done: mpsc::Receiver<(u64, u64)>,
@@ -233,7 +223,7 @@ struct SyntheticGpu {
 }
 
 impl SyntheticGpu {
-    fn start() -> Result<Self, KmsError> {
+    pub fn start() -> Result<Self, KmsError> {
         let vgem = Vgem::open()?;
         let (jobs, job_rx) = mpsc::channel::<(u64, u64)>();
         let (fence_tx, fences) = mpsc::channel();
@@ -281,7 +271,7 @@ impl SyntheticGpu {
     }
 
     /// Starts a render; returns its fence as a sync_file.
-    fn render(&self, frame: u64, render_ns: u64) -> Result<OwnedFd, KmsError> {
+    pub fn render(&self, frame: u64, render_ns: u64) -> Result<OwnedFd, KmsError> {
         let lost = || KmsError::Ioctl {
             op: "synthetic GPU",
             source: std::io::Error::other("GPU thread exited"),
@@ -290,8 +280,8 @@ impl SyntheticGpu {
         self.fences.recv().map_err(|_| lost())?
     }
 
-    /// Waits for a render's completion time.
-    fn completed(&self, frame: u64) -> Result<u64, KmsError> {
+    /// Waits for a render's completion time (renders complete in order: ask for each).
+    pub fn completed(&self, frame: u64) -> Result<u64, KmsError> {
         loop {
             let (f, t) = self
                 .done
@@ -327,22 +317,19 @@ fn next_flip(output: &Output<'_>, timeout: Duration) -> Result<FlipEvent, KmsErr
     }
 }
 
-/// Runs `frames` frames through `presenter` on a lit output (after its modeset), rendering
-/// into buffers from `ring` (at least 3: one on screen, one pending, one being rendered).
-pub fn run(
+/// Runs `frames` frames of the FIFO baseline with `images` swapchain images (2 or more,
+/// at most the ring's) on a lit output (after its modeset), rendering into buffers from
+/// `ring` (at least 3: one on screen, one pending, one being rendered).
+pub fn fifo(
     output: &Output<'_>,
     ring: &mut ScanoutRing<'_>,
     period_ns: u64,
-    pacer_cfg: PacerConfig,
-    presenter: Presenter,
+    images: usize,
     render: RenderModel,
     frames: u64,
 ) -> Result<Run, KmsError> {
     assert!(ring.len() >= 3, "a scanout ring needs at least 3 buffers");
-    let images = match presenter {
-        Presenter::Fifo { images } => images.clamp(2, ring.len()),
-        Presenter::LateCommit => ring.len(),
-    };
+    let images = images.clamp(2, ring.len());
     let gpu = SyntheticGpu::start()?;
     let mut records = Vec::with_capacity(frames as usize);
     let result = (|| {
@@ -352,29 +339,17 @@ pub fn run(
         ring.queue(slot)?;
         let anchor = next_flip(output, Duration::from_secs(2))?;
         ring.flipped(slot)?;
-        match presenter {
-            Presenter::LateCommit => late_commit(
-                output,
-                &mut *ring,
-                &gpu,
-                anchor,
-                pacer_cfg,
-                render,
-                frames,
-                &mut records,
-            ),
-            Presenter::Fifo { .. } => fifo(
-                output,
-                &mut *ring,
-                &gpu,
-                anchor,
-                period_ns,
-                images,
-                render,
-                frames,
-                &mut records,
-            ),
-        }
+        fifo_frames(
+            output,
+            &mut *ring,
+            &gpu,
+            anchor,
+            period_ns,
+            images,
+            render,
+            frames,
+            &mut records,
+        )
     })();
     match result {
         Ok(()) => Ok(Run {
@@ -410,152 +385,8 @@ pub struct Run {
     pub stop: Stop,
 }
 
-/// Sleeps until `t_ns`, handing every flip event that arrives meanwhile to `on_flip`.
-fn wait_until(
-    output: &Output<'_>,
-    t_ns: u64,
-    on_flip: &mut dyn FnMut(FlipEvent) -> Result<(), KmsError>,
-) -> Result<(), KmsError> {
-    loop {
-        let now = now_ns();
-        if now >= t_ns {
-            return Ok(());
-        }
-        match output
-            .card()
-            .wait_flip_events(Duration::from_nanos(t_ns - now))
-        {
-            Ok(events) => {
-                for e in events.into_iter().filter(|e| e.crtc == output.crtc) {
-                    on_flip(e)?;
-                }
-            }
-            Err(KmsError::FlipTimeout { .. }) => return Ok(()),
-            Err(e) => return Err(e),
-        }
-    }
-}
-
-/// The late-commit presenter. Frames are planned, rendered and committed while the
-/// previous frame's flip is still in flight; flip events are handled as they arrive, so
-/// the presenter never waits for feedback it does not need yet.
 #[allow(clippy::too_many_arguments)]
-fn late_commit(
-    output: &Output<'_>,
-    ring: &mut ScanoutRing<'_>,
-    gpu: &SyntheticGpu,
-    anchor: FlipEvent,
-    cfg: PacerConfig,
-    render: RenderModel,
-    frames: u64,
-    records: &mut Vec<FrameRecord>,
-) -> Result<(), KmsError> {
-    let pacer = std::cell::RefCell::new(Pacer::new(
-        cfg,
-        u64::from(anchor.sequence),
-        anchor.timestamp_ns,
-    ));
-    let out = std::cell::RefCell::new(records);
-    // Committed frames awaiting their flip, in commit order (flips complete in order):
-    // the record so far, the pacer's frame id and the ring slot.
-    let inflight: std::cell::RefCell<VecDeque<(FrameRecord, u64, usize)>> = Default::default();
-    let ring = std::cell::RefCell::new(ring);
-    let mut on_flip = |ev: FlipEvent| -> Result<(), KmsError> {
-        let Some((mut rec, id, slot)) = inflight.borrow_mut().pop_front() else {
-            return Ok(()); // a stray event
-        };
-        // This frame is on screen now; the buffer it replaced is free again.
-        ring.borrow_mut().flipped(slot)?;
-        let signalled = gpu.completed(rec.frame)?;
-        let mut p = pacer.borrow_mut();
-        p.on_render_time(signalled.saturating_sub(rec.wake_ns));
-        let outcome = p.on_flip(FlipFeedback {
-            frame_id: id,
-            sequence: u64::from(ev.sequence),
-            vblank_ns: ev.timestamp_ns,
-            commit_ns: rec.commit_ns,
-            render_done_ns: Some(signalled),
-        });
-        rec.fence_signal_ns = signalled;
-        rec.flip_sequence = u64::from(ev.sequence);
-        rec.flip_ns = ev.timestamp_ns;
-        rec.margin_ns = p.margin_ns();
-        rec.hit = outcome.is_some_and(|o| o.missed_vblanks == 0);
-        out.borrow_mut().push(rec);
-        Ok(())
-    };
-    for i in 0..frames {
-        let mut plan = pacer.borrow_mut().plan(now_ns());
-        let mut late_wake = false;
-        wait_until(output, plan.wake_ns, &mut on_flip)?;
-        // A buffer neither on screen nor queued (there is one whenever at most one flip
-        // is pending; otherwise take the pending flip's event first).
-        let slot = loop {
-            if let Some(s) = ring.borrow_mut().acquire() {
-                break s;
-            }
-            on_flip(next_flip(output, Duration::from_secs(2))?)?;
-        };
-        let wake = now_ns();
-        let fence = gpu.render(i, render.duration_ns(i))?;
-        wait_until(output, plan.commit_deadline_ns, &mut on_flip)?;
-        if now_ns() > plan.commit_deadline_ns + 1_000_000 {
-            // Woken too late for this vblank: move the frame rather than block.
-            plan = pacer.borrow_mut().retarget(&plan, now_ns());
-            wait_until(output, plan.commit_deadline_ns, &mut on_flip)?;
-            late_wake = true;
-        }
-        let fb = ring.borrow().buffer(slot).fb;
-        let mut retargeted = late_wake;
-        let commit = loop {
-            let commit = now_ns();
-            // A render that has not completed a period after its deadline is stalled.
-            let max_wait = Duration::from_nanos(pacer.borrow().period_ns().max(1_000_000));
-            match output.flip_gated(fb, fence.as_fd(), max_wait) {
-                // With CPU waits the commit itself happened after the render completed.
-                Ok(()) if output.fence_gate() == FenceGate::CpuWait => break now_ns(),
-                Ok(()) => break commit,
-                // The previous frame slipped and still occupies this frame's vblank: its
-                // flip is pending. Take its event, then aim this frame one vblank later
-                // (committing at that vblank's deadline) instead of missing it too.
-                Err(e) if e.errno() == Some(rustix::io::Errno::BUSY.raw_os_error()) => {
-                    let ev = next_flip(output, Duration::from_secs(2))?;
-                    on_flip(ev)?;
-                    plan = pacer.borrow_mut().retarget(&plan, now_ns());
-                    retargeted = true;
-                    wait_until(output, plan.commit_deadline_ns, &mut on_flip)?;
-                }
-                Err(e) => {
-                    ring.borrow_mut().cancel(slot)?;
-                    return Err(e);
-                }
-            }
-        };
-        ring.borrow_mut().queue(slot)?;
-        let rec = FrameRecord {
-            frame: i,
-            target_sequence: plan.target_sequence,
-            target_vblank_ns: plan.target_vblank_ns,
-            wake_ns: wake,
-            commit_ns: commit,
-            fence_signal_ns: 0,
-            flip_sequence: 0,
-            flip_ns: 0,
-            margin_ns: 0,
-            hit: false,
-            retargeted,
-        };
-        inflight.borrow_mut().push_back((rec, plan.frame_id, slot));
-    }
-    while !inflight.borrow().is_empty() {
-        let ev = next_flip(output, Duration::from_secs(2))?;
-        on_flip(ev)?;
-    }
-    Ok(())
-}
-
-#[allow(clippy::too_many_arguments)]
-fn fifo(
+fn fifo_frames(
     output: &Output<'_>,
     ring: &mut ScanoutRing<'_>,
     gpu: &SyntheticGpu,

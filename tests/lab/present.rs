@@ -1,14 +1,15 @@
-//! The presenter on the real kernel: lease loss while flipping.
+//! The runtime's frame loop on the real kernel: lease loss while flipping.
 
 use crate::common::{headset_card, light_up, period_ns};
+use leasehold_compositor::frame_loop;
 use leasehold_compositor::kms::{Lease, Output, ScanoutRing};
 use leasehold_compositor::pacing::PacerConfig;
-use leasehold_compositor::present::{self, Presenter, RenderModel, Stop};
+use leasehold_compositor::present::{RenderModel, Stop};
 use leasehold_tests::init_tracing;
 use std::time::Duration;
 
 #[test]
-fn revoking_the_lease_mid_run_stops_the_presenter_and_the_process_goes_on() {
+fn revoking_the_lease_mid_run_stops_the_frame_loop_and_the_process_goes_on() {
     init_tracing();
     let (card, headset, _) = headset_card();
     let lease = Lease::create(card.clone(), &headset).expect("lease");
@@ -30,15 +31,16 @@ fn revoking_the_lease_mid_run_stops_the_presenter_and_the_process_goes_on() {
             ring.flipped(first).unwrap();
             lit_tx.send(()).expect("main thread waits");
             let render = RenderModel::Fixed { ns: 2_000_000 };
-            present::run(
-                &out,
-                &mut ring,
+            frame_loop::run_on_output(
+                lessee,
+                out,
+                ring,
                 period,
                 PacerConfig::for_period(period),
-                Presenter::LateCommit,
                 render,
                 100_000,
             )
+            .map(|(run, _, _)| run)
         });
         lit.recv_timeout(Duration::from_secs(60))
             .expect("the output lights up");

@@ -41,6 +41,15 @@ struct DmaBufSync {
     flags: u64,
 }
 
+#[repr(C)]
+struct SyncMergeData {
+    name: [u8; 32],
+    fd2: i32,
+    fence: i32,
+    flags: u32,
+    pad: u32,
+}
+
 const DRM_COMMAND_BASE: u8 = 0x40;
 /// `DRM_IOCTL_VGEM_FENCE_ATTACH` (include/uapi/drm/vgem_drm.h).
 const VGEM_FENCE_ATTACH: Opcode = opcode::read_write::<VgemFenceAttach>(b'd', DRM_COMMAND_BASE + 1);
@@ -51,6 +60,8 @@ const VGEM_FENCE_WRITE: u32 = 1;
 const DMA_BUF_EXPORT_SYNC_FILE: Opcode = opcode::read_write::<DmaBufExportSyncFile>(b'b', 2);
 /// `DMA_BUF_IOCTL_SYNC`.
 const DMA_BUF_SYNC: Opcode = opcode::write::<DmaBufSync>(b'b', 0);
+/// `SYNC_IOC_MERGE` (include/uapi/linux/sync_file.h).
+const SYNC_IOC_MERGE: Opcode = opcode::read_write::<SyncMergeData>(b'>', 3);
 
 /// `DMA_BUF_SYNC_*` flags: which access a CPU bracket or an exported fence covers.
 pub mod dma_buf_access {
@@ -89,6 +100,36 @@ pub fn export_sync_file(dmabuf: BorrowedFd<'_>, access: u32) -> Result<OwnedFd, 
     }
     // SAFETY: on success the kernel installed a new fd in `arg.fd` that nothing else owns.
     Ok(unsafe { <OwnedFd as std::os::fd::FromRawFd>::from_raw_fd(arg.fd) })
+}
+
+/// One sync_file that signals when both `a` and `b` have (`SYNC_IOC_MERGE`).
+pub fn merge_sync_files(a: BorrowedFd<'_>, b: BorrowedFd<'_>) -> Result<OwnedFd, KmsError> {
+    let mut arg = SyncMergeData {
+        name: *b"leasehold-merged\0\0\0\0\0\0\0\0\0\0\0\0\0\0\0\0",
+        fd2: std::os::fd::AsRawFd::as_raw_fd(&b),
+        fence: -1,
+        flags: 0,
+        pad: 0,
+    };
+    // SAFETY: the opcode is SYNC_IOC_MERGE, whose argument is exactly `struct
+    // sync_merge_data` (mirrored by the repr(C) struct: a 32-byte name, fd2, fence, flags,
+    // pad); the kernel reads `name` and `fd2` and writes `fence` within the call; `a` and
+    // `b` are live sync_file fds for its duration.
+    unsafe { ioctl(a, Updater::<SYNC_IOC_MERGE, _>::new(&mut arg)) }.map_err(|e| {
+        KmsError::Ioctl {
+            op: "merge sync_files",
+            source: e.into(),
+        }
+    })?;
+    if arg.fence < 0 {
+        return Err(KmsError::Ioctl {
+            op: "merge sync_files",
+            source: std::io::Error::other("kernel returned no fd"),
+        });
+    }
+    // SAFETY: on success the kernel installed a new fd in `arg.fence` that nothing else
+    // owns.
+    Ok(unsafe { <OwnedFd as std::os::fd::FromRawFd>::from_raw_fd(arg.fence) })
 }
 
 /// Brackets CPU access to a dma-buf (`DMA_BUF_IOCTL_SYNC` start/end) so caches and
