@@ -24,6 +24,41 @@ use std::time::{Duration, Instant};
 
 pub const CONFIG_JSON: &str = include_str!("../drivers/fixtures/vive-config.json");
 
+/// The family members the lab emulates: each its own sensor interface product id and
+/// config (model, serial, panel, lens data), and the headset EDID that goes with it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum LabModel {
+    Vive,
+    VivePro,
+    Index,
+}
+
+impl LabModel {
+    pub fn parse(name: &str) -> Option<Self> {
+        match name {
+            "vive" => Some(LabModel::Vive),
+            "vive-pro" => Some(LabModel::VivePro),
+            "index" => Some(LabModel::Index),
+            _ => None,
+        }
+    }
+
+    pub fn product_id(self) -> u16 {
+        match self {
+            LabModel::Vive => VIVE_SENSORS_PID,
+            LabModel::VivePro | LabModel::Index => LHR_SENSORS_PID,
+        }
+    }
+
+    pub fn config(self) -> &'static str {
+        match self {
+            LabModel::Vive => CONFIG_JSON,
+            LabModel::VivePro => include_str!("../drivers/fixtures/vive-pro-config.json"),
+            LabModel::Index => include_str!("../drivers/fixtures/index-config.json"),
+        }
+    }
+}
+
 const UHID_DESTROY: u32 = 1;
 const UHID_START: u32 = 2;
 const UHID_GET_REPORT: u32 = 9;
@@ -112,6 +147,8 @@ pub struct EmulatorConfig {
     pub secs: f64,
     pub seed: u64,
     pub product_id: u16,
+    /// The config JSON the device serves.
+    pub config: &'static str,
 }
 
 impl EmulatorConfig {
@@ -124,6 +161,7 @@ impl EmulatorConfig {
             secs,
             seed: 11,
             product_id: VIVE_SENSORS_PID,
+            config: CONFIG_JSON,
         }
     }
 }
@@ -307,12 +345,11 @@ fn run(
     status: Arc<Status>,
     commands: Arc<Mutex<VecDeque<Command>>>,
 ) -> std::io::Result<()> {
-    let parsed =
-        ViveConfig::parse(CONFIG_JSON).map_err(|e| std::io::Error::other(e.to_string()))?;
+    let parsed = ViveConfig::parse(cfg.config).map_err(|e| std::io::Error::other(e.to_string()))?;
     let mut dev = Device {
         range: ImuRange::from_modes(1, 1).map_err(|e| std::io::Error::other(e.to_string()))?,
         factory: parsed.imu,
-        config_chunks: encode_config_chunks(&deflate(CONFIG_JSON)),
+        config_chunks: encode_config_chunks(&deflate(cfg.config)),
         next_chunk: 0,
     };
     // Generated as streamed: a long script must not delay the first feature answers

@@ -163,6 +163,23 @@ pub fn run_hello_xr_then(
     let report = std::fs::read_to_string(report)
         .unwrap_or_else(|e| panic!("the frame report {}: {e}\n{log}", report.display()));
     tracing::info!("{report}");
+    // With a whole emulated headset in the VM (`cargo xtask lab --hmd`), the runtime
+    // must have found and driven it, not the simulated one.
+    if let Ok(model) = std::env::var("LEASEHOLD_LAB_HMD") {
+        let name = match model.as_str() {
+            "vive" => "Vive MV",
+            "vive-pro" => "Vive Pro",
+            _ => "Index",
+        };
+        let chosen = log
+            .lines()
+            .find(|l| l.contains("headset chosen"))
+            .unwrap_or_else(|| panic!("the runtime logged no headset choice:\n{log}"));
+        assert!(
+            chosen.contains(name) && chosen.contains("simulated=false"),
+            "the runtime did not drive the emulated {model}: {chosen}"
+        );
+    }
     HelloXr { log, report }
 }
 

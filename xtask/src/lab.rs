@@ -34,6 +34,9 @@ pub struct LabConfig {
     pub kernel: Option<PathBuf>,
     /// Extra QEMU arguments.
     pub qemu_extra: Vec<String>,
+    /// An emulated headset sensor interface to start before the command: (model, the
+    /// `lab-hmd` executable).
+    pub emulate: Option<(String, PathBuf)>,
 }
 
 impl LabConfig {
@@ -48,6 +51,7 @@ impl LabConfig {
             echo: true,
             kernel: None,
             qemu_extra: Vec::new(),
+            emulate: None,
         }
     }
 
@@ -94,6 +98,11 @@ pub fn run_cli(args: &[String]) -> Result {
                 }
             }
             "--hmd-edid" => cfg.hmd = Some(edid::find(&val("--hmd-edid")?)?),
+            "--hmd" => {
+                let model = val("--hmd")?;
+                cfg.hmd = Some(edid::find(&model)?);
+                cfg.emulate = Some((model, PathBuf::new()));
+            }
             "--mode" => cfg.mode = Some(edid::parse_mode(&val("--mode")?)?),
             "--timeout" => {
                 let v = val("--timeout")?;
@@ -107,6 +116,9 @@ pub fn run_cli(args: &[String]) -> Result {
             "--qemu-opt" => cfg.qemu_extra.push(val("--qemu-opt")?),
             other => return Err(format!("lab: unknown option `{other}`")),
         }
+    }
+    if let Some((model, bin)) = &mut cfg.emulate {
+        *bin = emulator(model)?;
     }
     let r = run(&cfg, cmd)?;
     eprintln!(
@@ -125,6 +137,35 @@ pub fn run_cli(args: &[String]) -> Result {
             r.status
         ))
     }
+}
+
+/// The models `--hmd` emulates: the Vive family, whose sensor interface the drivers read.
+pub const EMULATED_MODELS: [&str; 3] = ["vive", "vive-pro", "index"];
+
+/// Builds the `lab-hmd` emulator for `model` and returns its path.
+pub fn emulator(model: &str) -> Result<PathBuf> {
+    if !EMULATED_MODELS.contains(&model) {
+        return Err(format!(
+            "lab: --hmd {model}: the lab emulates {} (use --hmd-edid for the EDID alone)",
+            EMULATED_MODELS.join(", ")
+        ));
+    }
+    let json = crate::util::output(
+        std::process::Command::new(std::env::var("CARGO").unwrap_or_else(|_| "cargo".into()))
+            .current_dir(workspace_root())
+            .args([
+                "build",
+                "-p",
+                "leasehold-tests",
+                "--features",
+                "lab",
+                "--bin",
+                "lab-hmd",
+                "--message-format=json",
+            ]),
+    )?;
+    crate::test::executable_from_json(&json, "lab-hmd")
+        .ok_or_else(|| "lab: cargo built no `lab-hmd` executable".to_string())
 }
 
 fn shell_quote(s: &str) -> String {
@@ -407,9 +448,32 @@ fn guest_script(cfg: &LabConfig, out: &Path, cwd: &Path, cmd: &[String]) -> Stri
         s.push_str(&format!("export {k}={}\n", shell_quote(v)));
     }
     s.push_str(&format!("cd {}\n", shell_quote(&cwd.display().to_string())));
+    if let Some((model, bin)) = &cfg.emulate {
+        // The headset's sensor interface, as a process beside the command: up (its
+        // hidraw node there) before the command starts, stopped after it.
+        s.push_str(&format!(
+            "export LEASEHOLD_LAB_HMD={}\n",
+            shell_quote(model)
+        ));
+        s.push_str(&format!(
+            "{} {} > \"$OUT/lab-hmd.log\" 2>&1 &\nHMD=$!\n",
+            shell_quote(&bin.display().to_string()),
+            shell_quote(model)
+        ));
+        s.push_str(
+            "i=0; until ls /dev/hidraw* >/dev/null 2>&1; do i=$((i+1)); [ $i -gt 100 ] && { echo 'lab: the emulated headset never appeared'; cat \"$OUT/lab-hmd.log\"; echo 125 > \"$OUT/.lab-status\"; exit 125; }; sleep 0.1; done\n",
+        );
+        // What the project's udev rules give the desktop's user on a real machine (the
+        // VM runs no udev): the sensor interface is theirs to open.
+        s.push_str("chmod a+rw /dev/hidraw*\n");
+    }
     let quoted: Vec<String> = cmd.iter().map(|a| shell_quote(a)).collect();
     s.push_str(&quoted.join(" "));
-    s.push_str("\nrc=$?\necho $rc > \"$OUT/.lab-status\"\nexit $rc\n");
+    s.push_str("\nrc=$?\n");
+    if cfg.emulate.is_some() {
+        s.push_str("kill $HMD 2>/dev/null; wait $HMD 2>/dev/null\n");
+    }
+    s.push_str("echo $rc > \"$OUT/.lab-status\"\nexit $rc\n");
     s
 }
 
@@ -474,5 +538,26 @@ mod tests {
         assert!(s.contains("Virtual-2/status"));
         assert!(s.contains("export X='1 2'"));
         assert!(s.contains("cd '/w'\n'echo' 'hi there'\nrc=$?"));
+    }
+
+    #[test]
+    fn an_emulated_headset_is_up_before_the_command_and_stopped_after() {
+        let mut cfg = LabConfig::new();
+        cfg.emulate = Some(("index".into(), PathBuf::from("/b/lab-hmd")));
+        let s = guest_script(&cfg, Path::new("/o"), Path::new("/w"), &["true".into()]);
+        let start = s.find("'/b/lab-hmd' 'index'").expect("started");
+        let wait = s.find("/dev/hidraw*").expect("waited for");
+        let cmd = s.find("'true'\nrc=$?").expect("the command");
+        let stop = s.find("kill $HMD").expect("stopped");
+        let status = s.find("echo $rc").expect("status");
+        assert!(
+            start < wait && wait < cmd && cmd < stop && stop < status,
+            "{s}"
+        );
+        assert!(
+            emulator("rift-cv1")
+                .unwrap_err()
+                .contains("vive, vive-pro, index")
+        );
     }
 }

@@ -28,6 +28,10 @@ commands:
       --hmd-edid NAME          give the headset output this headset's EDID (vive, vive-pro,
                                index, rift-cv1); the headset is output 1, or output 2
                                with --outputs 2
+      --hmd MODEL              a whole headset: MODEL's EDID (as --hmd-edid) and its sensor
+                               interface emulated over uhid (USB ids, config with its lens
+                               data, an IMU following a head-motion script); vive,
+                               vive-pro or index
       --mode WxH@Hz            the headset EDID's preferred mode (default: the headset's own)
       --timeout SECS           give up after this long (default 600)
       --out DIR                writable directory shared with the guest (default lab-out/)

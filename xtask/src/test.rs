@@ -230,7 +230,7 @@ fn host_tests(root: &std::path::Path) -> Result<Tally> {
 }
 
 /// The path of a test or binary target from cargo's JSON build messages.
-fn executable_from_json(json: &str, target: &str) -> Option<PathBuf> {
+pub(crate) fn executable_from_json(json: &str, target: &str) -> Option<PathBuf> {
     json.lines()
         .filter(|l| l.contains("\"reason\":\"compiler-artifact\""))
         .filter(|l| l.contains(&format!("\"name\":\"{target}\"")))
@@ -246,6 +246,9 @@ struct LabGroup {
     what: &'static str,
     outputs: u8,
     hmd: Option<&'static str>,
+    /// The headset's sensor interface emulated too (`lab --hmd`): the runtime finds a
+    /// whole headset.
+    emulate: bool,
     mode: Option<&'static str>,
     /// libtest name filters (a test runs if it matches any); empty runs every lab test.
     filters: &'static [&'static str],
@@ -258,14 +261,17 @@ const LAB_GROUPS: &[LabGroup] = &[
         what: "two outputs, Vive EDID (2160x1200@90) on output 2",
         outputs: 2,
         hmd: Some("vive"),
+        // The HID tests start their own emulated headsets.
+        emulate: false,
         mode: None,
         filters: &[],
         skip: &["no_headset", "lessors::", "compositor::", "openxr::"],
     },
     LabGroup {
-        what: "one output, Index EDID with a custom 640x360@120 mode (cadence, compositor, hello_xr)",
+        what: "one output, a whole emulated Index (EDID with a custom 640x360@120 mode, sensor interface over uhid): cadence, compositor, hello_xr",
         outputs: 1,
         hmd: Some("index"),
+        emulate: true,
         mode: Some("640x360@120"),
         filters: &[
             "lease::lease_flip_isolate_revoke",
@@ -275,9 +281,10 @@ const LAB_GROUPS: &[LabGroup] = &[
         skip: &[],
     },
     LabGroup {
-        what: "two outputs, Vive EDID with a custom 640x360@90 mode on output 2, sway, then Xorg, as the DRM master leasing it (hello_xr under each)",
+        what: "two outputs, a whole emulated Vive (EDID with a custom 640x360@90 mode on output 2, sensor interface over uhid), sway, then Xorg, as the DRM master leasing it (hello_xr under each)",
         outputs: 2,
         hmd: Some("vive"),
+        emulate: true,
         mode: Some("640x360@90"),
         filters: &["lessors::"],
         skip: &[],
@@ -286,6 +293,7 @@ const LAB_GROUPS: &[LabGroup] = &[
         what: "one output, no headset (QEMU's desktop EDID)",
         outputs: 1,
         hmd: None,
+        emulate: false,
         mode: None,
         filters: &["no_headset"],
         skip: &[],
@@ -323,6 +331,11 @@ fn lab_tests(root: &std::path::Path) -> Result<Tally> {
         let mut cfg = LabConfig::new();
         cfg.outputs = g.outputs;
         cfg.hmd = g.hmd.map(edid::find).transpose()?;
+        if g.emulate
+            && let Some(model) = g.hmd
+        {
+            cfg.emulate = Some((model.to_string(), lab::emulator(model)?));
+        }
         cfg.mode = g.mode.map(edid::parse_mode).transpose()?;
         cfg.timeout = Duration::from_secs(900);
         cfg.env

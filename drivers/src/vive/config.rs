@@ -372,6 +372,36 @@ mod tests {
         assert!((c.fov[0].angle_left + c.fov[1].angle_right).abs() < 0.01);
     }
 
+    /// The lab's emulated Vive Pro and Index (`cargo xtask lab --hmd`) carry their own
+    /// configs: each parses as its model, with its panel, lens and a field of view of
+    /// its own.
+    #[test]
+    fn the_lab_models_configs_parse_as_their_models() {
+        let vive = ViveConfig::parse(FIXTURE).unwrap();
+        for (json, variant, serial) in [
+            (
+                include_str!("../../fixtures/vive-pro-config.json"),
+                Variant::VivePro,
+                "LHR-LEASE201",
+            ),
+            (
+                include_str!("../../fixtures/index-config.json"),
+                Variant::Index,
+                "LHR-LEASE301",
+            ),
+        ] {
+            let c = ViveConfig::parse(json).unwrap();
+            assert_eq!(c.variant, variant);
+            assert_eq!(c.serial, serial);
+            assert_eq!((c.eye_width, c.eye_height), (1440, 1600));
+            assert!(c.defaulted.is_empty(), "{:?}", c.defaulted);
+            assert!(c.fov.iter().all(Fov::is_valid));
+            assert!((c.fov[0].angle_left + c.fov[1].angle_right).abs() < 0.01);
+            assert_ne!(c.lens, vive.lens);
+            assert_ne!(c.fov, vive.fov);
+        }
+    }
+
     #[test]
     fn missing_keys_take_defaults_and_model_is_required() {
         let c = ViveConfig::parse(r#"{"model_number": "Index"}"#).unwrap();
