@@ -279,6 +279,8 @@ impl GpuRenderer {
         path: Option<ComposePath>,
     ) -> Result<Self, VkError> {
         let d = &ctx.device;
+        // A software rasteriser: fragment path, and fence waits (no driver spin to avoid).
+        let software = ctx.gpu.device_type == vk::PhysicalDeviceType::CPU;
         let bindings = |first: vk::DescriptorType| {
             [
                 vk::DescriptorSetLayoutBinding::default()
@@ -440,7 +442,7 @@ impl GpuRenderer {
             in_flight: false,
             queries,
             sync_fd_export,
-            poll_completion: ctx.gpu.device_type != vk::PhysicalDeviceType::CPU,
+            poll_completion: !software,
             sync_semaphore: None,
             stale_semaphore: None,
             gpu_timeout: std::time::Duration::from_secs(10),
@@ -476,7 +478,6 @@ impl GpuRenderer {
             std::ptr::copy_nonoverlapping(vbytes.as_ptr(), r.vertices.mapped, vbytes.len());
             std::ptr::copy_nonoverlapping(ibytes.as_ptr(), r.indices.mapped, ibytes.len());
         }
-        let software = ctx.gpu.device_type == vk::PhysicalDeviceType::CPU;
         let wanted = path.unwrap_or(if software {
             ComposePath::Fragment
         } else {
@@ -629,19 +630,11 @@ impl GpuRenderer {
                     None,
                 )
                 .map_err(call("vkCreateImageView (storage)"))?;
-            let layouts = [self.compute_set_layout];
-            let set = match d.allocate_descriptor_sets(
-                &vk::DescriptorSetAllocateInfo::default()
-                    .descriptor_pool(self.pool)
-                    .set_layouts(&layouts),
-            ) {
-                Ok(s) => s[0],
+            let set = match self.allocate_set(self.compute_set_layout) {
+                Ok(s) => s,
                 Err(e) => {
                     d.destroy_image_view(view, None);
-                    return Err(VkError::Call {
-                        op: "vkAllocateDescriptorSets",
-                        result: e,
-                    });
+                    return Err(e);
                 }
             };
             let img_info = [vk::DescriptorImageInfo::default()
@@ -968,18 +961,26 @@ impl GpuRenderer {
         }
     }
 
+    /// A new set of `layout` from our pool (freed with `vkFreeDescriptorSets` or the pool).
+    fn allocate_set(&self, layout: vk::DescriptorSetLayout) -> Result<vk::DescriptorSet, VkError> {
+        let layouts = [layout];
+        // SAFETY: allocation from our pool, with a layout of this device.
+        unsafe {
+            self.ctx.device.allocate_descriptor_sets(
+                &vk::DescriptorSetAllocateInfo::default()
+                    .descriptor_pool(self.pool)
+                    .set_layouts(&layouts),
+            )
+        }
+        .map(|s| s[0])
+        .map_err(call("vkAllocateDescriptorSets"))
+    }
+
     fn descriptor_set(&self, view: vk::ImageView) -> Result<vk::DescriptorSet, VkError> {
         let d = &self.ctx.device;
-        let layouts = [self.set_layout];
-        // SAFETY: allocation from our pool and a write of live handles.
+        let set = self.allocate_set(self.set_layout)?;
+        // SAFETY: a write of live handles into a set of ours.
         unsafe {
-            let set = d
-                .allocate_descriptor_sets(
-                    &vk::DescriptorSetAllocateInfo::default()
-                        .descriptor_pool(self.pool)
-                        .set_layouts(&layouts),
-                )
-                .map_err(call("vkAllocateDescriptorSets"))?[0];
             let img = [vk::DescriptorImageInfo::default()
                 .image_view(view)
                 .image_layout(vk::ImageLayout::SHADER_READ_ONLY_OPTIMAL)];
