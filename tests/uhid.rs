@@ -171,6 +171,9 @@ struct Status {
     sent_samples: AtomicU64,
     /// Device time of the newest sample sent, ns.
     device_ns: AtomicU64,
+    /// CLOCK_MONOTONIC (ns) at device time 0: the stream is paced so that sample `i`
+    /// goes out at this plus `i` ms (divided by the speed), catching up after a stall.
+    origin_ns: AtomicU64,
     finished: AtomicBool,
     stop: AtomicBool,
     plugged: AtomicBool,
@@ -222,6 +225,13 @@ impl EmulatedVive {
 
     pub fn device_time_ns(&self) -> u64 {
         self.status.device_ns.load(Ordering::Acquire)
+    }
+
+    /// CLOCK_MONOTONIC (ns, the runtime's XrTime) at device time 0, once streaming has
+    /// begun (0 before): the script's ground truth at host time `t` is the motion at
+    /// `(t - origin) * speed`.
+    pub fn origin_monotonic_ns(&self) -> u64 {
+        self.status.origin_ns.load(Ordering::Acquire)
     }
 
     /// The whole script has been streamed.
@@ -359,6 +369,11 @@ fn run(
     let mut slots = [RawImuSample::default(); 3];
     let mut next_slot = 0;
     let start = Instant::now();
+    let origin = rustix::time::clock_gettime(rustix::time::ClockId::Monotonic);
+    status.origin_ns.store(
+        origin.tv_sec as u64 * 1_000_000_000 + origin.tv_nsec as u64,
+        Ordering::Release,
+    );
     let per_report = cfg.samples_per_report.clamp(1, 3);
     let mut i = 0usize;
     let mut plugged = true;
@@ -419,6 +434,60 @@ fn run(
         let _ = write_event(&fd, &event(UHID_DESTROY, &[]));
     }
     result
+}
+
+/// Where `lab-hmd` says how to reach it and how its script is timed: `key=value` lines
+/// (`pid`, `origin_ns`: CLOCK_MONOTONIC at device time 0, `secs`: the script's length),
+/// in the lab's output folder. SIGUSR1 to that pid unplugs the headset, SIGUSR2 plugs
+/// it in again.
+pub fn lab_hmd_state_path() -> std::path::PathBuf {
+    std::env::var_os("LEASEHOLD_LAB_OUT")
+        .map(std::path::PathBuf::from)
+        .unwrap_or_else(std::env::temp_dir)
+        .join("lab-hmd.state")
+}
+
+/// What `lab-hmd` published (see [`lab_hmd_state_path`]).
+#[derive(Debug, Clone, Copy)]
+pub struct LabHmdState {
+    pub pid: i32,
+    pub origin_ns: u64,
+    pub secs: f64,
+}
+
+impl LabHmdState {
+    pub fn read() -> std::io::Result<Self> {
+        let text = std::fs::read_to_string(lab_hmd_state_path())?;
+        let get = |k: &str| {
+            text.lines()
+                .find_map(|l| l.strip_prefix(k)?.strip_prefix('='))
+                .ok_or_else(|| std::io::Error::other(format!("lab-hmd state: no {k}")))
+        };
+        let bad = |e: &dyn std::fmt::Display| std::io::Error::other(format!("lab-hmd state: {e}"));
+        Ok(Self {
+            pid: get("pid")?.parse().map_err(|e| bad(&e))?,
+            origin_ns: get("origin_ns")?.parse().map_err(|e| bad(&e))?,
+            secs: get("secs")?.parse().map_err(|e| bad(&e))?,
+        })
+    }
+
+    /// Pulls the cable (true) or plugs it in again (false).
+    pub fn plug(&self, plugged: bool) {
+        let sig = if plugged {
+            libc::SIGUSR2
+        } else {
+            libc::SIGUSR1
+        };
+        // SAFETY: kill(2) with a pid lab-hmd wrote (a positive process id) and a signal it handles.
+        let r = unsafe { libc::kill(self.pid, sig) };
+        assert_eq!(
+            r,
+            0,
+            "signal lab-hmd (pid {}): {}",
+            self.pid,
+            std::io::Error::last_os_error()
+        );
+    }
 }
 
 /// The Vive Pro / Index product id, for tests that want the other family member.

@@ -135,8 +135,17 @@ impl Supervised {
     fn start(opts: ViveOptions, first: Duration) -> Result<Self, String> {
         let slot = vive::HmdSlot::default();
         let (stop, mut stopped) = tokio::sync::oneshot::channel::<()>();
+        // The caller's log subscriber (the runtime sets its own only for the duration of
+        // each OpenXR call) goes with the supervisor's thread and its blocking pool, or
+        // "headset lost" and the open failures would be heard by no one.
+        let logs = tracing::dispatcher::get_default(|d| d.clone());
         let rt = tokio::runtime::Builder::new_current_thread()
             .enable_all()
+            .on_thread_start({
+                let logs = logs.clone();
+                // The guard is kept for the pool thread's whole life.
+                move || std::mem::forget(tracing::dispatcher::set_default(&logs))
+            })
             .build()
             .map_err(|e| format!("the headset supervisor's runtime: {e}"))?;
         let thread = {
@@ -144,6 +153,7 @@ impl Supervised {
             std::thread::Builder::new()
                 .name("leasehold-headset".into())
                 .spawn(move || {
+                    let _logs = tracing::dispatcher::set_default(&logs);
                     let rt = rt;
                     rt.block_on(async move {
                         let (tx, mut rx) = tokio::sync::mpsc::unbounded_channel();

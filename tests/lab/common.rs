@@ -92,12 +92,42 @@ pub fn run_hello_xr(cmd: std::process::Command, report: &std::path::Path) -> Hel
 /// Something done to a running hello_xr's world (a lessor killed, a headset unplugged).
 pub type Then = Box<dyn FnOnce()>;
 
+/// One step of a scenario run on a hello_xr whose frames are shown: `action`, then up to
+/// `secs` for a log line that `until` accepts.
+pub struct Step {
+    pub what: String,
+    pub action: Then,
+    pub until: Box<dyn FnMut(&str) -> bool>,
+    pub secs: u64,
+}
+
 /// As [`run_hello_xr`]; once frames are shown, runs `then`'s action and waits (up to
 /// 60 s) for a log line containing its text before asking hello_xr to stop.
 pub fn run_hello_xr_then(
-    mut cmd: std::process::Command,
+    cmd: std::process::Command,
     report: &std::path::Path,
     then: Option<(Then, &str)>,
+) -> HelloXr {
+    let steps = then
+        .map(|(action, text)| {
+            let text = text.to_string();
+            Step {
+                what: text.clone(),
+                action,
+                until: Box::new(move |l: &str| l.contains(&text)),
+                secs: 60,
+            }
+        })
+        .into_iter()
+        .collect();
+    run_hello_xr_steps(cmd, report, steps)
+}
+
+/// As [`run_hello_xr`], with `steps` run in order once frames are shown.
+pub fn run_hello_xr_steps(
+    mut cmd: std::process::Command,
+    report: &std::path::Path,
+    steps: Vec<Step>,
 ) -> HelloXr {
     use std::io::{BufRead, BufReader, Write};
     use std::process::Stdio;
@@ -143,11 +173,13 @@ pub fn run_hello_xr_then(
         focused && shown >= 2
     };
     let mut outcome = wait_for("a focused session with frames shown", &mut started, 240);
-    if outcome.is_ok()
-        && let Some((action, text)) = then
-    {
-        action();
-        outcome = wait_for(text, &mut |l: &str| l.contains(text), 60);
+    for mut step in steps {
+        if outcome.is_err() {
+            break;
+        }
+        tracing::info!(step = step.what, "hello_xr scenario");
+        (step.action)();
+        outcome = wait_for(&step.what, &mut *step.until, step.secs);
     }
     if let Err(why) = outcome {
         let _ = child.kill();

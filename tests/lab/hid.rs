@@ -379,8 +379,7 @@ fn the_runtime_drives_the_emulated_headset() {
     let now = || instance.now().expect("xrConvertTimespecTimeToTimeKHR");
     // The located head against the script at the emulator's device time, sampled every
     // 50 ms after the filter settled. An IMU-only headset's yaw starts where the headset
-    // was when the runtime opened it, so the script is compared in that frame (the yaw
-    // between the two is taken from the run), and tilt (against gravity) as it is. Medians keep a VM stall's burst (see `track`) from deciding; a runtime that
+    // was when the runtime opened it (see `headset::against_script`); a runtime that
     // ignores the headset is off by tens of degrees.
     let mut pairs = Vec::new();
     let t0 = Instant::now();
@@ -401,44 +400,23 @@ fn the_runtime_drives_the_emulated_headset() {
         pairs.push((q, motion.orientation(device_s)));
     }
     assert!(pairs.len() > 100, "{} samples", pairs.len());
-    // The yaw between the two frames: the median over the run (the filter's yaw drifts a
-    // little while it learns the gyro bias the emulator hides; measured: median error
-    // 1.8°, tilt 0.7°).
-    let mut yaws: Vec<f64> = pairs
-        .iter()
-        .map(|(q, t)| (*q * t.inverse()).to_euler(glam::EulerRot::YXZ).0)
-        .collect();
-    yaws.sort_by(f64::total_cmp);
-    let yaw0 = yaws[yaws.len() / 2];
-    let align = DQuat::from_rotation_y(yaw0);
-    let median = |mut v: Vec<f64>| {
-        v.sort_by(f64::total_cmp);
-        (v[v.len() / 2], v[v.len() - 1])
-    };
-    let (total, worst) = median(
-        pairs
-            .iter()
-            .map(|(q, t)| fusion::errors(*q, align * *t).1.to_degrees())
-            .collect(),
-    );
-    let (tilt, _) = median(
-        pairs
-            .iter()
-            .map(|(q, t)| fusion::errors(*q, *t).0.to_degrees())
-            .collect(),
-    );
+    // Measured: median error 1.8° (the filter's yaw drifts a little while it learns the
+    // gyro bias the emulator hides), tilt 0.7°.
+    let cmp = crate::headset::against_script(&pairs);
     tracing::info!(
         samples = pairs.len(),
-        yaw_between_deg = yaw0.to_degrees(),
-        median = total,
-        worst,
-        tilt,
+        ?cmp,
         "the runtime's head pose against the script"
     );
-    assert!(total < 5.0, "median error {total:.2}° against the script");
     assert!(
-        tilt < 5.0,
-        "median tilt error {tilt:.2}° against the script"
+        cmp.median_deg < 5.0,
+        "median error {:.2}° against the script",
+        cmp.median_deg
+    );
+    assert!(
+        cmp.median_tilt_deg < 5.0,
+        "median tilt error {:.2}° against the script",
+        cmp.median_tilt_deg
     );
 
     emu.unplug();

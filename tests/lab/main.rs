@@ -7,6 +7,7 @@ mod cli;
 mod common;
 mod compositor;
 mod fence;
+mod headset;
 mod hid;
 mod lease;
 mod lease_source;

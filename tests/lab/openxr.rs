@@ -1,6 +1,8 @@
 //! hello_xr on the leased headset output: the runtime finds the headset's display by
-//! itself (no LEASEHOLD_TARGET), leases it as DRM master (no desktop runs here), renders into its scanout buffers and commits
-//! fence-gated page flips; every frame the compositor presented is a completed flip.
+//! itself (no LEASEHOLD_TARGET), leases it as DRM master (no desktop runs here), renders
+//! into its scanout buffers and commits fence-gated page flips; every frame the
+//! compositor presented is a completed flip. With the whole emulated headset, the views
+//! follow its IMU and it is unplugged and plugged in again mid-run.
 
 use leasehold_tests::init_tracing;
 use std::process::Command;
@@ -16,8 +18,21 @@ fn hello_xr_runs_on_the_leased_headset_with_a_flip_per_frame() {
     cmd.args(["-g", "Vulkan2"])
         .env("XR_RUNTIME_JSON", &manifest)
         .env("LEASEHOLD_FRAME_REPORT", &report)
-        .env("LEASEHOLD_LOG", crate::common::HELLO_XR_LOG);
-    let run = crate::common::run_hello_xr(cmd, &report);
+        .env(
+            "LEASEHOLD_LOG",
+            format!(
+                "{},{}",
+                crate::common::HELLO_XR_LOG,
+                crate::headset::LOCATE_LOG
+            ),
+        );
+    // The runtime is the lessor itself here (DRM master): nobody else can revoke its
+    // lease; the lessor groups (sway, Xorg) take that part.
+    let run = if std::env::var_os("LEASEHOLD_LAB_HMD").is_some() {
+        crate::headset::hello_xr_follows_the_headset(cmd, &report, None)
+    } else {
+        crate::common::run_hello_xr(cmd, &report)
+    };
     let (text, report) = (run.log, run.report);
     assert!(
         text.contains("display chosen") && text.contains("through direct (DRM master"),

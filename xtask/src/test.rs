@@ -290,6 +290,15 @@ const LAB_GROUPS: &[LabGroup] = &[
         skip: &[],
     },
     LabGroup {
+        what: "two outputs, a whole emulated Index (EDID with a custom 640x360@120 mode on output 2, sensor interface over uhid), Xorg leasing it (hello_xr followed through unplug, replug and the X server's end)",
+        outputs: 2,
+        hmd: Some("index"),
+        emulate: true,
+        mode: Some("640x360@120"),
+        filters: &["lessors::x11::hello_xr_under_xorg"],
+        skip: &[],
+    },
+    LabGroup {
         what: "one output, no headset (QEMU's desktop EDID)",
         outputs: 1,
         hmd: None,

@@ -288,7 +288,13 @@ impl ViveHmd {
                 .name("vive-imu".into())
                 .spawn({
                     let tx = tx.clone();
-                    move || reader(transport, shared, range, factory, tx)
+                    // The opener's log subscriber goes with the reader ("headset lost").
+                    let logs = tracing::dispatcher::get_default(|d| d.clone());
+                    move || {
+                        tracing::dispatcher::with_default(&logs, || {
+                            reader(transport, shared, range, factory, tx)
+                        })
+                    }
                 })
                 .map_err(|e| {
                     ViveError::Config(format!("cannot start the IMU reader thread: {e}"))
@@ -679,6 +685,50 @@ mod tests {
             DeviceEvent::Connected { .. }
         ));
         (hmd, events)
+    }
+
+    /// The IMU reader runs on a thread of its own; what it logs (the headset lost) reaches
+    /// the subscriber of whoever opened the headset (the runtime sets one only for the
+    /// duration of each OpenXR call), not the void.
+    #[test]
+    fn the_reader_logs_to_the_openers_subscriber() {
+        #[derive(Clone, Default)]
+        struct Buf(std::sync::Arc<std::sync::Mutex<Vec<u8>>>);
+        impl std::io::Write for Buf {
+            fn write(&mut self, b: &[u8]) -> std::io::Result<usize> {
+                self.0
+                    .lock()
+                    .map_err(|_| std::io::Error::other("poisoned"))?
+                    .extend_from_slice(b);
+                Ok(b.len())
+            }
+            fn flush(&mut self) -> std::io::Result<()> {
+                Ok(())
+            }
+        }
+        let buf = Buf::default();
+        let subscriber = tracing_subscriber::fmt()
+            .with_writer({
+                let buf = buf.clone();
+                move || buf.clone()
+            })
+            .with_ansi(false)
+            .finish();
+        let m = Motion::new(
+            DQuat::IDENTITY,
+            &[crate::motion::Segment::Still { secs: 0.5 }],
+        );
+        let (_hmd, events) =
+            tracing::subscriber::with_default(subscriber, || open_replay(capture(&m, 0.5, true)));
+        let lost = events
+            .recv_timeout(std::time::Duration::from_secs(10))
+            .unwrap();
+        assert!(matches!(lost, DeviceEvent::Lost { .. }), "{lost:?}");
+        let text = String::from_utf8(buf.0.lock().unwrap().clone()).unwrap();
+        assert!(
+            text.contains("headset lost"),
+            "the reader's records: {text:?}"
+        );
     }
 
     #[test]

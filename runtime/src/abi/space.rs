@@ -375,6 +375,11 @@ pub(super) unsafe extern "system" fn locate_spaces(
     })
 }
 
+/// The log target of one record per xrLocateViews: the display time asked for, when
+/// (CLOCK_MONOTONIC ns), whether the head was tracked and its orientation in the base
+/// space — what the app was told, for checking it against a headset's known motion.
+const LOCATE_TARGET: &str = "leasehold_openxr::locate";
+
 pub(super) unsafe extern "system" fn locate_views(
     h: xr::Session,
     info: *const xr::ViewLocateInfo,
@@ -411,6 +416,13 @@ pub(super) unsafe extern "system" fn locate_views(
                 // Views in an untracked action space, or of a headset that is not tracked
                 // (unplugged, not streaming yet): no valid pose.
                 st.view_state_flags = xr::ViewStateFlags::EMPTY;
+                tracing::trace!(
+                    target: LOCATE_TARGET,
+                    display_time = info.display_time.as_nanos(),
+                    at = crate::core::session::now_ns(),
+                    tracked = false,
+                    "views located"
+                );
                 // SAFETY: the two-call contract of the entry point.
                 return unsafe {
                     super::marshal::two_call(&s.display.eyes, capacity, count_out, views, |o, _| {
@@ -423,6 +435,18 @@ pub(super) unsafe extern "system" fn locate_views(
                 };
             };
             let view = relative(&base_world, &head);
+            let q = view.orientation;
+            tracing::trace!(
+                target: LOCATE_TARGET,
+                display_time = info.display_time.as_nanos(),
+                at = crate::core::session::now_ns(),
+                tracked = true,
+                qx = q.x,
+                qy = q.y,
+                qz = q.z,
+                qw = q.w,
+                "views located"
+            );
             let eyes: Vec<(Pose, leasehold_drivers::api::Fov)> = s
                 .display
                 .eyes

@@ -116,7 +116,11 @@ fn hello_xr_as_user(sway: &Sway, manifest: &std::path::Path, report: &std::path:
     cmd.arg("WAYLAND_DISPLAY=wayland-1")
         .arg(format!("XR_RUNTIME_JSON={}", manifest.display()))
         .arg(format!("LEASEHOLD_FRAME_REPORT={}", report.display()))
-        .arg(format!("LEASEHOLD_LOG={}", crate::common::HELLO_XR_LOG));
+        .arg(format!(
+            "LEASEHOLD_LOG={},{}",
+            crate::common::HELLO_XR_LOG,
+            crate::headset::LOCATE_LOG
+        ));
     if let Ok(v) = std::env::var("LP_NATIVE_VECTOR_WIDTH") {
         cmd.arg(format!("LP_NATIVE_VECTOR_WIDTH={v}"));
     }
@@ -166,11 +170,13 @@ fn hello_xr_in_a_sway_session_gets_the_headset_from_sway() {
     super::assert_shown_through(&run, "the Wayland compositor (wp_drm_lease_device_v1)");
 }
 
-/// The lessor goes away mid-session (sway killed): the kernel revokes its leases, the
-/// session reports LOSS_PENDING instead of hanging or crashing, and hello_xr (which
-/// restarts its session on a loss) still exits cleanly when asked.
+/// The whole headset in sway's session: hello_xr's views follow the emulated IMU, the
+/// headset is unplugged (tracking lost, the app goes on) and plugged in again (tracked),
+/// then the lessor goes away (sway killed): the kernel revokes its leases, the session
+/// reports LOSS_PENDING instead of hanging or crashing, and hello_xr (which restarts its
+/// session on a loss) still exits cleanly when asked.
 #[test]
-fn hello_xr_loses_its_session_when_sway_goes_away_and_exits_cleanly() {
+fn hello_xr_follows_the_headset_and_loses_its_session_when_sway_goes_away() {
     init_tracing();
     let mut sway = Sway::start();
     let (_, manifest) = crate::common::runtime_manifest("leasehold-lab-hello-xr-sway-gone");
@@ -183,7 +189,15 @@ fn hello_xr_loses_its_session_when_sway_goes_away_and_exits_cleanly() {
             .args(["-KILL", &sway_pid.to_string()])
             .status();
     });
-    let run = crate::common::run_hello_xr_then(cmd, &report, Some((kill, "state=LossPending")));
+    let run = crate::headset::hello_xr_follows_the_headset(cmd, &report, Some(kill));
+    assert!(
+        run.log.contains("display chosen")
+            && run
+                .log
+                .contains("through the Wayland compositor (wp_drm_lease_device_v1)"),
+        "the runtime leased the headset from sway:\n{}",
+        run.log
+    );
     assert!(
         run.log.contains("session lost"),
         "the runtime said why the session was lost:\n{}",

@@ -87,11 +87,14 @@ fn xorg_leases_us_the_headset_and_we_drive_it() {
 }
 
 /// hello_xr under the X server with no `LEASEHOLD_*` settings: the runtime finds it,
-/// leases the headset through RandR and drives it, a fence-gated flip per presented frame.
+/// leases the headset through RandR and drives it, a fence-gated flip per presented
+/// frame; with the whole emulated headset (`lab --hmd`), its views follow the IMU, the
+/// headset is unplugged and plugged in again, and then the X server goes away (its leases
+/// revoked): LOSS_PENDING, and hello_xr exits cleanly.
 #[test]
 fn hello_xr_under_xorg_gets_the_headset_from_the_x_server() {
     init_tracing();
-    let _x = Xorg::start();
+    let x = Xorg::start();
     let (dir, manifest) = crate::common::runtime_manifest("leasehold-lab-hello-xr-xorg");
     let report = dir.join("frames.json");
     let mut cmd = Command::new("hello_xr");
@@ -100,7 +103,35 @@ fn hello_xr_under_xorg_gets_the_headset_from_the_x_server() {
         .env_remove("WAYLAND_DISPLAY")
         .env("XR_RUNTIME_JSON", &manifest)
         .env("LEASEHOLD_FRAME_REPORT", &report)
-        .env("LEASEHOLD_LOG", crate::common::HELLO_XR_LOG);
-    let run = crate::common::run_hello_xr(cmd, &report);
-    super::assert_shown_through(&run, "the X server (RandR CreateLease)");
+        .env(
+            "LEASEHOLD_LOG",
+            format!(
+                "{},{}",
+                crate::common::HELLO_XR_LOG,
+                crate::headset::LOCATE_LOG
+            ),
+        );
+    if std::env::var_os("LEASEHOLD_LAB_HMD").is_none() {
+        let run = crate::common::run_hello_xr(cmd, &report);
+        super::assert_shown_through(&run, "the X server (RandR CreateLease)");
+        return;
+    }
+    let pid = x.0.id();
+    let kill: crate::common::Then = Box::new(move || {
+        tracing::info!("killing Xorg");
+        // SAFETY: kill(2) on the X server this test started (a positive pid).
+        unsafe { libc::kill(pid as i32, libc::SIGKILL) };
+    });
+    let run = crate::headset::hello_xr_follows_the_headset(cmd, &report, Some(kill));
+    assert!(
+        run.log.contains("display chosen")
+            && run.log.contains("through the X server (RandR CreateLease)"),
+        "the runtime leased the headset from Xorg:\n{}",
+        run.log
+    );
+    assert!(
+        run.log.contains("session lost"),
+        "the runtime said why the session was lost:\n{}",
+        run.log
+    );
 }
