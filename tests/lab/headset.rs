@@ -281,13 +281,26 @@ pub fn hello_xr_follows_the_headset(
         .iter()
         .find(|v| v.at >= u && v.q.is_none())
         .expect("an untracked view after the unplug");
+    assert!(
+        run.log.contains("headset lost"),
+        "the runtime told nobody the headset was lost:\n{}",
+        run.log
+    );
     // Plugged in again: tracked again.
     let back = views
         .iter()
         .find(|v| v.at >= r && v.q.is_some())
         .expect("a tracked view after the replug");
+    // The app's last tracked view after the pull (none when its first call after it was
+    // already untracked).
+    let last_tracked = views
+        .iter()
+        .filter(|v| v.at >= u && v.at < r && v.q.is_some())
+        .map(|v| (v.at - u) as f64 * 1e-6)
+        .last();
     tracing::info!(
-        lost_after_ms = (first_lost.at - u) as f64 * 1e-6,
+        first_untracked_after_ms = (first_lost.at - u) as f64 * 1e-6,
+        last_tracked_after_ms = ?last_tracked,
         untracked_views = lost.len(),
         tracked_again_after_ms = (back.at - r) as f64 * 1e-6,
         "unplug and replug as the app saw them"
