@@ -297,7 +297,7 @@ pub fn hello_xr_follows_the_headset(
         .iter()
         .filter(|v| v.at >= u && v.at < r && v.q.is_some())
         .map(|v| (v.at - u) as f64 * 1e-6)
-        .last();
+        .next_back();
     tracing::info!(
         first_untracked_after_ms = (first_lost.at - u) as f64 * 1e-6,
         last_tracked_after_ms = ?last_tracked,
