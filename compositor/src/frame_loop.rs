@@ -6,6 +6,10 @@
 //! (timewarp), renders, sleeps until the commit deadline, and presents at the target
 //! vblank; the display's feedback goes back into the pacer.
 //!
+//! An app whose releases come with sync_files (GPU-side synchronisation, see
+//! [`crate::vk::app`]) has its newest submission taken at once, still rendering: the
+//! compositor's GPU waits for the app's before it composes, and the CPU never does.
+//!
 //! Runs on whichever thread calls [`run`] (the service spawns a dedicated one), with
 //! real-time priority where permitted.
 
@@ -44,6 +48,22 @@ impl Submission {
             }
         }
         Ok(true)
+    }
+
+    /// Whether the compositor's GPU can wait for all of the app's rendering into the
+    /// submission's images (each release came with a sync_file).
+    fn gpu_waitable(&self) -> bool {
+        self.rendering.iter().all(|p| p.sync_file().is_some())
+    }
+
+    /// The sync_files of the app's rendering not yet seen done, for the compositor's GPU
+    /// to wait on.
+    pub fn gpu_waits(&self) -> Vec<std::os::fd::BorrowedFd<'_>> {
+        self.rendering
+            .iter()
+            .filter(|p| !p.done().unwrap_or(true))
+            .filter_map(ReleaseProbe::sync_file)
+            .collect()
     }
 }
 
@@ -144,7 +164,12 @@ impl Slots {
         let mut failed = Vec::new();
         for (k, s) in self.pending.iter().enumerate().rev() {
             match s.rendered() {
+                // Done, or the GPU will wait for it: the newest such one is shown.
                 Ok(true) => {
+                    done = Some(k);
+                    break;
+                }
+                Ok(false) if s.gpu_waitable() => {
                     done = Some(k);
                     break;
                 }
@@ -439,8 +464,9 @@ pub fn run_with(
             last_rejections = fplan.rejections.clone();
         }
         let (mut fence, mut timing) = {
+            let waits = sub.as_ref().map(|s| s.gpu_waits()).unwrap_or_default();
             let img = target.acquire()?;
-            renderer.render(&fplan, img, sync_file)?
+            renderer.render_after(&fplan, img, sync_file, &waits)?
         };
         let load_frame = match &load {
             Some(l) => {

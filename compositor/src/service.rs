@@ -108,6 +108,10 @@ pub trait Compositor: Send + Sync {
     fn describe(&self) -> String;
     /// The Vulkan device (VkPhysicalDeviceIDProperties::deviceUUID) app images must be on.
     fn device_uuid(&self) -> [u8; 16];
+    /// Whether the compositor's GPU can wait for the app's rendering (sync_files).
+    fn imports_sync_file(&self) -> bool {
+        false
+    }
     fn display(&self) -> DisplayInfo;
     fn clock(&self) -> FrameClock;
     /// Takes an app swapchain image's memory; returns the layer image id layers name.
@@ -180,6 +184,7 @@ pub struct LocalCompositor {
     display: DisplayInfo,
     uuid: [u8; 16],
     describe: String,
+    imports_sync_file: bool,
     scanout_to_photon_ns: u64,
 }
 
@@ -229,7 +234,7 @@ impl LocalCompositor {
             .recv_timeout(Duration::from_secs(120))
             .map_err(|_| CompositorError::Start("the presenter thread did not start".into()))
             .and_then(|r| r);
-        let (uuid, describe) = match started {
+        let (uuid, describe, imports_sync_file) = match started {
             Ok(x) => x,
             Err(e) => {
                 shared.stop.store(true, Ordering::Release);
@@ -246,6 +251,7 @@ impl LocalCompositor {
             display,
             uuid,
             describe,
+            imports_sync_file,
         })
     }
 
@@ -261,7 +267,9 @@ impl LocalCompositor {
     }
 }
 
-type Started = mpsc::Sender<Result<([u8; 16], String), CompositorError>>;
+/// The device UUID, the description, and whether the renderer waits for sync_files on
+/// the GPU.
+type Started = mpsc::Sender<Result<([u8; 16], String, bool), CompositorError>>;
 
 /// Runs the presenter; a panic in it stops the compositor as a lost display (with the
 /// panic's message as the reason) instead of leaving a session that looks alive.
@@ -397,7 +405,7 @@ fn drive(
         .store(crate::present::now_ns(), Ordering::Release);
     let uuid = renderer.context().gpu.device_uuid;
     let describe = format!("{} on {}", target.describe(), renderer.context().gpu.name);
-    let _ = started.send(Ok((uuid, describe)));
+    let _ = started.send(Ok((uuid, describe, renderer.imports_sync_file())));
     let mut cfg = PacerConfig::for_period(period);
     cfg.scanout_to_photon_ns = display.scanout_to_photon_ns;
     let mut last_app_frame = None;
@@ -479,6 +487,10 @@ impl Compositor for LocalCompositor {
 
     fn device_uuid(&self) -> [u8; 16] {
         self.uuid
+    }
+
+    fn imports_sync_file(&self) -> bool {
+        self.imports_sync_file
     }
 
     fn display(&self) -> DisplayInfo {

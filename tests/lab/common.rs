@@ -135,17 +135,28 @@ pub fn run_hello_xr_steps(
     let _ = std::fs::remove_file(report);
     let mut child = cmd
         .stdin(Stdio::piped())
-        .stdout(Stdio::null())
+        .stdout(Stdio::piped())
         .stderr(Stdio::piped())
         .spawn()
         .expect("hello_xr (libopenxr-utils)");
-    let stderr = child.stderr.take().unwrap();
+    // The runtime's records come on stderr as they happen; hello_xr's own output (its
+    // Vulkan validation reports among it) on stdout, buffered until it exits.
     let (tx, rx) = std::sync::mpsc::channel();
-    let reader = std::thread::spawn(move || {
-        for line in BufReader::new(stderr).lines().map_while(Result::ok) {
-            let _ = tx.send(line);
-        }
-    });
+    let readers: Vec<_> = [
+        Box::new(child.stdout.take().unwrap()) as Box<dyn std::io::Read + Send>,
+        Box::new(child.stderr.take().unwrap()),
+    ]
+    .into_iter()
+    .map(|r| {
+        let tx = tx.clone();
+        std::thread::spawn(move || {
+            for line in BufReader::new(r).lines().map_while(Result::ok) {
+                let _ = tx.send(line);
+            }
+        })
+    })
+    .collect();
+    drop(tx);
     let mut log = Vec::new();
     let mut wait_for = |what: &str, done: &mut dyn FnMut(&str) -> bool, secs: u64| {
         let deadline = Instant::now() + Duration::from_secs(secs);
@@ -188,7 +199,9 @@ pub fn run_hello_xr_steps(
     }
     child.stdin.take().unwrap().write_all(b"\n").unwrap();
     let status = child.wait().unwrap();
-    reader.join().unwrap();
+    for r in readers {
+        r.join().unwrap();
+    }
     log.extend(rx.try_iter());
     let log = log.join("\n");
     assert!(status.success(), "hello_xr exited with {status}:\n{log}");

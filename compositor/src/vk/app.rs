@@ -6,11 +6,15 @@
 //! VK_KHR_external_memory_fd (lavapipe included).
 //!
 //! Synchronisation: xrReleaseSwapchainImage submits a fence behind the app's rendering on
-//! its queue; nothing waits for it in the app's calls. The compositor's thread asks
-//! ([`ReleaseProbe`]) whether it has signalled and shows a frame only once all of its
-//! images' fences have, so xrEndFrame returns without waiting for the app's GPU. The
-//! app's queue is used only from the OpenXR calls that the specification lets a runtime
-//! use it in (acquire, release).
+//! its queue; nothing waits for it in the app's calls. Where the app's device exports
+//! sync_files (VK_KHR_external_semaphore_fd, SYNC_FD) and the compositor's imports them,
+//! the release also signals a semaphore and exports it as a sync_file: the compositor
+//! takes the frame at once and its GPU waits for the app's ([`ReleaseProbe::sync_file`]).
+//! Otherwise (the fallback, chosen per device and logged) the compositor's thread asks
+//! ([`ReleaseProbe::done`]) whether the fence has signalled and shows a frame only once
+//! all of its images' fences have. Either way xrEndFrame returns without waiting for the
+//! app's GPU. The app's queue is used only from the OpenXR calls that the specification
+//! lets a runtime use it in (acquire, release).
 
 use super::{VkError, call};
 use crate::render::ColorFormat;
@@ -35,6 +39,19 @@ pub const DEVICE_EXTENSIONS: &[&CStr] = &[
     ash::khr::external_memory_fd::NAME,
     ash::khr::dedicated_allocation::NAME,
     ash::khr::get_memory_requirements2::NAME,
+];
+
+/// Instance extension added where the loader has it: what the optional device
+/// extensions below need on a Vulkan 1.0 instance.
+pub const OPTIONAL_INSTANCE_EXTENSIONS: &[&CStr] =
+    &[ash::khr::external_semaphore_capabilities::NAME];
+
+/// Device extensions added (XR_KHR_vulkan_enable2) where the device has them and the
+/// instance has [`OPTIONAL_INSTANCE_EXTENSIONS`]: the release's sync_file, which lets the
+/// compositor wait for the app's rendering on the GPU.
+pub const OPTIONAL_DEVICE_EXTENSIONS: &[&CStr] = &[
+    ash::khr::external_semaphore::NAME,
+    ash::khr::external_semaphore_fd::NAME,
 ];
 
 /// The Vulkan versions the app may use: 1.0 with the extensions above, up to 1.3.
@@ -77,6 +94,23 @@ fn first_missing<'a>(
                 .any(|e| e.extension_name_as_c_str() == Ok(**n))
         })
         .copied()
+}
+
+/// `needed`, then those of `optional` that `available` has.
+fn with_available<'a>(
+    needed: &[&'a CStr],
+    optional: &[&'a CStr],
+    available: &[vk::ExtensionProperties],
+) -> Vec<&'a CStr> {
+    needed
+        .iter()
+        .chain(
+            optional
+                .iter()
+                .filter(|n| first_missing(available, &[**n]).is_none()),
+        )
+        .copied()
+        .collect()
 }
 
 /// `base` plus whichever of `extra` it lacks.
@@ -127,12 +161,17 @@ pub unsafe fn create_instance(
     // SAFETY: the app's structure, copied; only the extension list is replaced, with
     // pointers that outlive the call.
     let mut ci = unsafe { *(info as *const vk::InstanceCreateInfo<'_>) };
+    let wanted = with_available(
+        INSTANCE_EXTENSIONS,
+        OPTIONAL_INSTANCE_EXTENSIONS,
+        &available,
+    );
     // SAFETY: the app's extension array, by the structure's contract.
     let names = unsafe {
         merged(
             ci.pp_enabled_extension_names,
             ci.enabled_extension_count,
-            INSTANCE_EXTENSIONS,
+            &wanted,
         )
     };
     ci.enabled_extension_count = names.len() as u32;
@@ -225,12 +264,24 @@ pub unsafe fn create_device(
     }
     // SAFETY: the app's structure, copied; only the extension list is replaced.
     let mut ci = unsafe { *(info as *const vk::DeviceCreateInfo<'_>) };
+    // The instance came from xrCreateVulkanInstanceKHR (the enable2 contract), which
+    // enabled the optional instance extension where the loader has it.
+    // SAFETY: a global query through the app's loader.
+    let instance_has = unsafe { entry.enumerate_instance_extension_properties(None) }
+        .map(|ext| first_missing(&ext, OPTIONAL_INSTANCE_EXTENSIONS).is_none())
+        .unwrap_or(false);
+    let optional = if instance_has {
+        OPTIONAL_DEVICE_EXTENSIONS
+    } else {
+        &[]
+    };
+    let wanted = with_available(DEVICE_EXTENSIONS, optional, &available);
     // SAFETY: the app's extension array, by the structure's contract.
     let names = unsafe {
         merged(
             ci.pp_enabled_extension_names,
             ci.enabled_extension_count,
-            DEVICE_EXTENSIONS,
+            &wanted,
         )
     };
     ci.enabled_extension_count = names.len() as u32;
@@ -257,6 +308,11 @@ pub struct AppDevice {
     /// A swapchain image was leaked with work possibly pending on it (see
     /// `destroy_image`): the pool must not be destroyed either.
     leaked: std::sync::atomic::AtomicBool,
+    /// vkGetSemaphoreFdKHR, where the app's device has VK_KHR_external_semaphore_fd.
+    semaphore_fd: Option<ash::khr::external_semaphore_fd::Device>,
+    /// Releases export a sync_file for the compositor's GPU to wait on
+    /// ([`Self::sync_with`]).
+    gpu_wait: bool,
 }
 
 impl std::fmt::Debug for AppDevice {
@@ -334,6 +390,16 @@ impl AppDevice {
             ));
         }
         let memory_fd = ash::khr::external_memory_fd::Device::new(&instance, &device);
+        // SAFETY: a name lookup; null when the device lacks the extension.
+        let has_semaphore_fd = unsafe {
+            (instance.fp_v1_0().get_device_proc_addr)(
+                device.handle(),
+                c"vkGetSemaphoreFdKHR".as_ptr(),
+            )
+        }
+        .is_some();
+        let semaphore_fd = has_semaphore_fd
+            .then(|| ash::khr::external_semaphore_fd::Device::new(&instance, &device));
         // SAFETY: the queue exists (checked above) on the app's device.
         let queue = unsafe { device.get_device_queue(b.queue_family, b.queue_index) };
         // SAFETY: a command pool on the app's device for its queue family.
@@ -355,7 +421,30 @@ impl AppDevice {
             memory_fd,
             pool: Mutex::new(pool),
             leaked: std::sync::atomic::AtomicBool::new(false),
+            semaphore_fd,
+            gpu_wait: false,
         })
+    }
+
+    /// Chooses how the compositor learns the app's rendering is done, given whether the
+    /// compositor's device imports sync_files (the same physical device, so it exports
+    /// them too), before any swapchain exists. Returns the choice, for the log.
+    pub fn sync_with(&mut self, compositor_imports_sync_file: bool) -> &'static str {
+        self.gpu_wait = compositor_imports_sync_file && self.semaphore_fd.is_some();
+        if self.gpu_wait {
+            "GPU: the release exports a sync_file the compositor's queue waits on"
+        } else if self.semaphore_fd.is_none() {
+            "CPU: a fence behind the app's work at release, probed by the compositor \
+             (the app's VkDevice has no VK_KHR_external_semaphore_fd)"
+        } else {
+            "CPU: a fence behind the app's work at release, probed by the compositor \
+             (the compositor's device imports no sync_files)"
+        }
+    }
+
+    /// Whether releases export sync_files for the compositor's GPU to wait on.
+    pub fn waits_on_gpu(&self) -> bool {
+        self.gpu_wait
     }
 
     fn memory_type(&self, bits: u32) -> Option<u32> {
@@ -487,6 +576,11 @@ struct AppImage {
     image: vk::Image,
     memory: vk::DeviceMemory,
     fence: Arc<AppFence>,
+    /// The last release's sync_file (GPU-side synchronisation only).
+    sync_file: Option<Arc<OwnedFd>>,
+    /// An export failed, leaving the semaphore signalled for good: this image's releases
+    /// go on with the fence alone (the compositor probes it on the CPU).
+    semaphore_spent: bool,
     /// The fence was submitted and not yet waited for.
     pending: bool,
     /// The first acquire transitioned it into the app's layout.
@@ -499,6 +593,9 @@ struct AppImage {
 struct AppFence {
     dev: Arc<AppDevice>,
     fence: vk::Fence,
+    /// Signalled with the fence and exported as a sync_file at each release (null on the
+    /// CPU path). The export leaves it unsignalled, ready for the next release.
+    semaphore: vk::Semaphore,
 }
 
 impl Drop for AppFence {
@@ -507,9 +604,14 @@ impl Drop for AppFence {
             // Work on the device did not complete: leave its objects to the driver.
             return;
         }
-        // SAFETY: our fence; its image was waited for before being destroyed, and
-        // probes only read its status.
-        unsafe { self.dev.device.destroy_fence(self.fence, None) };
+        // SAFETY: our fence and semaphore; the image's last release was waited for (its
+        // fence) before it was destroyed, the semaphore's signal is part of that same
+        // submission, and probes only read the fence's status (the sync_files they hold
+        // are payload copies, independent of the semaphore).
+        unsafe {
+            self.dev.device.destroy_fence(self.fence, None);
+            self.dev.device.destroy_semaphore(self.semaphore, None);
+        }
     }
 }
 
@@ -517,7 +619,10 @@ impl Drop for AppFence {
 /// xrReleaseSwapchainImage put behind it has signalled. The compositor asks from its own
 /// thread, never waits, and never needs the swapchain's lock.
 #[derive(Clone)]
-pub struct ReleaseProbe(Arc<AppFence>);
+pub struct ReleaseProbe {
+    fence: Arc<AppFence>,
+    sync_file: Option<Arc<OwnedFd>>,
+}
 
 impl ReleaseProbe {
     /// `Ok(true)` once the app's work is done; `Err` if it never will be (device lost).
@@ -525,20 +630,30 @@ impl ReleaseProbe {
         // SAFETY: a live fence of a live device (both kept by the Arc); vkGetFenceStatus
         // needs no external synchronisation, and the fence is not reset while a probe
         // of it is asked (the image is not released again before its hold is dropped).
-        unsafe { self.0.dev.device.get_fence_status(self.0.fence) }
+        unsafe { self.fence.dev.device.get_fence_status(self.fence.fence) }
             .map_err(call("vkGetFenceStatus"))
+    }
+
+    /// The release's sync_file, for the compositor's GPU to wait on (GPU-side
+    /// synchronisation; `None` on the CPU path).
+    pub fn sync_file(&self) -> Option<std::os::fd::BorrowedFd<'_>> {
+        use std::os::fd::AsFd;
+        self.sync_file.as_deref().map(|f| f.as_fd())
     }
 }
 
 impl std::fmt::Debug for ReleaseProbe {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_tuple("ReleaseProbe").field(&self.0.fence).finish()
+        f.debug_struct("ReleaseProbe")
+            .field("fence", &self.fence.fence)
+            .field("sync_file", &self.sync_file.is_some())
+            .finish()
     }
 }
 
 impl PartialEq for ReleaseProbe {
     fn eq(&self, other: &Self) -> bool {
-        Arc::ptr_eq(&self.0, &other.0)
+        Arc::ptr_eq(&self.fence, &other.fence)
     }
 }
 
@@ -683,6 +798,25 @@ impl AppSwapchain {
                 .create_fence(&vk::FenceCreateInfo::default(), None)
                 .map_err(call("vkCreateFence"))
                 .map_err(free)?;
+            let semaphore = if self.dev.gpu_wait {
+                let mut export = vk::ExportSemaphoreCreateInfo::default()
+                    .handle_types(vk::ExternalSemaphoreHandleTypeFlags::SYNC_FD);
+                match d.create_semaphore(
+                    &vk::SemaphoreCreateInfo::default().push_next(&mut export),
+                    None,
+                ) {
+                    Ok(s) => s,
+                    Err(e) => {
+                        d.destroy_fence(fence, None);
+                        return Err(free(VkError::Call {
+                            op: "vkCreateSemaphore (release sync_file)",
+                            result: e,
+                        }));
+                    }
+                }
+            } else {
+                vk::Semaphore::null()
+            };
             let pool = self.dev.pool.lock().unwrap_or_else(|p| p.into_inner());
             let allocated = d.allocate_command_buffers(
                 &vk::CommandBufferAllocateInfo::default()
@@ -694,6 +828,7 @@ impl AppSwapchain {
                 Ok(c) => c[0],
                 Err(e) => {
                     d.destroy_fence(fence, None);
+                    d.destroy_semaphore(semaphore, None);
                     return Err(free(VkError::Call {
                         op: "vkAllocateCommandBuffers",
                         result: e,
@@ -706,7 +841,10 @@ impl AppSwapchain {
                 fence: Arc::new(AppFence {
                     dev: self.dev.clone(),
                     fence,
+                    semaphore,
                 }),
+                sync_file: None,
+                semaphore_spent: false,
                 pending: false,
                 prepared: false,
                 cmd,
@@ -860,7 +998,7 @@ impl AppSwapchain {
     }
 
     /// xrReleaseSwapchainImage: the app has submitted its rendering; put a fence behind
-    /// it on the app's queue.
+    /// it on the app's queue (and, on the GPU path, a semaphore exported as a sync_file).
     pub fn released(&mut self, index: usize) -> Result<(), VkError> {
         let dev = &self.dev;
         let img = self
@@ -873,17 +1011,43 @@ impl AppSwapchain {
             unsafe { d.wait_for_fences(&[img.fence.fence], true, 5_000_000_000) }
                 .map_err(call("vkWaitForFences"))?;
         }
+        let signals = img.fence.semaphore != vk::Semaphore::null() && !img.semaphore_spent;
         let _queue = dev.pool.lock().unwrap_or_else(|p| p.into_inner());
-        // SAFETY: our fence (idle once waited); the app's queue inside
+        // SAFETY: our fence (idle once waited) and semaphore (unsignalled: created so, or
+        // exported since its last signal); the app's queue inside
         // xrReleaseSwapchainImage, as the specification allows, under the lock that
         // serialises the runtime's submissions to it.
         unsafe {
             d.reset_fences(&[img.fence.fence])
                 .map_err(call("vkResetFences"))?;
-            d.queue_submit(dev.queue, &[], img.fence.fence)
+            let sems = [img.fence.semaphore];
+            let signal: &[vk::Semaphore] = if signals { &sems } else { &[] };
+            let submit = [vk::SubmitInfo::default().signal_semaphores(signal)];
+            d.queue_submit(dev.queue, &submit, img.fence.fence)
                 .map_err(call("vkQueueSubmit (release fence)"))?;
         }
         img.pending = true;
+        img.sync_file = None;
+        if let (Some(ext), true) = (&dev.semaphore_fd, signals) {
+            let info = vk::SemaphoreGetFdInfoKHR::default()
+                .semaphore(img.fence.semaphore)
+                .handle_type(vk::ExternalSemaphoreHandleTypeFlags::SYNC_FD);
+            // SAFETY: the semaphore was created exportable as SYNC_FD and its signal is
+            // submitted (above); the export leaves it unsignalled (copy transference).
+            match unsafe { ext.get_semaphore_fd(&info) } {
+                // Already signalled: nothing for the compositor to wait on.
+                Ok(-1) => {}
+                // SAFETY: a successful export returns a new fd that we now own.
+                Ok(fd) => img.sync_file = Some(Arc::new(unsafe { OwnedFd::from_raw_fd(fd) })),
+                Err(e) => {
+                    // The fence still says when the work is done: the compositor probes
+                    // it on the CPU. The semaphore stays signalled and cannot be
+                    // signalled again: this image's releases go on without it.
+                    img.semaphore_spent = true;
+                    tracing::warn!(result = ?e, "release sync_file export failed; this image falls back to its fence");
+                }
+            }
+        }
         Ok(())
     }
 
@@ -891,7 +1055,10 @@ impl AppSwapchain {
     /// (`None`: already known done).
     pub fn release_probe(&self, index: usize) -> Option<ReleaseProbe> {
         let img = self.images.get(index)?;
-        img.pending.then(|| ReleaseProbe(img.fence.clone()))
+        img.pending.then(|| ReleaseProbe {
+            fence: img.fence.clone(),
+            sync_file: img.sync_file.clone(),
+        })
     }
 }
 

@@ -235,6 +235,12 @@ pub struct GpuRenderer {
     sync_semaphore: Option<vk::Semaphore>,
     /// One whose export failed (still signalled): destroyed once its frame is done.
     stale_semaphore: Option<vk::Semaphore>,
+    /// The device takes sync_files in as semaphore payloads (SYNC_FD importable): the
+    /// app's rendering can be waited for on the GPU ([`Self::render_after`]).
+    sync_fd_import: bool,
+    /// Semaphores a frame waits on, each given a sync_file as a temporary payload (which
+    /// the wait consumes, leaving it reusable once the frame is done).
+    wait_semaphores: Vec<vk::Semaphore>,
     gpu_timeout: std::time::Duration,
 }
 
@@ -387,7 +393,7 @@ impl GpuRenderer {
             .ok(),
             None => None,
         };
-        let sync_fd_export = ctx.semaphore_fd.is_some() && {
+        let sync_fd_features = {
             let info = vk::PhysicalDeviceExternalSemaphoreInfo::default()
                 .handle_type(vk::ExternalSemaphoreHandleTypeFlags::SYNC_FD);
             let mut props = vk::ExternalSemaphoreProperties::default();
@@ -400,10 +406,12 @@ impl GpuRenderer {
                         &mut props,
                     )
             };
-            props
-                .external_semaphore_features
-                .contains(vk::ExternalSemaphoreFeatureFlags::EXPORTABLE)
+            props.external_semaphore_features
         };
+        let sync_fd_export = ctx.semaphore_fd.is_some()
+            && sync_fd_features.contains(vk::ExternalSemaphoreFeatureFlags::EXPORTABLE);
+        let sync_fd_import = ctx.semaphore_fd.is_some()
+            && sync_fd_features.contains(vk::ExternalSemaphoreFeatureFlags::IMPORTABLE);
         tracing::info!(
             path = if sync_fd_export {
                 "sync_file from the render semaphore"
@@ -445,6 +453,8 @@ impl GpuRenderer {
             poll_completion: !software,
             sync_semaphore: None,
             stale_semaphore: None,
+            sync_fd_import,
+            wait_semaphores: Vec::new(),
             gpu_timeout: std::time::Duration::from_secs(10),
         };
         r.add_pipelines(TARGET_FORMAT)?;
@@ -675,6 +685,56 @@ impl GpuRenderer {
     /// Whether frames come with a sync_file ([`RenderFence::SyncFile`]).
     pub fn exports_sync_file(&self) -> bool {
         self.sync_fd_export
+    }
+
+    /// Whether a frame can wait on the GPU for sync_files ([`Self::render_after`]).
+    pub fn imports_sync_file(&self) -> bool {
+        self.sync_fd_import
+    }
+
+    /// One semaphore per sync_file, each holding a duplicate of it as its temporary
+    /// payload. Called with the previous frame done (its waits consumed), so every
+    /// semaphore here is unsignalled with nothing pending.
+    fn import_waits(
+        &mut self,
+        waits: &[std::os::fd::BorrowedFd<'_>],
+    ) -> Result<Vec<vk::Semaphore>, VkError> {
+        use std::os::fd::IntoRawFd;
+        let Some(ext) = self.ctx.semaphore_fd.clone() else {
+            return Ok(Vec::new());
+        };
+        let d = &self.ctx.device;
+        while self.wait_semaphores.len() < waits.len() {
+            // SAFETY: a plain binary semaphore on our device.
+            let s = unsafe { d.create_semaphore(&vk::SemaphoreCreateInfo::default(), None) }
+                .map_err(call("vkCreateSemaphore"))?;
+            self.wait_semaphores.push(s);
+        }
+        let mut out = Vec::with_capacity(waits.len());
+        for (fd, &s) in waits.iter().zip(&self.wait_semaphores) {
+            let dup = fd
+                .try_clone_to_owned()
+                .map_err(|e| VkError::Unsupported(format!("dup of a sync_file: {e}")))?;
+            let raw = dup.into_raw_fd();
+            let info = vk::ImportSemaphoreFdInfoKHR::default()
+                .semaphore(s)
+                .flags(vk::SemaphoreImportFlags::TEMPORARY)
+                .handle_type(vk::ExternalSemaphoreHandleTypeFlags::SYNC_FD)
+                .fd(raw);
+            // SAFETY: our semaphore, unsignalled and not in use (the previous frame is
+            // done); SYNC_FD importable on this device (checked by the caller); on
+            // success the driver owns `raw`.
+            if let Err(e) = unsafe { ext.import_semaphore_fd(&info) } {
+                // SAFETY: the import failed, so `raw` is still ours to close.
+                drop(unsafe { OwnedFd::from_raw_fd(raw) });
+                return Err(VkError::Call {
+                    op: "vkImportSemaphoreFdKHR",
+                    result: e,
+                });
+            }
+            out.push(s);
+        }
+        Ok(out)
     }
 
     fn null_buffer() -> Buffer {
@@ -1608,7 +1668,25 @@ impl GpuRenderer {
         target: &TargetImage,
         want_sync_file: bool,
     ) -> Result<(RenderFence, FrameTiming), VkError> {
+        self.render_after(plan, target, want_sync_file, &[])
+    }
+
+    /// [`Self::render`], with the GPU waiting for `waits` (sync_files: the app's rendering
+    /// into the images the frame samples) before it composes; the CPU never waits for
+    /// them. Needs [`Self::imports_sync_file`] (an error otherwise).
+    pub fn render_after(
+        &mut self,
+        plan: &FramePlan,
+        target: &TargetImage,
+        want_sync_file: bool,
+        waits: &[std::os::fd::BorrowedFd<'_>],
+    ) -> Result<(RenderFence, FrameTiming), VkError> {
         self.wait()?;
+        if !waits.is_empty() && !self.sync_fd_import {
+            return Err(VkError::Unsupported(
+                "this device cannot wait for sync_files on the GPU".into(),
+            ));
+        }
         let t0 = std::time::Instant::now();
         let empty = plan.draws.iter().all(Vec::is_empty);
         if empty && target.blank.get() {
@@ -1737,6 +1815,15 @@ impl GpuRenderer {
             } else {
                 None
             };
+            let waited = self.import_waits(waits)?;
+            let wait_infos: Vec<_> = waited
+                .iter()
+                .map(|&s| {
+                    vk::SemaphoreSubmitInfo::default()
+                        .semaphore(s)
+                        .stage_mask(vk::PipelineStageFlags2::ALL_COMMANDS)
+                })
+                .collect();
             let cbs = [vk::CommandBufferSubmitInfo::default().command_buffer(cb)];
             let sig: Vec<_> = semaphore
                 .iter()
@@ -1747,6 +1834,7 @@ impl GpuRenderer {
                 })
                 .collect();
             let submit = [vk::SubmitInfo2::default()
+                .wait_semaphore_infos(&wait_infos)
                 .command_buffer_infos(&cbs)
                 .signal_semaphore_infos(&sig)];
             d.reset_fences(&[self.fence])
@@ -2262,6 +2350,9 @@ impl Drop for GpuRenderer {
             }
             d.destroy_fence(self.fence, None);
             if let Some(s) = self.sync_semaphore {
+                d.destroy_semaphore(s, None);
+            }
+            for &s in &self.wait_semaphores {
                 d.destroy_semaphore(s, None);
             }
             d.destroy_command_pool(self.cmd_pool, None);

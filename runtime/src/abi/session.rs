@@ -177,7 +177,7 @@ fn vulkan_session(
     };
     // SAFETY: the app's live Vulkan objects, which the OpenXR contract keeps alive until
     // the session is destroyed.
-    let device = unsafe { AppDevice::new(binding, uuid) }.map_err(|e| {
+    let mut device = unsafe { AppDevice::new(binding, uuid) }.map_err(|e| {
         tracing::error!(%e, "xrCreateSession: the Vulkan binding");
         xr::Result::ERROR_GRAPHICS_DEVICE_INVALID
     })?;
@@ -185,10 +185,11 @@ fn vulkan_session(
         tracing::error!(%e, "xrCreateSession: the compositor");
         xr::Result::ERROR_RUNTIME_FAILURE
     })?;
+    let sync = device.sync_with(compositor.imports_sync_file());
     tracing::info!(
         compositor = %compositor.describe(),
         images = "shared memory (opaque fd), no copies",
-        sync = "CPU: a fence behind the app's work at release, waited at xrEndFrame",
+        sync,
         "Vulkan session"
     );
     Ok(Graphics {
