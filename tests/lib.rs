@@ -17,6 +17,41 @@ pub fn init_tracing() {
     });
 }
 
+/// The lines a child prints on stdout and stderr, as they come, through one channel (it
+/// closes once both have ended); the readers' threads to join.
+pub fn line_readers(
+    child: &mut std::process::Child,
+) -> (
+    std::sync::mpsc::Receiver<String>,
+    Vec<std::thread::JoinHandle<()>>,
+) {
+    use std::io::BufRead;
+    let (tx, rx) = std::sync::mpsc::channel();
+    let outputs = [
+        child
+            .stdout
+            .take()
+            .map(|o| Box::new(o) as Box<dyn std::io::Read + Send>),
+        child
+            .stderr
+            .take()
+            .map(|e| Box::new(e) as Box<dyn std::io::Read + Send>),
+    ];
+    let readers = outputs
+        .into_iter()
+        .flatten()
+        .map(|r| {
+            let tx = tx.clone();
+            std::thread::spawn(move || {
+                for line in std::io::BufReader::new(r).lines().map_while(Result::ok) {
+                    let _ = tx.send(line);
+                }
+            })
+        })
+        .collect();
+    (rx, readers)
+}
+
 /// A number from the runtime's frame report (LEASEHOLD_FRAME_REPORT, flat JSON).
 pub fn report_field(report: &str, key: &str) -> f64 {
     let at = report

@@ -368,6 +368,16 @@ fn run(
     let mut newest: Option<ImuSample> = None;
     let mut slots = [RawImuSample::default(); 3];
     let mut next_slot = 0;
+    // Hardware streams on time whatever the host's load: the emulator asks for
+    // SCHED_FIFO (root in the lab VM), above the runtime's threads.
+    let param = libc::sched_param { sched_priority: 70 };
+    // SAFETY: sched_setscheduler on the calling thread (pid 0) with a valid parameter.
+    if unsafe { libc::sched_setscheduler(0, libc::SCHED_FIFO, &param) } != 0 {
+        tracing::debug!(
+            error = %std::io::Error::last_os_error(),
+            "emulated headset at normal priority"
+        );
+    }
     let start = Instant::now();
     let origin = rustix::time::clock_gettime(rustix::time::ClockId::Monotonic);
     status.origin_ns.store(

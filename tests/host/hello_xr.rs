@@ -3,7 +3,7 @@
 //! validation layer): both Vulkan bindings, at least 300 frames, FOCUSED, a clean exit on
 //! a key press, nothing reported by either layer, and its scene on the composited panel.
 
-use std::io::{BufRead, BufReader, Write};
+use std::io::Write;
 use std::process::{Command, Stdio};
 use std::sync::mpsc;
 use std::time::{Duration, Instant};
@@ -47,22 +47,7 @@ fn run(graphics: &str) {
         .stderr(Stdio::piped())
         .spawn()
         .expect("hello_xr (libopenxr-utils, installed by `cargo xtask setup`)");
-    let (tx, rx) = mpsc::channel::<String>();
-    let readers: Vec<_> = [
-        Box::new(child.stdout.take().unwrap()) as Box<dyn std::io::Read + Send>,
-        Box::new(child.stderr.take().unwrap()),
-    ]
-    .into_iter()
-    .map(|r| {
-        let tx = tx.clone();
-        std::thread::spawn(move || {
-            for line in BufReader::new(r).lines().map_while(Result::ok) {
-                let _ = tx.send(line);
-            }
-        })
-    })
-    .collect();
-    drop(tx);
+    let (rx, readers) = leasehold_tests::line_readers(&mut child);
     let mut log = Vec::new();
     let (mut focused, mut frames) = (false, 0u64);
     let deadline = Instant::now() + Duration::from_secs(300);

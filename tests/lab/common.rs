@@ -129,7 +129,7 @@ pub fn run_hello_xr_steps(
     report: &std::path::Path,
     steps: Vec<Step>,
 ) -> HelloXr {
-    use std::io::{BufRead, BufReader, Write};
+    use std::io::Write;
     use std::process::Stdio;
     use std::time::{Duration, Instant};
     let _ = std::fs::remove_file(report);
@@ -141,22 +141,7 @@ pub fn run_hello_xr_steps(
         .expect("hello_xr (libopenxr-utils)");
     // The runtime's records come on stderr as they happen; hello_xr's own output (its
     // Vulkan validation reports among it) on stdout, buffered until it exits.
-    let (tx, rx) = std::sync::mpsc::channel();
-    let readers: Vec<_> = [
-        Box::new(child.stdout.take().unwrap()) as Box<dyn std::io::Read + Send>,
-        Box::new(child.stderr.take().unwrap()),
-    ]
-    .into_iter()
-    .map(|r| {
-        let tx = tx.clone();
-        std::thread::spawn(move || {
-            for line in BufReader::new(r).lines().map_while(Result::ok) {
-                let _ = tx.send(line);
-            }
-        })
-    })
-    .collect();
-    drop(tx);
+    let (rx, readers) = leasehold_tests::line_readers(&mut child);
     let mut log = Vec::new();
     let mut wait_for = |what: &str, done: &mut dyn FnMut(&str) -> bool, secs: u64| {
         let deadline = Instant::now() + Duration::from_secs(secs);

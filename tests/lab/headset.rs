@@ -16,6 +16,12 @@ use std::rc::Rc;
 /// hello_xr filter).
 pub const LOCATE_LOG: &str = "leasehold_openxr::locate=trace";
 
+/// The lab's hello_xr log filter with [`LOCATE_LOG`]: `LEASEHOLD_LOG` for a run through
+/// [`hello_xr_follows_the_headset`].
+pub fn log_filter() -> String {
+    format!("{},{LOCATE_LOG}", crate::common::HELLO_XR_LOG)
+}
+
 /// Consecutive tracked views compared with the script (at this lab's frame rates, 4–8 s
 /// of the script).
 const TRACKED_VIEWS: usize = 40;
@@ -298,7 +304,17 @@ pub fn hello_xr_follows_the_headset(
         .filter(|v| v.at >= u && v.at < r && v.q.is_some())
         .map(|v| (v.at - u) as f64 * 1e-6)
         .next_back();
+    // The app's longest pause between two views, around the pull and elsewhere: the
+    // runtime must not hold the app's calls up while the headset goes.
+    let longest_pause = |from: u64, to: u64| {
+        views
+            .windows(2)
+            .filter(|w| w[0].at >= from && w[1].at <= to)
+            .map(|w| (w[1].at - w[0].at) as f64 * 1e-6)
+            .fold(0.0f64, f64::max)
+    };
     tracing::info!(
+        pause_around_unplug_ms = longest_pause(u.saturating_sub(1_000_000_000), u + 2_000_000_000),
         first_untracked_after_ms = (first_lost.at - u) as f64 * 1e-6,
         last_tracked_after_ms = ?last_tracked,
         untracked_views = lost.len(),

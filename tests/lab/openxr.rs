@@ -18,14 +18,7 @@ fn hello_xr_runs_on_the_leased_headset_with_a_flip_per_frame() {
     cmd.args(["-g", "Vulkan2"])
         .env("XR_RUNTIME_JSON", &manifest)
         .env("LEASEHOLD_FRAME_REPORT", &report)
-        .env(
-            "LEASEHOLD_LOG",
-            format!(
-                "{},{}",
-                crate::common::HELLO_XR_LOG,
-                crate::headset::LOCATE_LOG
-            ),
-        );
+        .env("LEASEHOLD_LOG", crate::headset::log_filter());
     // The runtime is the lessor itself here (DRM master): nobody else can revoke its
     // lease; the lessor groups (sway, Xorg) take that part.
     let run = if std::env::var_os("LEASEHOLD_LAB_HMD").is_some() {

@@ -1815,24 +1815,14 @@ impl GpuRenderer {
             } else {
                 None
             };
-            let waited = self.import_waits(waits)?;
-            let wait_infos: Vec<_> = waited
-                .iter()
-                .map(|&s| {
-                    vk::SemaphoreSubmitInfo::default()
-                        .semaphore(s)
-                        .stage_mask(vk::PipelineStageFlags2::ALL_COMMANDS)
-                })
-                .collect();
+            let at_any_stage = |s: &vk::Semaphore| {
+                vk::SemaphoreSubmitInfo::default()
+                    .semaphore(*s)
+                    .stage_mask(vk::PipelineStageFlags2::ALL_COMMANDS)
+            };
+            let wait_infos: Vec<_> = self.import_waits(waits)?.iter().map(at_any_stage).collect();
             let cbs = [vk::CommandBufferSubmitInfo::default().command_buffer(cb)];
-            let sig: Vec<_> = semaphore
-                .iter()
-                .map(|&s| {
-                    vk::SemaphoreSubmitInfo::default()
-                        .semaphore(s)
-                        .stage_mask(vk::PipelineStageFlags2::ALL_COMMANDS)
-                })
-                .collect();
+            let sig: Vec<_> = semaphore.iter().map(at_any_stage).collect();
             let submit = [vk::SubmitInfo2::default()
                 .wait_semaphore_infos(&wait_infos)
                 .command_buffer_infos(&cbs)

@@ -405,6 +405,31 @@ impl Drop for ViveHmd {
     }
 }
 
+/// The IMU reader keeps up with the 1 kHz stream even when the app's rendering fills
+/// every core: it asks for SCHED_FIFO (below the compositor's presenter), where the
+/// process may (CAP_SYS_NICE or an rtprio limit). Otherwise it runs at normal priority
+/// and says so once: a saturated CPU can then delay reports until the kernel's hidraw
+/// queue (64 reports) overflows, and the filter does not integrate across the gap.
+fn imu_priority() {
+    use thread_priority::{
+        RealtimeThreadSchedulePolicy, ThreadPriority, ThreadSchedulePolicy,
+        set_thread_priority_and_policy, thread_native_id,
+    };
+    let policy = ThreadSchedulePolicy::Realtime(RealtimeThreadSchedulePolicy::Fifo);
+    let Ok(prio) = 40u8.try_into().map(ThreadPriority::Crossplatform) else {
+        return;
+    };
+    match set_thread_priority_and_policy(thread_native_id(), prio, policy) {
+        Ok(()) => tracing::debug!("IMU reader runs SCHED_FIFO"),
+        Err(e) => {
+            static ONCE: std::sync::Once = std::sync::Once::new();
+            ONCE.call_once(|| {
+                tracing::info!(error = ?e, "no real-time priority for the IMU reader (needs CAP_SYS_NICE or an rtprio limit); running at normal priority");
+            });
+        }
+    }
+}
+
 fn reader(
     mut t: Box<dyn HidTransport>,
     shared: Arc<Shared>,
@@ -412,6 +437,7 @@ fn reader(
     factory: protocol::FactoryImu,
     events: mpsc::Sender<DeviceEvent>,
 ) {
+    imu_priority();
     let mut decoder = ImuDecoder::default();
     let mut buf = [0u8; 64];
     let mut errors_in_a_row = 0u32;

@@ -116,11 +116,7 @@ fn hello_xr_as_user(sway: &Sway, manifest: &std::path::Path, report: &std::path:
     cmd.arg("WAYLAND_DISPLAY=wayland-1")
         .arg(format!("XR_RUNTIME_JSON={}", manifest.display()))
         .arg(format!("LEASEHOLD_FRAME_REPORT={}", report.display()))
-        .arg(format!(
-            "LEASEHOLD_LOG={},{}",
-            crate::common::HELLO_XR_LOG,
-            crate::headset::LOCATE_LOG
-        ));
+        .arg(format!("LEASEHOLD_LOG={}", crate::headset::log_filter()));
     if let Ok(v) = std::env::var("LP_NATIVE_VECTOR_WIDTH") {
         cmd.arg(format!("LP_NATIVE_VECTOR_WIDTH={v}"));
     }

@@ -103,14 +103,7 @@ fn hello_xr_under_xorg_gets_the_headset_from_the_x_server() {
         .env_remove("WAYLAND_DISPLAY")
         .env("XR_RUNTIME_JSON", &manifest)
         .env("LEASEHOLD_FRAME_REPORT", &report)
-        .env(
-            "LEASEHOLD_LOG",
-            format!(
-                "{},{}",
-                crate::common::HELLO_XR_LOG,
-                crate::headset::LOCATE_LOG
-            ),
-        );
+        .env("LEASEHOLD_LOG", crate::headset::log_filter());
     if std::env::var_os("LEASEHOLD_LAB_HMD").is_none() {
         let run = crate::common::run_hello_xr(cmd, &report);
         super::assert_shown_through(&run, "the X server (RandR CreateLease)");
