@@ -402,6 +402,17 @@ impl Drop for ViveHmd {
         if let Some(r) = self.reader.take() {
             let _ = r.join();
         }
+        // What the stream was like, for whoever looks into tracking trouble (samples
+        // lost are reports the kernel's queue dropped before they were read).
+        let st = self.stats();
+        tracing::info!(
+            path = %self.path,
+            reports = st.reports,
+            samples = st.samples,
+            lost_samples = st.lost_samples,
+            malformed = st.malformed,
+            "headset closed"
+        );
     }
 }
 
