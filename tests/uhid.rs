@@ -379,11 +379,9 @@ fn run(
         );
     }
     let start = Instant::now();
-    let origin = rustix::time::clock_gettime(rustix::time::ClockId::Monotonic);
-    status.origin_ns.store(
-        origin.tv_sec as u64 * 1_000_000_000 + origin.tv_nsec as u64,
-        Ordering::Release,
-    );
+    status
+        .origin_ns
+        .store(leasehold_compositor::present::now_ns(), Ordering::Release);
     let per_report = cfg.samples_per_report.clamp(1, 3);
     let mut i = 0usize;
     let mut plugged = true;

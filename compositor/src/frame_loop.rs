@@ -165,15 +165,11 @@ impl Slots {
         for (k, s) in self.pending.iter().enumerate().rev() {
             match s.rendered() {
                 // Done, or the GPU will wait for it: the newest such one is shown.
-                Ok(true) => {
+                Ok(rendered) if rendered || s.gpu_waitable() => {
                     done = Some(k);
                     break;
                 }
-                Ok(false) if s.gpu_waitable() => {
-                    done = Some(k);
-                    break;
-                }
-                Ok(false) => {}
+                Ok(_) => {}
                 Err(e) => {
                     tracing::error!(%e, frame = s.frame, "the app's rendering failed: its frame is not shown");
                     failed.push(k);

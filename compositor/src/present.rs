@@ -191,13 +191,7 @@ impl Summary {
 /// Asks for real-time scheduling for the calling thread. Without the privilege
 /// (CAP_SYS_NICE or an rtprio limit) it stays at normal priority and says so once.
 pub fn request_realtime_priority() -> bool {
-    use thread_priority::{
-        RealtimeThreadSchedulePolicy, ThreadPriority, ThreadSchedulePolicy,
-        set_thread_priority_and_policy, thread_native_id,
-    };
-    let policy = ThreadSchedulePolicy::Realtime(RealtimeThreadSchedulePolicy::Fifo);
-    let prio = ThreadPriority::Crossplatform(50u8.try_into().expect("50 is a valid priority"));
-    match set_thread_priority_and_policy(thread_native_id(), prio, policy) {
+    match leasehold_drivers::threads::request_sched_fifo(50) {
         Ok(()) => {
             tracing::info!("presenter thread runs SCHED_FIFO");
             true

@@ -217,17 +217,14 @@ impl LocalCompositor {
             let display = display.clone();
             // The presenter logs to whatever subscriber its creator logs to (the
             // runtime's own, inside an application's process).
-            let logs = tracing::dispatcher::get_default(|d| d.clone());
             std::thread::Builder::new()
                 .name("leasehold-compositor".into())
-                .spawn(move || {
-                    tracing::dispatcher::with_default(&logs, || {
-                        let lost = shared.clone();
-                        guarded(&lost.lost, || {
-                            presenter(hmd, display, target, shared, cmd_rx, ctx_tx)
-                        });
-                    })
-                })
+                .spawn(leasehold_drivers::threads::with_starters_logs(move || {
+                    let lost = shared.clone();
+                    guarded(&lost.lost, || {
+                        presenter(hmd, display, target, shared, cmd_rx, ctx_tx)
+                    });
+                }))
                 .map_err(|e| CompositorError::Start(format!("presenter thread: {e}")))?
         };
         let started = ctx_rx

@@ -9,6 +9,8 @@
 //! - [`fusion`]: IMU orientation filter and prediction; [`motion`]: scripted motion with
 //!   ground truth and synthetic IMU streams.
 //! - [`calibration`]: the user's IMU and display calibration files.
+//! - [`threads`]: real-time priority and the starter's log subscriber for the threads
+//!   Leasehold starts.
 //! - [`edid`]: display identification data; [`profile`]: headset profiles from
 //!   `manifests/headsets/`.
 
@@ -21,4 +23,5 @@ pub mod hid;
 pub mod motion;
 pub mod profile;
 pub mod simulated;
+pub mod threads;
 pub mod vive;

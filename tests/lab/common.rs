@@ -73,6 +73,19 @@ pub fn runtime_manifest(name: &str) -> (std::path::PathBuf, std::path::PathBuf) 
     (dir, manifest)
 }
 
+/// hello_xr `-g Vulkan2` on this build's runtime (a manifest in a folder named `name`
+/// under the temporary directory), with the runtime's frame report asked for there; the
+/// report's path comes back with the command.
+pub fn hello_xr_command(name: &str) -> (std::process::Command, std::path::PathBuf) {
+    let (dir, manifest) = runtime_manifest(name);
+    let report = dir.join("frames.json");
+    let mut cmd = std::process::Command::new("hello_xr");
+    cmd.args(["-g", "Vulkan2"])
+        .env("XR_RUNTIME_JSON", &manifest)
+        .env("LEASEHOLD_FRAME_REPORT", &report);
+    (cmd, report)
+}
+
 /// What a hello_xr run left: its log (stderr, the runtime's records included) and the
 /// runtime's frame report.
 pub struct HelloXr {

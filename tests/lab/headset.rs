@@ -4,7 +4,7 @@
 //! on; plugged in again it is tracked again; the lease revoked (its lessor gone) loses
 //! the session, and the app leaves cleanly.
 
-use crate::common::{HelloXr, Step, Then};
+use crate::common::{HelloXr, Step, Then, now_ns};
 use glam::DQuat;
 use leasehold_drivers::fusion;
 use leasehold_drivers::motion::Motion;
@@ -97,11 +97,6 @@ pub fn located(line: &str) -> Option<Located> {
     })
 }
 
-pub fn now_ns() -> u64 {
-    let t = rustix::time::clock_gettime(rustix::time::ClockId::Monotonic);
-    t.tv_sec as u64 * 1_000_000_000 + t.tv_nsec as u64
-}
-
 /// Orientations (estimate, script truth) compared: an IMU-only headset's yaw starts where
 /// it was when the runtime opened it, so the yaw between the two frames is taken as the
 /// median over the pairs and the error measured after it; tilt (against gravity) as is.
@@ -168,6 +163,14 @@ pub fn hello_xr_follows_the_headset(
         }
     };
     let (unplugged, replugged) = (Rc::new(Cell::new(u64::MAX)), Rc::new(Cell::new(u64::MAX)));
+    // Pulls the cable (or plugs it in again), noting when in `at`.
+    let cable = |plugged: bool, at: &Rc<Cell<u64>>| -> Then {
+        let at = at.clone();
+        Box::new(move || {
+            at.set(now_ns());
+            hmd.plug(plugged);
+        })
+    };
     let mut run_of: Vec<(DQuat, DQuat)> = Vec::new();
     let mut seen = 0usize;
     let mut steps = vec![
@@ -199,13 +202,7 @@ pub fn hello_xr_follows_the_headset(
         },
         Step {
             what: "views located 2 s after the unplug".into(),
-            action: {
-                let u = unplugged.clone();
-                Box::new(move || {
-                    u.set(now_ns());
-                    hmd.plug(false);
-                })
-            },
+            action: cable(false, &unplugged),
             until: {
                 let u = unplugged.clone();
                 Box::new(move |l| {
@@ -216,13 +213,7 @@ pub fn hello_xr_follows_the_headset(
         },
         Step {
             what: "tracked views after the replug".into(),
-            action: {
-                let r = replugged.clone();
-                Box::new(move || {
-                    r.set(now_ns());
-                    hmd.plug(true);
-                })
-            },
+            action: cable(true, &replugged),
             until: {
                 let r = replugged.clone();
                 Box::new(move |l| located(l).is_some_and(|v| v.q.is_some() && v.at >= r.get()))

@@ -12,13 +12,8 @@ use leasehold_tests::report_field as field;
 #[test]
 fn hello_xr_runs_on_the_leased_headset_with_a_flip_per_frame() {
     init_tracing();
-    let (dir, manifest) = crate::common::runtime_manifest("leasehold-lab-hello-xr");
-    let report = dir.join("frames.json");
-    let mut cmd = Command::new("hello_xr");
-    cmd.args(["-g", "Vulkan2"])
-        .env("XR_RUNTIME_JSON", &manifest)
-        .env("LEASEHOLD_FRAME_REPORT", &report)
-        .env("LEASEHOLD_LOG", crate::headset::log_filter());
+    let (mut cmd, report) = crate::common::hello_xr_command("leasehold-lab-hello-xr");
+    cmd.env("LEASEHOLD_LOG", crate::headset::log_filter());
     // The runtime is the lessor itself here (DRM master): nobody else can revoke its
     // lease; the lessor groups (sway, Xorg) take that part.
     let run = if std::env::var_os("LEASEHOLD_LAB_HMD").is_some() {
@@ -89,13 +84,8 @@ fn leasehold_demo_shows_on_the_headset() {
 #[test]
 fn gpu_side_synchronisation_passes_vulkan_validation() {
     init_tracing();
-    let (dir, manifest) = crate::common::runtime_manifest("leasehold-lab-hello-xr-validation");
-    let report = dir.join("frames.json");
-    let mut cmd = Command::new("hello_xr");
-    cmd.args(["-g", "Vulkan2"])
-        .env("XR_RUNTIME_JSON", &manifest)
-        .env("LEASEHOLD_FRAME_REPORT", &report)
-        .env("LEASEHOLD_LOG", crate::common::HELLO_XR_LOG)
+    let (mut cmd, report) = crate::common::hello_xr_command("leasehold-lab-hello-xr-validation");
+    cmd.env("LEASEHOLD_LOG", crate::common::HELLO_XR_LOG)
         .env("VK_INSTANCE_LAYERS", "VK_LAYER_KHRONOS_validation")
         .env("LEASEHOLD_VK_VALIDATION", "1")
         .env("NO_COLOR", "1");

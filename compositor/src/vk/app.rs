@@ -442,11 +442,6 @@ impl AppDevice {
         }
     }
 
-    /// Whether releases export sync_files for the compositor's GPU to wait on.
-    pub fn waits_on_gpu(&self) -> bool {
-        self.gpu_wait
-    }
-
     fn memory_type(&self, bits: u32) -> Option<u32> {
         let pick = |flags: vk::MemoryPropertyFlags| {
             (0..self.memory.memory_type_count).find(|&i| {

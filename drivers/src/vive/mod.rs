@@ -289,12 +289,9 @@ impl ViveHmd {
                 .spawn({
                     let tx = tx.clone();
                     // The opener's log subscriber goes with the reader ("headset lost").
-                    let logs = tracing::dispatcher::get_default(|d| d.clone());
-                    move || {
-                        tracing::dispatcher::with_default(&logs, || {
-                            reader(transport, shared, range, factory, tx)
-                        })
-                    }
+                    crate::threads::with_starters_logs(move || {
+                        reader(transport, shared, range, factory, tx)
+                    })
                 })
                 .map_err(|e| {
                     ViveError::Config(format!("cannot start the IMU reader thread: {e}"))
@@ -422,15 +419,7 @@ impl Drop for ViveHmd {
 /// and says so once: a saturated CPU can then delay reports until the kernel's hidraw
 /// queue (64 reports) overflows, and the filter does not integrate across the gap.
 fn imu_priority() {
-    use thread_priority::{
-        RealtimeThreadSchedulePolicy, ThreadPriority, ThreadSchedulePolicy,
-        set_thread_priority_and_policy, thread_native_id,
-    };
-    let policy = ThreadSchedulePolicy::Realtime(RealtimeThreadSchedulePolicy::Fifo);
-    let Ok(prio) = 40u8.try_into().map(ThreadPriority::Crossplatform) else {
-        return;
-    };
-    match set_thread_priority_and_policy(thread_native_id(), prio, policy) {
+    match crate::threads::request_sched_fifo(40) {
         Ok(()) => tracing::debug!("IMU reader runs SCHED_FIFO"),
         Err(e) => {
             static ONCE: std::sync::Once = std::sync::Once::new();

@@ -95,14 +95,9 @@ fn xorg_leases_us_the_headset_and_we_drive_it() {
 fn hello_xr_under_xorg_gets_the_headset_from_the_x_server() {
     init_tracing();
     let x = Xorg::start();
-    let (dir, manifest) = crate::common::runtime_manifest("leasehold-lab-hello-xr-xorg");
-    let report = dir.join("frames.json");
-    let mut cmd = Command::new("hello_xr");
-    cmd.args(["-g", "Vulkan2"])
-        .env("DISPLAY", DISPLAY)
+    let (mut cmd, report) = crate::common::hello_xr_command("leasehold-lab-hello-xr-xorg");
+    cmd.env("DISPLAY", DISPLAY)
         .env_remove("WAYLAND_DISPLAY")
-        .env("XR_RUNTIME_JSON", &manifest)
-        .env("LEASEHOLD_FRAME_REPORT", &report)
         .env("LEASEHOLD_LOG", crate::headset::log_filter());
     if std::env::var_os("LEASEHOLD_LAB_HMD").is_none() {
         let run = crate::common::run_hello_xr(cmd, &report);
