@@ -1,16 +1,17 @@
-// The whole frame in one pass: the distortion mesh covers each eye's half of the panel,
-// and every panel pixel composes the layers where the lens sends each colour channel.
-// One draw per layer, back to front: red, green and blue each take the view direction
-// of their own lens-corrected position (chromatic aberration correction), rotate it into
-// the layer's space (projection: the app's render pose, the timewarp; quad: the quad's
-// plane; ...) and sample the layer's sub-image there. Nothing is drawn outside the lens
-// model's valid radius or outside the eye's field of view, where the panel stays black.
-// Output is premultiplied and blends per channel: dst = colour + dst * (1 - that
-// channel's alpha). Two ways to run it, the same per-pixel code:
-// - fragment (vs_main, fs_main): the mesh is drawn per layer, the rasteriser
-//   interpolates it, blending is dual-source blending into the sRGB panel;
-// - compute (cs_main): one dispatch per layer over the panel region it can show in; each
-//   invocation interpolates the mesh for its pixel exactly as the rasteriser would, blends
+// The whole frame in one pass: every panel pixel inside the lens's valid radius sends
+// red, green and blue through the lens model (evaluated per pixel: each channel's
+// polynomial, its own centre and coefficients, the chromatic aberration correction) and
+// composes the layers where each channel looks. One draw per layer, back to front: each
+// channel's view direction is rotated into the layer's space (projection: the app's
+// render pose, the timewarp; quad: the quad's plane; ...) and the layer's sub-image is
+// sampled there. Nothing is drawn outside the lens model's valid radius or outside the
+// eye's field of view, where the panel stays black. Output is premultiplied and blends
+// per channel: dst = colour + dst * (1 - that channel's alpha). Two ways to run it, the
+// same per-pixel code:
+// - fragment (vs_main, fs_main): a coarse grid over each eye's half (cells wholly beyond
+//   the valid radius left out) is drawn per layer; blending is dual-source blending into
+//   the sRGB panel;
+// - compute (cs_main): one dispatch per layer over the panel region it can show in, blends
 //   in a running linear colour (`accum`, half floats) and the eye's last layer writes the
 //   panel once, sRGB-encoded. GPUs built for compute (few raster units) run this far
 //   faster.
@@ -31,10 +32,10 @@ struct Layer {
                         // aspect ratio; equirect: radius, central horizontal angle, upper
                         // and lower vertical angles; equirect by scale and bias: radius,
                         // u scale, v scale, u bias
-    eye: vec4<u32>,     // .x: r² cutoff of this eye's lens (f32 bits); compute only:
-                        // .y: region origin in panel pixels (x | y << 16), .z: region
-                        // size (w | h << 16), .w: mode (1: first layer of the eye, 2:
-                        // last, writes the panel) | eye index << 8
+    eye: vec4<u32>,     // .w: eye index << 8; compute only: .y: region origin in panel
+                        // pixels (x | y << 16), .z: region size (w | h << 16), .w's low
+                        // byte: mode (1: first layer of the eye, 2: last, writes the
+                        // panel)
 };
 
 // Where a ray from `o` along `d` leaves a sphere (`cyl` false) or the cylinder around Y
@@ -56,34 +57,89 @@ fn exit_distance(o: vec3<f32>, d: vec3<f32>, rad: f32, cyl: bool) -> f32 {
     return (-b + sqrt(disc)) / (2.0 * a);
 }
 
+// One eye's lens (`LensModel::Polynomial`'s terms, per channel r, g, b):
+//   p = (2u - 1, (2v - 1) / aspect) - centre
+//   d = 1 / (1 + k1 r² + k2 r⁴ + k3 r⁶) + k4          r² = |p|²
+//   eye-image position = 0.5 + (p d + centre) * factor
+struct EyeLens {
+    centre: array<vec4<f32>, 3>, // .xy; [0].z: 1 where there is no lens model
+    k: array<vec4<f32>, 3>,      // k1, k2, k3, k4
+    misc: vec4<f32>,             // factor (x, y), 1 / aspect, r² cutoff (green's p)
+};
+
+struct LensParams {
+    eyes: array<EyeLens, 2>,
+};
+
 var<push_constant> pc: Layer;
 @group(0) @binding(0) var tex: texture_2d_array<f32>;
 @group(0) @binding(1) var samp: sampler;
+@group(0) @binding(2) var<uniform> lens: LensParams;
+
+// The projection layer's map from eye-image position e to its image (the sub-image's
+// texture coordinates), a homography: (s w, t w, w) = H (e, 1), its rows. The eye's
+// direction for e, rotated into the layer's space, projected onto its image plane
+// (w: the depth in front of it) and mapped into the sub-image: all of it linear but the
+// one division, so it is set up once per draw instead of per pixel and channel.
+struct Homography {
+    r0: vec3<f32>,
+    r1: vec3<f32>,
+    r2: vec3<f32>,
+};
+
+fn projection_map() -> Homography {
+    // e -> the direction (tangent space, z = -1).
+    let a = mat3x3<f32>(
+        vec3<f32>(pc.eye_tan.y - pc.eye_tan.x, 0.0, 0.0),
+        vec3<f32>(0.0, pc.eye_tan.w - pc.eye_tan.z, 0.0),
+        vec3<f32>(pc.eye_tan.x, pc.eye_tan.z, -1.0),
+    );
+    // Into the layer's space (the push constants hold the rotation's rows).
+    let r = transpose(mat3x3<f32>(pc.rot0.xyz, pc.rot1.xyz, pc.rot2.xyz));
+    // Onto the layer's image plane: u w = (x - l w) / (r - l), v w = (t w - y) / (t - b),
+    // w = -z (l, r, t, b: the layer's tangents).
+    let sx = 1.0 / (pc.param.y - pc.param.x);
+    let sy = 1.0 / (pc.param.z - pc.param.w);
+    let n = mat3x3<f32>(
+        vec3<f32>(sx, 0.0, 0.0),
+        vec3<f32>(0.0, -sy, 0.0),
+        vec3<f32>(pc.param.x * sx, -pc.param.z * sy, -1.0),
+    );
+    // Into the sub-image.
+    let sub = mat3x3<f32>(
+        vec3<f32>(pc.rect.z - pc.rect.x, 0.0, 0.0),
+        vec3<f32>(0.0, pc.rect.w - pc.rect.y, 0.0),
+        vec3<f32>(pc.rect.x, pc.rect.y, 1.0),
+    );
+    let h = transpose(sub * n * r * a);
+    return Homography(h[0], h[1], h[2]);
+}
 
 struct VsIn {
     @location(0) pos: vec2<f32>,
-    @location(1) uv_r: vec2<f32>,
-    @location(2) uv_g: vec2<f32>,
-    @location(3) uv_b: vec2<f32>,
-    @location(4) p: vec2<f32>,
 };
 
 struct VsOut {
     @builtin(position) pos: vec4<f32>,
-    @location(0) uv_r: vec2<f32>,
-    @location(1) uv_g: vec2<f32>,
-    @location(2) uv_b: vec2<f32>,
-    @location(3) p: vec2<f32>,
+    // Position in the eye's half of the panel, 0..1 across.
+    @location(0) e: vec2<f32>,
+    // The draw's projection map (projection layers), the same at every vertex.
+    @location(1) @interpolate(flat) h0: vec3<f32>,
+    @location(2) @interpolate(flat) h1: vec3<f32>,
+    @location(3) @interpolate(flat) h2: vec3<f32>,
 };
 
 @vertex
 fn vs_main(v: VsIn) -> VsOut {
     var o: VsOut;
     o.pos = vec4<f32>(v.pos, 0.0, 1.0);
-    o.uv_r = v.uv_r;
-    o.uv_g = v.uv_g;
-    o.uv_b = v.uv_b;
-    o.p = v.p;
+    o.e = v.pos * 0.5 + 0.5;
+    if KIND == 0u {
+        let h = projection_map();
+        o.h0 = h.r0;
+        o.h1 = h.r1;
+        o.h2 = h.r2;
+    }
     return o;
 }
 
@@ -104,8 +160,12 @@ fn sample_at(uv: vec2<f32>, face: i32) -> vec4<f32> {
     if outside(uv) {
         return vec4<f32>(0.0, 0.0, 0.0, 0.0);
     }
+    return texel(mix(pc.rect.xy, pc.rect.zw, uv), face);
+}
+
+// The layer's premultiplied colour at texture coordinates `st`.
+fn texel(st: vec2<f32>, face: i32) -> vec4<f32> {
     let flags = u32(pc.rot1.w);
-    let st = mix(pc.rect.xy, pc.rect.zw, uv);
     var c = textureSampleLevel(tex, samp, st, i32(pc.rot2.w) + face, 0.0);
     if (flags & 1u) == 0u {
         c.a = 1.0;
@@ -120,19 +180,20 @@ fn sample_at(uv: vec2<f32>, face: i32) -> vec4<f32> {
 // through; the result is the layer's premultiplied colour there, transparent where the
 // layer does not cover it.
 
-fn projection(e: vec2<f32>) -> vec4<f32> {
+fn projection(h: Homography, e: vec2<f32>) -> vec4<f32> {
     if outside(e) {
         return vec4<f32>(0.0);
     }
-    let r = ray(e);
-    if r.z >= -1e-6 {
+    let q = vec3<f32>(e, 1.0);
+    let w = dot(h.r2, q);
+    if w <= 1e-6 {
         return vec4<f32>(0.0);
     }
-    let p = r.xy / -r.z;
-    return sample_at(vec2<f32>(
-        (p.x - pc.param.x) / (pc.param.y - pc.param.x),
-        (pc.param.z - p.y) / (pc.param.z - pc.param.w),
-    ), 0);
+    let st = vec2<f32>(dot(h.r0, q), dot(h.r1, q)) / w;
+    if st.x < pc.rect.x || st.y < pc.rect.y || st.x > pc.rect.z || st.y > pc.rect.w {
+        return vec4<f32>(0.0);
+    }
+    return texel(st, 0);
 }
 
 fn quad(e: vec2<f32>) -> vec4<f32> {
@@ -220,13 +281,8 @@ struct FsOut {
     @location(0) @blend_src(1) alpha: vec4<f32>,
 };
 
-// Outside the lens's valid radius: nothing (colour and alpha 0: the panel stays black).
-fn beyond_lens(p: vec2<f32>) -> bool {
-    return dot(p, p) > bitcast<f32>(pc.eye.x);
-}
-
-// Where one panel pixel looks: each channel's eye-image position and the lens-centred
-// offset (the mesh's per-vertex values, interpolated).
+// Where one panel pixel looks: each channel's eye-image position, and the green
+// channel's lens-centred offset (tested against the valid radius).
 struct Lens {
     uv_r: vec2<f32>,
     uv_g: vec2<f32>,
@@ -250,11 +306,39 @@ fn mix_of(r: vec4<f32>, g: vec4<f32>, b: vec4<f32>) -> Mix {
 // only its own kind's code.
 override KIND: u32 = 0u;
 
-// This build's layer at one pixel (inside the lens's valid radius).
-fn layer_at(l: Lens) -> Mix {
+// Where the lens sends one channel of panel position `base` (the lens-centred position
+// before the channel's own centre is taken off).
+fn channel(l: EyeLens, c: u32, base: vec2<f32>) -> vec2<f32> {
+    let centre = l.centre[c].xy;
+    let k = l.k[c];
+    let p = base - centre;
+    let r2 = dot(p, p);
+    let d = 1.0 / (1.0 + r2 * (k.x + r2 * (k.y + r2 * k.z))) + k.w;
+    return vec2<f32>(0.5) + (p * d + centre) * l.misc.xy;
+}
+
+// Where panel position `e` (0..1 across the eye's half) looks through the eye's lens.
+fn lens_at(eye: u32, e: vec2<f32>) -> Lens {
+    let l = lens.eyes[eye];
+    if l.centre[0].z != 0.0 {
+        // No lens model: every channel looks where the pixel is.
+        return Lens(e, e, e, vec2<f32>(0.0));
+    }
+    let base = vec2<f32>(2.0 * e.x - 1.0, (2.0 * e.y - 1.0) * l.misc.z);
+    return Lens(channel(l, 0u, base), channel(l, 1u, base), channel(l, 2u, base), base - l.centre[1].xy);
+}
+
+// Outside the lens's valid radius: nothing (colour and alpha 0: the panel stays black).
+fn beyond_lens(eye: u32, l: Lens) -> bool {
+    return dot(l.p, l.p) > lens.eyes[eye].misc.w;
+}
+
+// This build's layer at one pixel (inside the lens's valid radius); `h`: the projection
+// map (projection layers).
+fn layer_at(l: Lens, h: Homography) -> Mix {
     switch KIND {
         case 0u: {
-            return mix_of(projection(l.uv_r), projection(l.uv_g), projection(l.uv_b));
+            return mix_of(projection(h, l.uv_r), projection(h, l.uv_g), projection(h, l.uv_b));
         }
         case 1u: {
             return mix_of(quad(l.uv_r), quad(l.uv_g), quad(l.uv_b));
@@ -273,10 +357,12 @@ fn layer_at(l: Lens) -> Mix {
 
 @fragment
 fn fs_main(in: VsOut) -> FsOut {
-    if beyond_lens(in.p) {
+    let eye = (pc.eye.w >> 8u) & 1u;
+    let l = lens_at(eye, in.e);
+    if beyond_lens(eye, l) {
         return FsOut(vec4<f32>(0.0), vec4<f32>(0.0));
     }
-    let m = layer_at(Lens(in.uv_r, in.uv_g, in.uv_b, in.p));
+    let m = layer_at(l, Homography(in.h0, in.h1, in.h2));
     return FsOut(vec4<f32>(m.color, 0.0), vec4<f32>(m.alpha, 0.0));
 }
 
@@ -286,49 +372,6 @@ fn fs_main(in: VsOut) -> FsOut {
 @group(1) @binding(0) var panel: texture_storage_2d<rgba8unorm, write>;
 // The linear colour composed so far, per panel pixel (two half-float pairs: r g, b -).
 @group(1) @binding(1) var<storage, read_write> accum: array<vec2<u32>>;
-// The mesh: its vertices (11 floats each, as the vertex buffer), then columns and rows.
-@group(1) @binding(2) var<storage, read> mesh: array<f32>;
-
-const MESH_FLOATS: u32 = 11u;
-
-fn corner(k: u32) -> Lens {
-    let o = k * MESH_FLOATS + 2u;
-    return Lens(
-        vec2<f32>(mesh[o], mesh[o + 1u]),
-        vec2<f32>(mesh[o + 2u], mesh[o + 3u]),
-        vec2<f32>(mesh[o + 4u], mesh[o + 5u]),
-        vec2<f32>(mesh[o + 6u], mesh[o + 7u]),
-    );
-}
-
-fn weighted(a: Lens, wa: f32, b: Lens, wb: f32, c: Lens, wc: f32) -> Lens {
-    return Lens(
-        a.uv_r * wa + b.uv_r * wb + c.uv_r * wc,
-        a.uv_g * wa + b.uv_g * wb + c.uv_g * wc,
-        a.uv_b * wa + b.uv_b * wb + c.uv_b * wc,
-        a.p * wa + b.p * wb + c.p * wc,
-    );
-}
-
-// The mesh at eye-viewport position `e` (0..1 across), interpolated as the rasteriser
-// does: each cell is the triangles (0,0) (1,0) (0,1) and (1,0) (1,1) (0,1).
-fn lens_at(eye: u32, e: vec2<f32>) -> Lens {
-    let n = arrayLength(&mesh);
-    let cols = u32(mesh[n - 2u]);
-    let rows = u32(mesh[n - 1u]);
-    let g = e * vec2<f32>(f32(cols), f32(rows));
-    let i = min(u32(max(floor(g.x), 0.0)), cols - 1u);
-    let j = min(u32(max(floor(g.y), 0.0)), rows - 1u);
-    let f = g - vec2<f32>(f32(i), f32(j));
-    let row = cols + 1u;
-    let base = eye * row * (rows + 1u) + j * row + i;
-    let v10 = corner(base + 1u);
-    let v01 = corner(base + row);
-    if f.x + f.y <= 1.0 {
-        return weighted(corner(base), 1.0 - f.x - f.y, v10, f.x, v01, f.y);
-    }
-    return weighted(corner(base + row + 1u), f.x + f.y - 1.0, v01, 1.0 - f.x, v10, 1.0 - f.y);
-}
 
 fn srgb(c: f32) -> f32 {
     let x = clamp(c, 0.0, 1.0);
@@ -357,8 +400,12 @@ fn cs_main(@builtin(global_invocation_id) id: vec3<u32>) {
     }
     let e = (vec2<f32>(f32(px.x - eye * half), f32(px.y)) + 0.5) / vec2<f32>(f32(half), f32(dims.y));
     let l = lens_at(eye, e);
-    if !beyond_lens(l.p) {
-        let m = layer_at(l);
+    if !beyond_lens(eye, l) {
+        var h: Homography;
+        if KIND == 0u {
+            h = projection_map();
+        }
+        let m = layer_at(l, h);
         c = m.color + c * (vec3<f32>(1.0) - m.alpha);
     }
     if (mode & 2u) != 0u {

@@ -1,11 +1,11 @@
 //! Executes a [`FramePlan`] on the GPU in one pass: layer images, the pass's pipelines
 //! (one per layer kind: a compute path, one dispatch per layer, and a fragment path,
-//! dynamic rendering and dual-source blending), the distortion mesh, timestamps, the
+//! dynamic rendering and dual-source blending), the lens model's terms, timestamps, the
 //! render fence (exported as a sync_file where the driver can), and read-back of targets.
 
 use super::context::VkContext;
 use super::{VkError, call};
-use crate::render::mesh::{self, Mesh, MeshVertex};
+use crate::render::mesh::{self, Mesh};
 use crate::render::pattern::RgbaImage;
 use crate::render::{ColorFormat, FramePlan, ImageDesc};
 use ash::vk;
@@ -24,14 +24,57 @@ const PANEL_SPV: [&[u8]; 6] = [
     include_bytes!(concat!(env!("OUT_DIR"), "/panel-5.spv")),
 ];
 
-/// Push constants of `shaders/panel.wgsl`: the layer draw (28 floats) and the eye's
-/// lens cutoff and, for the compute path, the region and mode (4 words).
+/// Push constants of `shaders/panel.wgsl`: the layer draw (28 floats) and the eye and,
+/// for the compute path, the region and mode (4 words).
 const PUSH_BYTES: u32 = 128;
 
-/// Both paths' stages see the push constants and the layer's set.
+/// Both paths' stages see the push constants and the layer's set (the vertex stage sets
+/// up a projection layer's map once per draw).
 const SHADER_STAGES: vk::ShaderStageFlags = vk::ShaderStageFlags::from_raw(
-    vk::ShaderStageFlags::FRAGMENT.as_raw() | vk::ShaderStageFlags::COMPUTE.as_raw(),
+    vk::ShaderStageFlags::VERTEX.as_raw()
+        | vk::ShaderStageFlags::FRAGMENT.as_raw()
+        | vk::ShaderStageFlags::COMPUTE.as_raw(),
 );
+
+/// `shaders/panel.wgsl`'s `LensParams`: per eye, each channel's centre (the first's z:
+/// 1 where there is no lens model), then its coefficients, then (factor x, factor y,
+/// 1 / aspect, r² cutoff); 7 vec4s an eye.
+const LENS_FLOATS: usize = 2 * 7 * 4;
+
+/// The lens model's terms as the shader reads them (no lens: the identity, every pixel
+/// valid).
+fn lens_params(lens: &LensModel) -> [f32; LENS_FLOATS] {
+    let mut out = [0f32; LENS_FLOATS];
+    for (eye, o) in out.chunks_exact_mut(28).enumerate() {
+        let (channels, factor, inv_aspect, cutoff) = match lens {
+            LensModel::Polynomial(l) => {
+                let l = &l[eye];
+                let aspect = l.aspect_x_over_y;
+                (
+                    l.channels,
+                    [0.5, 0.5 * aspect].map(|f| f / (1.0 + l.grow_for_undistort)),
+                    1.0 / aspect,
+                    l.undistort_r2_cutoff,
+                )
+            }
+            LensModel::None => (
+                [leasehold_drivers::api::ChannelDistortion::NONE; 3],
+                [0.5, 0.5],
+                1.0,
+                f32::INFINITY,
+            ),
+        };
+        for (c, ch) in channels.iter().enumerate() {
+            o[4 * c..4 * c + 2].copy_from_slice(&ch.center.to_array());
+            o[12 + 4 * c..16 + 4 * c].copy_from_slice(&ch.coeffs);
+        }
+        if *lens == LensModel::None {
+            o[2] = 1.0;
+        }
+        o[24..28].copy_from_slice(&[factor[0], factor[1], inv_aspect, cutoff.min(f32::MAX)]);
+    }
+    out
+}
 
 /// The compute path's workgroup edge (`@workgroup_size(8, 8)`).
 const GROUP: u32 = 8;
@@ -75,10 +118,15 @@ impl ComposePath {
 /// Timestamps per frame: start, app images acquired, pass done, panel released.
 const QUERIES: u32 = 4;
 
-/// Panel pixels per distortion-mesh cell: fine enough that interpolating the lens model
-/// between vertices stays far below a pixel, coarse enough that a software rasteriser
-/// does not spend its time on triangle setup.
+/// Panel pixels per cell of the lens mesh the CPU bounds layers with (`Mesh::panel_rect`):
+/// fine enough that interpolating the lens model between vertices stays far below a
+/// pixel.
 pub const MESH_CELL_PX: u32 = 8;
+
+/// Cells per eye, across and down, of the grid the fragment path draws: it only leaves
+/// out the panel beyond the valid radius (the lens is evaluated per pixel), and a
+/// software rasteriser spends more on triangle setup than on the few pixels it saves.
+const GRID_CELLS: u32 = 16;
 
 fn mesh_cells(px: u32) -> u32 {
     px.div_ceil(MESH_CELL_PX).clamp(8, 96)
@@ -119,7 +167,7 @@ struct Image {
 }
 
 /// A target's compute-path resources: its storage view and the descriptor set that binds
-/// it with the running colour and the mesh.
+/// it with the running colour.
 struct ComputeTarget {
     view: vk::ImageView,
     set: vk::DescriptorSet,
@@ -204,7 +252,7 @@ pub struct GpuRenderer {
     pipelines: HashMap<(vk::Format, usize), vk::Pipeline>,
     /// The path own targets are composed by (imported scanout buffers: fragment).
     path: ComposePath,
-    /// The compute path: the target/running-colour/mesh set's layout, the pipeline
+    /// The compute path: the target/running-colour set's layout, the pipeline
     /// layout (layer set, then that), one pipeline per layer kind, and the running
     /// colour (8 bytes per pixel of a panel-sized target).
     compute_set_layout: vk::DescriptorSetLayout,
@@ -216,9 +264,15 @@ pub struct GpuRenderer {
     skipped: bool,
     sampler: vk::Sampler,
     pool: vk::DescriptorPool,
+    /// The lens mesh: where each layer can show on the panel (CPU only).
     mesh: Mesh,
+    /// The grid the fragment path draws (cells beyond the valid radius left out), in
+    /// `vertices` and `indices`.
+    grid: Mesh,
     vertices: Buffer,
     indices: Buffer,
+    /// The lens model's terms (`LensParams`), bound in every layer's set.
+    lens: Buffer,
     layers: HashMap<u64, LayerImage>,
     next_id: u64,
     cmd_pool: vk::CommandPool,
@@ -287,21 +341,18 @@ impl GpuRenderer {
         let d = &ctx.device;
         // A software rasteriser: fragment path, and fence waits (no driver spin to avoid).
         let software = ctx.gpu.device_type == vk::PhysicalDeviceType::CPU;
-        let bindings = |first: vk::DescriptorType| {
-            [
-                vk::DescriptorSetLayoutBinding::default()
-                    .binding(0)
-                    .descriptor_type(first)
-                    .descriptor_count(1)
-                    .stage_flags(SHADER_STAGES),
-                vk::DescriptorSetLayoutBinding::default()
-                    .binding(1)
-                    .descriptor_type(vk::DescriptorType::SAMPLER)
-                    .descriptor_count(1)
-                    .stage_flags(SHADER_STAGES),
-            ]
-        };
-        let b = bindings(vk::DescriptorType::SAMPLED_IMAGE);
+        let b = [
+            (0, vk::DescriptorType::SAMPLED_IMAGE),
+            (1, vk::DescriptorType::SAMPLER),
+            (2, vk::DescriptorType::UNIFORM_BUFFER),
+        ]
+        .map(|(i, t)| {
+            vk::DescriptorSetLayoutBinding::default()
+                .binding(i)
+                .descriptor_type(t)
+                .descriptor_count(1)
+                .stage_flags(SHADER_STAGES)
+        });
         let set_info = vk::DescriptorSetLayoutCreateInfo::default().bindings(&b);
         // SAFETY: plain object creation on a valid device with create-infos whose
         // pointers refer to live locals (so for the blocks below in `new`, "as above");
@@ -345,7 +396,10 @@ impl GpuRenderer {
                 .descriptor_count(64),
             vk::DescriptorPoolSize::default()
                 .ty(vk::DescriptorType::STORAGE_BUFFER)
-                .descriptor_count(128),
+                .descriptor_count(64),
+            vk::DescriptorPoolSize::default()
+                .ty(vk::DescriptorType::UNIFORM_BUFFER)
+                .descriptor_count(1024),
         ];
         // SAFETY: as above.
         let pool = unsafe {
@@ -425,6 +479,7 @@ impl GpuRenderer {
             mesh_cells(display.panel_width / 2),
             mesh_cells(display.panel_height),
         );
+        let grid = mesh::build(lens, GRID_CELLS, GRID_CELLS);
         let mut r = Self {
             ctx: ctx.clone(),
             set_layout,
@@ -440,8 +495,10 @@ impl GpuRenderer {
             sampler,
             pool,
             mesh,
+            grid,
             vertices: Self::null_buffer(),
             indices: Self::null_buffer(),
+            lens: Self::null_buffer(),
             layers: HashMap::new(),
             next_id: 1,
             cmd_pool,
@@ -458,35 +515,22 @@ impl GpuRenderer {
             gpu_timeout: std::time::Duration::from_secs(10),
         };
         r.add_pipelines(TARGET_FORMAT)?;
-        // The vertices, then the grid's columns and rows (the compute path reads the
-        // mesh as a storage buffer).
-        let mut vdata: Vec<f32> = r
-            .mesh
-            .vertices
-            .iter()
-            .flat_map(MeshVertex::to_floats)
-            .collect();
-        vdata.extend([r.mesh.grid.0 as f32, r.mesh.grid.1 as f32]);
-        r.vertices = r.host_buffer(
-            (vdata.len() * 4) as u64,
-            vk::BufferUsageFlags::VERTEX_BUFFER | vk::BufferUsageFlags::STORAGE_BUFFER,
-        )?;
-        r.indices = r.host_buffer(
-            (r.mesh.indices.len() * 4) as u64,
-            vk::BufferUsageFlags::INDEX_BUFFER,
-        )?;
+        let vdata: Vec<f32> = r.grid.vertices.iter().flat_map(|v| v.pos).collect();
         let vbytes: Vec<u8> = vdata.iter().flat_map(|f| f.to_le_bytes()).collect();
-        let ibytes: Vec<u8> = r
-            .mesh
-            .indices
+        let ibytes: Vec<u8> = r.grid.indices.iter().flat_map(|i| i.to_le_bytes()).collect();
+        let lbytes: Vec<u8> = lens_params(lens)
             .iter()
-            .flat_map(|i| i.to_le_bytes())
+            .flat_map(|f| f.to_le_bytes())
             .collect();
-        // SAFETY: both buffers are host-visible, coherent, mapped for their whole size,
+        r.vertices = r.host_buffer(vbytes.len() as u64, vk::BufferUsageFlags::VERTEX_BUFFER)?;
+        r.indices = r.host_buffer(ibytes.len() as u64, vk::BufferUsageFlags::INDEX_BUFFER)?;
+        r.lens = r.host_buffer(lbytes.len() as u64, vk::BufferUsageFlags::UNIFORM_BUFFER)?;
+        // SAFETY: the buffers are host-visible, coherent, mapped for their whole size,
         // and exactly as large as the data.
         unsafe {
             std::ptr::copy_nonoverlapping(vbytes.as_ptr(), r.vertices.mapped, vbytes.len());
             std::ptr::copy_nonoverlapping(ibytes.as_ptr(), r.indices.mapped, ibytes.len());
+            std::ptr::copy_nonoverlapping(lbytes.as_ptr(), r.lens.mapped, lbytes.len());
         }
         let wanted = path.unwrap_or(if software {
             ComposePath::Fragment
@@ -548,7 +592,6 @@ impl GpuRenderer {
         let b = [
             (0, vk::DescriptorType::STORAGE_IMAGE),
             (1, vk::DescriptorType::STORAGE_BUFFER),
-            (2, vk::DescriptorType::STORAGE_BUFFER),
         ]
         .map(|(i, t)| {
             vk::DescriptorSetLayoutBinding::default()
@@ -653,9 +696,6 @@ impl GpuRenderer {
             let accum = [vk::DescriptorBufferInfo::default()
                 .buffer(self.accum.buffer)
                 .range(vk::WHOLE_SIZE)];
-            let mesh = [vk::DescriptorBufferInfo::default()
-                .buffer(self.vertices.buffer)
-                .range(vk::WHOLE_SIZE)];
             let writes = [
                 vk::WriteDescriptorSet::default()
                     .dst_set(set)
@@ -667,11 +707,6 @@ impl GpuRenderer {
                     .dst_binding(1)
                     .descriptor_type(vk::DescriptorType::STORAGE_BUFFER)
                     .buffer_info(&accum),
-                vk::WriteDescriptorSet::default()
-                    .dst_set(set)
-                    .dst_binding(2)
-                    .descriptor_type(vk::DescriptorType::STORAGE_BUFFER)
-                    .buffer_info(&mesh),
             ];
             d.update_descriptor_sets(&writes, &[]);
             Ok(Some(ComputeTarget { view, set }))
@@ -769,17 +804,12 @@ impl GpuRenderer {
         ];
         let vb = [vk::VertexInputBindingDescription::default()
             .binding(0)
-            .stride((MeshVertex::FLOATS * 4) as u32)
+            .stride(8)
             .input_rate(vk::VertexInputRate::VERTEX)];
-        let va: Vec<_> = (0..5)
-            .map(|i| {
-                vk::VertexInputAttributeDescription::default()
-                    .location(i)
-                    .binding(0)
-                    .format(vk::Format::R32G32_SFLOAT)
-                    .offset(i * 8)
-            })
-            .collect();
+        let va = [vk::VertexInputAttributeDescription::default()
+            .location(0)
+            .binding(0)
+            .format(vk::Format::R32G32_SFLOAT)];
         let vertex_input = vk::PipelineVertexInputStateCreateInfo::default()
             .vertex_binding_descriptions(&vb)
             .vertex_attribute_descriptions(&va);
@@ -1045,6 +1075,9 @@ impl GpuRenderer {
                 .image_view(view)
                 .image_layout(vk::ImageLayout::SHADER_READ_ONLY_OPTIMAL)];
             let smp = [vk::DescriptorImageInfo::default().sampler(self.sampler)];
+            let lens = [vk::DescriptorBufferInfo::default()
+                .buffer(self.lens.buffer)
+                .range(vk::WHOLE_SIZE)];
             let writes = [
                 vk::WriteDescriptorSet::default()
                     .dst_set(set)
@@ -1056,6 +1089,11 @@ impl GpuRenderer {
                     .dst_binding(1)
                     .descriptor_type(vk::DescriptorType::SAMPLER)
                     .image_info(&smp),
+                vk::WriteDescriptorSet::default()
+                    .dst_set(set)
+                    .dst_binding(2)
+                    .descriptor_type(vk::DescriptorType::UNIFORM_BUFFER)
+                    .buffer_info(&lens),
             ];
             d.update_descriptor_sets(&writes, &[]);
             Ok(set)
@@ -1918,9 +1956,8 @@ impl GpuRenderer {
             let mut push = [0u8; PUSH_BYTES as usize];
             for eye in 0..2 {
                 viewport(d, cb, (eye as u32 * half) as f32, half, target.height);
-                let cutoff = self.mesh.cutoff[eye].min(f32::MAX);
-                push[112..116].copy_from_slice(&cutoff.to_le_bytes());
-                let (first, count) = self.mesh.eye_indices[eye];
+                push[124..128].copy_from_slice(&((eye as u32) << 8).to_le_bytes());
+                let (first, count) = self.grid.eye_indices[eye];
                 for draw in &plan.draws[eye] {
                     let Some(l) = self.layers.get(&draw.image) else {
                         continue;
@@ -2038,8 +2075,6 @@ impl GpuRenderer {
             let mut bound = None;
             let mut push = [0u8; PUSH_BYTES as usize];
             for (eye, draws) in eyes.iter().enumerate() {
-                let cutoff = self.mesh.cutoff[eye].min(f32::MAX);
-                push[112..116].copy_from_slice(&cutoff.to_le_bytes());
                 let n = draws.len();
                 for (k, &(l, draw, rect)) in draws.iter().enumerate() {
                     let (first, last) = (k == 0, k + 1 == n);
@@ -2331,6 +2366,7 @@ impl Drop for GpuRenderer {
         }
         self.free_buffer(&self.vertices);
         self.free_buffer(&self.indices);
+        self.free_buffer(&self.lens);
         self.free_buffer(&self.accum);
         let d = &self.ctx.device;
         // SAFETY: the GPU is idle (waited above) and these objects are ours.
