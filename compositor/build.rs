@@ -29,13 +29,14 @@ fn main() {
             .into_owned();
         let info = validate(&module, &path);
         // A shader with a `KIND` override is built once per layer kind (render::kind:
-        // projection, quad, cylinder, equirect, equirect by scale and bias, cube).
+        // projection, quad, cylinder, equirect, equirect by scale and bias, cube; and 6,
+        // a projection layer that uses its source alpha).
         let builds: Vec<(String, Option<u32>)> = if module
             .overrides
             .iter()
             .any(|(_, o)| o.name.as_deref() == Some("KIND"))
         {
-            (0..6).map(|k| (format!("{stem}-{k}"), Some(k))).collect()
+            (0..7).map(|k| (format!("{stem}-{k}"), Some(k))).collect()
         } else {
             vec![(stem, None)]
         };

@@ -80,11 +80,13 @@ var<push_constant> pc: Layer;
 // texture coordinates), a homography: (s w, t w, w) = H (e, 1), its rows. The eye's
 // direction for e, rotated into the layer's space, projected onto its image plane
 // (w: the depth in front of it) and mapped into the sub-image: all of it linear but the
-// one division, so it is set up once per draw instead of per pixel and channel.
+// one division, so it is set up once per draw instead of per pixel and channel. With it,
+// the image's size in texels.
 struct Homography {
     r0: vec3<f32>,
     r1: vec3<f32>,
     r2: vec3<f32>,
+    size: vec2<f32>,
 };
 
 fn projection_map() -> Homography {
@@ -112,7 +114,7 @@ fn projection_map() -> Homography {
         vec3<f32>(pc.rect.x, pc.rect.y, 1.0),
     );
     let h = transpose(sub * n * r * a);
-    return Homography(h[0], h[1], h[2]);
+    return Homography(h[0], h[1], h[2], vec2<f32>(textureDimensions(tex)));
 }
 
 struct VsIn {
@@ -127,6 +129,7 @@ struct VsOut {
     @location(1) @interpolate(flat) h0: vec3<f32>,
     @location(2) @interpolate(flat) h1: vec3<f32>,
     @location(3) @interpolate(flat) h2: vec3<f32>,
+    @location(4) @interpolate(flat) size: vec2<f32>,
 };
 
 @vertex
@@ -134,11 +137,12 @@ fn vs_main(v: VsIn) -> VsOut {
     var o: VsOut;
     o.pos = vec4<f32>(v.pos, 0.0, 1.0);
     o.e = v.pos * 0.5 + 0.5;
-    if KIND == 0u {
+    if PROJECTION {
         let h = projection_map();
         o.h0 = h.r0;
         o.h1 = h.r1;
         o.h2 = h.r2;
+        o.size = h.size;
     }
     return o;
 }
@@ -180,20 +184,58 @@ fn texel(st: vec2<f32>, face: i32) -> vec4<f32> {
 // through; the result is the layer's premultiplied colour there, transparent where the
 // layer does not cover it.
 
-fn projection(h: Homography, e: vec2<f32>) -> vec4<f32> {
+// One colour channel `c` (0 red, 1 green, 2 blue) of the projection layer at eye-image
+// position `e`: (premultiplied value, alpha); (0, 0) where the layer does not cover it.
+// Filtered by hand from a gather of just that channel: the same bilinear filter as a
+// sample, but a software rasteriser converts a quarter of the texel values (it pays per
+// converted value). The gather is taken at the point between the four texels the
+// weights are for, half a texel from any other choice, so no implementation's rounding
+// can pick others.
+fn projection(h: Homography, e: vec2<f32>, c: u32) -> vec2<f32> {
     if outside(e) {
-        return vec4<f32>(0.0);
+        return vec2<f32>(0.0);
     }
     let q = vec3<f32>(e, 1.0);
     let w = dot(h.r2, q);
     if w <= 1e-6 {
-        return vec4<f32>(0.0);
+        return vec2<f32>(0.0);
     }
     let st = vec2<f32>(dot(h.r0, q), dot(h.r1, q)) / w;
     if st.x < pc.rect.x || st.y < pc.rect.y || st.x > pc.rect.z || st.y > pc.rect.w {
-        return vec4<f32>(0.0);
+        return vec2<f32>(0.0);
     }
-    return texel(st, 0);
+    let x = st * h.size - 0.5;
+    let i = floor(x);
+    let f = x - i;
+    let at = (i + 1.0) / h.size;
+    let layer = i32(pc.rot2.w);
+    var g: vec4<f32>;
+    switch c {
+        case 0u: {
+            g = textureGather(0, tex, samp, at, layer);
+        }
+        case 1u: {
+            g = textureGather(1, tex, samp, at, layer);
+        }
+        default: {
+            g = textureGather(2, tex, samp, at, layer);
+        }
+    }
+    let v = bilerp(g, f);
+    if !SOURCE_ALPHA {
+        return vec2<f32>(v, 1.0);
+    }
+    let a = bilerp(textureGather(3, tex, samp, at, layer), f);
+    if (u32(pc.rot1.w) & 2u) != 0u {
+        return vec2<f32>(v * a, a);
+    }
+    return vec2<f32>(v, a);
+}
+
+// Bilinear filter of a gather's texels (x: (0, 1), y: (1, 1), z: (1, 0), w: (0, 0)) at
+// fraction `f` between them.
+fn bilerp(g: vec4<f32>, f: vec2<f32>) -> f32 {
+    return mix(mix(g.w, g.z, f.x), mix(g.x, g.y, f.x), f.y);
 }
 
 fn quad(e: vec2<f32>) -> vec4<f32> {
@@ -300,11 +342,13 @@ fn mix_of(r: vec4<f32>, g: vec4<f32>, b: vec4<f32>) -> Mix {
     return Mix(vec3<f32>(r.r, g.g, b.b), vec3<f32>(r.a, g.a, b.a));
 }
 
-// Which kind of layer this build of the shader draws (render::kind's numbers). The build
-// script makes one SPIR-V module per kind with the constant set: a software rasteriser
-// runs every branch of a shader whose branches depend on data, so each module keeps
-// only its own kind's code.
+// Which kind of layer this build of the shader draws (render::kind's numbers, and 6: a
+// projection layer that uses its source alpha). The build script makes one SPIR-V module
+// per kind with the constant set: a software rasteriser runs every branch of a shader
+// whose branches depend on data, so each module keeps only its own kind's code.
 override KIND: u32 = 0u;
+override PROJECTION: bool = KIND == 0u || KIND == 6u;
+override SOURCE_ALPHA: bool = KIND == 6u;
 
 // Where the lens sends one channel of panel position `base` (the lens-centred position
 // before the channel's own centre is taken off).
@@ -337,8 +381,11 @@ fn beyond_lens(eye: u32, l: Lens) -> bool {
 // map (projection layers).
 fn layer_at(l: Lens, h: Homography) -> Mix {
     switch KIND {
-        case 0u: {
-            return mix_of(projection(h, l.uv_r), projection(h, l.uv_g), projection(h, l.uv_b));
+        case 0u, 6u: {
+            let r = projection(h, l.uv_r, 0u);
+            let g = projection(h, l.uv_g, 1u);
+            let b = projection(h, l.uv_b, 2u);
+            return Mix(vec3<f32>(r.x, g.x, b.x), vec3<f32>(r.y, g.y, b.y));
         }
         case 1u: {
             return mix_of(quad(l.uv_r), quad(l.uv_g), quad(l.uv_b));
@@ -362,7 +409,7 @@ fn fs_main(in: VsOut) -> FsOut {
     if beyond_lens(eye, l) {
         return FsOut(vec4<f32>(0.0), vec4<f32>(0.0));
     }
-    let m = layer_at(l, Homography(in.h0, in.h1, in.h2));
+    let m = layer_at(l, Homography(in.h0, in.h1, in.h2, in.size));
     return FsOut(vec4<f32>(m.color, 0.0), vec4<f32>(m.alpha, 0.0));
 }
 
@@ -402,7 +449,7 @@ fn cs_main(@builtin(global_invocation_id) id: vec3<u32>) {
     let l = lens_at(eye, e);
     if !beyond_lens(eye, l) {
         var h: Homography;
-        if KIND == 0u {
+        if PROJECTION {
             h = projection_map();
         }
         let m = layer_at(l, h);

@@ -572,6 +572,98 @@ fn layers_through_the_lens_match_the_cpu_reference(path: ComposePath) {
     compare(&format!("lens-layers-{path}"), &gpu, &cpu);
 }
 
+/// Projection layers over projection layers through the lens: one that blends by its
+/// unpremultiplied source alpha (a gradient from clear to opaque across each eye), one
+/// premultiplied from a sub-image of a larger image and rendered from a turned pose, over
+/// an opaque one; the GPU against the CPU reference.
+fn projection_layers_blend_by_their_source_alpha(path: ComposePath) {
+    leasehold_tests::init_tracing();
+    let _vulkan = crate::common::validated();
+    let (display, lens) = vive(4);
+    let mut r = GpuRenderer::with_path(common::context(), &lens, &display, Some(path)).unwrap();
+    let mut sources = std::collections::HashMap::new();
+    let (w, h) = (display.eye_render_width, display.eye_render_height);
+    let bg = uploaded(&mut r, &mut sources, pattern::test_pattern(w, h, 0));
+    let mut faded = pattern::test_pattern(w, h, 1);
+    for y in 0..h {
+        for x in 0..w {
+            let mut c = faded.pixel(x, y);
+            c[3] = (255 * x / (w - 1)) as u8;
+            faded.put(x, y, c);
+        }
+    }
+    let faded = uploaded(&mut r, &mut sources, faded);
+    // Premultiplied: colour at most alpha; the view shows its middle (w/2 x h/2).
+    let mut glass = RgbaImage::new(2 * w, 2 * h);
+    for y in 0..2 * h {
+        for x in 0..2 * w {
+            let a = 64 + (128 * y / (2 * h - 1)) as u8;
+            let v = |k: u32| ((a as u32 * ((x / 8 + y / 8 + k) % 3)) / 2) as u8;
+            glass.put(x, y, [v(0), v(1), v(2), a]);
+        }
+    }
+    let glass = uploaded(&mut r, &mut sources, glass);
+    let layer = |sub: SubImage, pose: Pose, flags: LayerFlags| {
+        let v = |e: usize| ProjectionView {
+            pose,
+            fov: display.eyes[e].fov,
+            sub_image: sub,
+        };
+        Layer::Projection {
+            views: [v(0), v(1)],
+            flags,
+        }
+    };
+    let middle = SubImage {
+        image: glass,
+        x: (w / 2) as i32,
+        y: (h / 2) as i32,
+        width: w as i32,
+        height: h as i32,
+        array_index: 0,
+    };
+    let turned = Pose {
+        orientation: Quat::from_rotation_y(0.05) * Quat::from_rotation_x(-0.03),
+        position: Vec3::ZERO,
+    };
+    let layers = [
+        background(bg, &display, LayerFlags::default()),
+        layer(
+            full(faded, w, h),
+            Pose::IDENTITY,
+            LayerFlags {
+                blend_texture_source_alpha: true,
+                unpremultiplied_alpha: true,
+            },
+        ),
+        layer(
+            middle,
+            turned,
+            LayerFlags {
+                blend_texture_source_alpha: true,
+                unpremultiplied_alpha: false,
+            },
+        ),
+    ];
+    let plan = render::plan(&display, Pose::IDENTITY, &layers, &|id| r.layer_desc(id));
+    assert!(plan.rejections.is_empty(), "{:?}", plan.rejections);
+    let (gpu, _) = frame(&mut r, &display, &layers);
+    let cpu = reference::compose_panel(
+        &lens,
+        [&plan.draws[0], &plan.draws[1]],
+        &|id, layer| sources.get(&(id, layer)).cloned(),
+        display.panel_width,
+        display.panel_height,
+    );
+    compare(&format!("alpha-projections-{path}"), &gpu, &cpu);
+    // The layers show: the panel is neither the background alone nor the top layer alone.
+    let (alone, _) = frame(&mut r, &display, &layers[..1]);
+    assert!(
+        reference::psnr(&gpu, &alone) < 30.0,
+        "the blended layers show"
+    );
+}
+
 /// A cube map layer: six faces of different patterns around the viewer, turned, drawn
 /// by the GPU and by the CPU reference.
 fn cube_layers_match_the_cpu_reference(path: ComposePath) {
@@ -658,4 +750,5 @@ both_paths!(quad_layers_blend_by_their_flags);
 both_paths!(bad_layers_are_corrected_and_the_compositor_keeps_running);
 both_paths!(cylinder_and_equirect_layers_match_the_cpu_reference);
 both_paths!(layers_through_the_lens_match_the_cpu_reference);
+both_paths!(projection_layers_blend_by_their_source_alpha);
 both_paths!(cube_layers_match_the_cpu_reference);

@@ -1,35 +1,22 @@
-//! The distortion mesh: a grid over each eye's half of the panel whose vertices carry
-//! where in the eye's field of view red, green and blue look, and the lens-centred position used
-//! for the valid-radius test (linear in panel position, so exact per fragment).
+//! The lens mesh: a grid over each eye's half of the panel whose vertices carry where in
+//! the eye's field of view red, green and blue look, and the lens-centred position used
+//! for the valid-radius test. The compositor bounds layers with it on the CPU
+//! ([`Mesh::panel_rect`]) and draws a coarse one on the GPU (cells wholly beyond the
+//! valid radius left out); the pass itself evaluates the lens per pixel.
 
 use leasehold_drivers::api::LensModel;
 
-/// One vertex, as `shaders/panel.wgsl` reads it (11 floats).
+/// One vertex: where on the panel, and where the lens sends each channel from there.
 #[derive(Debug, Clone, Copy, PartialEq, Default)]
-#[repr(C)]
 pub struct MeshVertex {
-    /// Position in the eye's viewport, Vulkan NDC (−1..1, y down).
+    /// Position in the eye's viewport, Vulkan NDC (−1..1, y down): what the compositor's
+    /// fragment path draws.
     pub pos: [f32; 2],
     pub uv_r: [f32; 2],
     pub uv_g: [f32; 2],
     pub uv_b: [f32; 2],
     /// Green channel's lens-centred offset (r² = |p|² is tested against the cutoff).
     pub p: [f32; 2],
-    pub _pad: f32,
-}
-
-impl MeshVertex {
-    pub const FLOATS: usize = 11;
-
-    pub fn to_floats(&self) -> [f32; Self::FLOATS] {
-        let mut f = [0.0; Self::FLOATS];
-        f[0..2].copy_from_slice(&self.pos);
-        f[2..4].copy_from_slice(&self.uv_r);
-        f[4..6].copy_from_slice(&self.uv_g);
-        f[6..8].copy_from_slice(&self.uv_b);
-        f[8..10].copy_from_slice(&self.p);
-        f
-    }
 }
 
 #[derive(Debug, Clone, PartialEq)]
@@ -117,7 +104,6 @@ pub fn build(lens: &LensModel, cols: u32, rows: u32) -> Mesh {
                     uv_g: uv[1].to_array(),
                     uv_b: uv[2].to_array(),
                     p: p.to_array(),
-                    _pad: 0.0,
                 });
             }
         }

@@ -62,6 +62,9 @@ pub struct LayerFlags {
 }
 
 impl LayerFlags {
+    /// [`Self::blend_texture_source_alpha`] in the bits the pass reads (`LayerDraw::push`).
+    pub const SOURCE_ALPHA_BIT: u32 = 1;
+
     fn bits(&self) -> u32 {
         u32::from(self.blend_texture_source_alpha) | (u32::from(self.unpremultiplied_alpha) << 1)
     }

@@ -14,15 +14,25 @@ use std::collections::HashMap;
 use std::os::fd::{FromRawFd, OwnedFd};
 use std::sync::Arc;
 
-/// `shaders/panel.wgsl` built for each layer kind (`render::kind`'s numbers).
-const PANEL_SPV: [&[u8]; 6] = [
+/// `shaders/panel.wgsl` built for each layer kind (`render::kind`'s numbers, then a
+/// projection layer that uses its source alpha: see [`module_for`]).
+const PANEL_SPV: [&[u8]; 7] = [
     include_bytes!(concat!(env!("OUT_DIR"), "/panel-0.spv")),
     include_bytes!(concat!(env!("OUT_DIR"), "/panel-1.spv")),
     include_bytes!(concat!(env!("OUT_DIR"), "/panel-2.spv")),
     include_bytes!(concat!(env!("OUT_DIR"), "/panel-3.spv")),
     include_bytes!(concat!(env!("OUT_DIR"), "/panel-4.spv")),
     include_bytes!(concat!(env!("OUT_DIR"), "/panel-5.spv")),
+    include_bytes!(concat!(env!("OUT_DIR"), "/panel-6.spv")),
 ];
+
+/// Which of `PANEL_SPV`'s builds draws `draw`: its kind's, but a projection layer that
+/// blends by its source alpha has its own (the opaque one reads no alpha at all).
+fn module_for(draw: &crate::render::LayerDraw) -> usize {
+    let kind = (draw.push[7] as usize).min(5);
+    let source_alpha = (draw.push[11] as u32) & crate::render::LayerFlags::SOURCE_ALPHA_BIT != 0;
+    if kind == 0 && source_alpha { 6 } else { kind }
+}
 
 /// Push constants of `shaders/panel.wgsl`: the layer draw (28 floats) and the eye and,
 /// for the compute path, the region and mode (4 words).
@@ -83,14 +93,14 @@ const GROUP: u32 = 8;
 /// bytes, encoded by the shader).
 const STORAGE_FORMAT: vk::Format = vk::Format::R8G8B8A8_UNORM;
 
-/// How the one pass runs. Both compose the same pixels from the same mesh; which is faster
+/// How the one pass runs. Both compose the same pixels by the same code; which is faster
 /// depends on the GPU: chips built for compute have few raster units, and a software
 /// rasteriser prefers triangles to many small dispatches.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum ComposePath {
     /// One compute dispatch per layer, written once per pixel through a storage view.
     Compute,
-    /// The mesh drawn per layer, blended into the target (dual-source blending).
+    /// A coarse grid drawn per layer, blended into the target (dual-source blending).
     Fragment,
 }
 
@@ -517,7 +527,12 @@ impl GpuRenderer {
         r.add_pipelines(TARGET_FORMAT)?;
         let vdata: Vec<f32> = r.grid.vertices.iter().flat_map(|v| v.pos).collect();
         let vbytes: Vec<u8> = vdata.iter().flat_map(|f| f.to_le_bytes()).collect();
-        let ibytes: Vec<u8> = r.grid.indices.iter().flat_map(|i| i.to_le_bytes()).collect();
+        let ibytes: Vec<u8> = r
+            .grid
+            .indices
+            .iter()
+            .flat_map(|i| i.to_le_bytes())
+            .collect();
         let lbytes: Vec<u8> = lens_params(lens)
             .iter()
             .flat_map(|f| f.to_le_bytes())
@@ -1929,7 +1944,7 @@ impl GpuRenderer {
         (x1 > x0 && y1 > y0).then_some([x0, y0, x1, y1])
     }
 
-    /// The fragment path: the mesh drawn once per layer into the target (in
+    /// The fragment path: the grid drawn once per layer into the target (in
     /// COLOR_ATTACHMENT_OPTIMAL), blended.
     fn record_fragment(
         &self,
@@ -1962,7 +1977,7 @@ impl GpuRenderer {
                     let Some(l) = self.layers.get(&draw.image) else {
                         continue;
                     };
-                    let kind = (draw.push[7] as usize).min(PANEL_SPV.len() - 1);
+                    let kind = module_for(draw);
                     if bound != Some(kind) {
                         let pipeline =
                             *self.pipelines.get(&(target.format, kind)).ok_or_else(|| {
@@ -2098,7 +2113,7 @@ impl GpuRenderer {
                             &vk::DependencyInfo::default().memory_barriers(&m),
                         );
                     }
-                    let kind = (draw.push[7] as usize).min(PANEL_SPV.len() - 1);
+                    let kind = module_for(draw);
                     if bound != Some(kind) {
                         d.cmd_bind_pipeline(
                             cb,
