@@ -32,10 +32,9 @@ struct Layer {
                         // aspect ratio; equirect: radius, central horizontal angle, upper
                         // and lower vertical angles; equirect by scale and bias: radius,
                         // u scale, v scale, u bias
-    eye: vec4<u32>,     // .w: eye index << 8; compute only: .y: region origin in panel
-                        // pixels (x | y << 16), .z: region size (w | h << 16), .w's low
-                        // byte: mode (1: first layer of the eye, 2: last, writes the
-                        // panel)
+    eye: vec4<u32>,     // compute only: .y: region origin in panel pixels (x | y << 16),
+                        // .z: region size (w | h << 16), .w: mode (1: first layer of the
+                        // eye, 2: last, writes the panel) | eye index << 8
 };
 
 // Where a ray from `o` along `d` leaves a sphere (`cyl` false) or the cylinder around Y
@@ -67,14 +66,11 @@ struct EyeLens {
     misc: vec4<f32>,             // factor (x, y), 1 / aspect, r² cutoff (green's p)
 };
 
-struct LensParams {
-    eyes: array<EyeLens, 2>,
-};
-
 var<push_constant> pc: Layer;
 @group(0) @binding(0) var tex: texture_2d_array<f32>;
 @group(0) @binding(1) var samp: sampler;
-@group(0) @binding(2) var<uniform> lens: LensParams;
+// The eye being drawn's lens (the binding's offset picks the eye).
+@group(0) @binding(2) var<uniform> lens: EyeLens;
 
 // The projection layer's map from eye-image position e to its image (the sub-image's
 // texture coordinates), a homography: (s w, t w, w) = H (e, 1), its rows. The eye's
@@ -362,8 +358,8 @@ fn channel(l: EyeLens, c: u32, base: vec2<f32>) -> vec2<f32> {
 }
 
 // Where panel position `e` (0..1 across the eye's half) looks through the eye's lens.
-fn lens_at(eye: u32, e: vec2<f32>) -> Lens {
-    let l = lens.eyes[eye];
+fn lens_at(e: vec2<f32>) -> Lens {
+    let l = lens;
     if l.centre[0].z != 0.0 {
         // No lens model: every channel looks where the pixel is.
         return Lens(e, e, e, vec2<f32>(0.0));
@@ -373,8 +369,8 @@ fn lens_at(eye: u32, e: vec2<f32>) -> Lens {
 }
 
 // Outside the lens's valid radius: nothing (colour and alpha 0: the panel stays black).
-fn beyond_lens(eye: u32, l: Lens) -> bool {
-    return dot(l.p, l.p) > lens.eyes[eye].misc.w;
+fn beyond_lens(l: Lens) -> bool {
+    return dot(l.p, l.p) > lens.misc.w;
 }
 
 // This build's layer at one pixel (inside the lens's valid radius); `h`: the projection
@@ -404,9 +400,8 @@ fn layer_at(l: Lens, h: Homography) -> Mix {
 
 @fragment
 fn fs_main(in: VsOut) -> FsOut {
-    let eye = (pc.eye.w >> 8u) & 1u;
-    let l = lens_at(eye, in.e);
-    if beyond_lens(eye, l) {
+    let l = lens_at(in.e);
+    if beyond_lens(l) {
         return FsOut(vec4<f32>(0.0), vec4<f32>(0.0));
     }
     let m = layer_at(l, Homography(in.h0, in.h1, in.h2, in.size));
@@ -446,8 +441,8 @@ fn cs_main(@builtin(global_invocation_id) id: vec3<u32>) {
         c = vec3<f32>(unpack2x16float(a.x), unpack2x16float(a.y).x);
     }
     let e = (vec2<f32>(f32(px.x - eye * half), f32(px.y)) + 0.5) / vec2<f32>(f32(half), f32(dims.y));
-    let l = lens_at(eye, e);
-    if !beyond_lens(eye, l) {
+    let l = lens_at(e);
+    if !beyond_lens(l) {
         var h: Homography;
         if PROJECTION {
             h = projection_map();

@@ -46,16 +46,16 @@ const SHADER_STAGES: vk::ShaderStageFlags = vk::ShaderStageFlags::from_raw(
         | vk::ShaderStageFlags::COMPUTE.as_raw(),
 );
 
-/// `shaders/panel.wgsl`'s `LensParams`: per eye, each channel's centre (the first's z:
-/// 1 where there is no lens model), then its coefficients, then (factor x, factor y,
-/// 1 / aspect, r² cutoff); 7 vec4s an eye.
-const LENS_FLOATS: usize = 2 * 7 * 4;
+/// `shaders/panel.wgsl`'s `EyeLens`: each channel's centre (the first's z: 1 where there
+/// is no lens model), then its coefficients, then (factor x, factor y, 1 / aspect, r²
+/// cutoff); 7 vec4s.
+const EYE_LENS_FLOATS: usize = 7 * 4;
 
-/// The lens model's terms as the shader reads them (no lens: the identity, every pixel
-/// valid).
-fn lens_params(lens: &LensModel) -> [f32; LENS_FLOATS] {
-    let mut out = [0f32; LENS_FLOATS];
-    for (eye, o) in out.chunks_exact_mut(28).enumerate() {
+/// The lens model's terms as the shader reads them, per eye (no lens: the identity,
+/// every pixel valid).
+fn lens_params(lens: &LensModel) -> [[f32; EYE_LENS_FLOATS]; 2] {
+    let mut out = [[0f32; EYE_LENS_FLOATS]; 2];
+    for (eye, o) in out.iter_mut().enumerate() {
         let (channels, factor, inv_aspect, cutoff) = match lens {
             LensModel::Polynomial(l) => {
                 let l = &l[eye];
@@ -281,8 +281,10 @@ pub struct GpuRenderer {
     grid: Mesh,
     vertices: Buffer,
     indices: Buffer,
-    /// The lens model's terms (`LensParams`), bound in every layer's set.
+    /// The lens model's terms (`EyeLens`), bound in every layer's set: the left eye's at
+    /// 0, the right eye's at `lens_stride` (the binding's dynamic offset).
     lens: Buffer,
+    lens_stride: u32,
     layers: HashMap<u64, LayerImage>,
     next_id: u64,
     cmd_pool: vk::CommandPool,
@@ -354,7 +356,7 @@ impl GpuRenderer {
         let b = [
             (0, vk::DescriptorType::SAMPLED_IMAGE),
             (1, vk::DescriptorType::SAMPLER),
-            (2, vk::DescriptorType::UNIFORM_BUFFER),
+            (2, vk::DescriptorType::UNIFORM_BUFFER_DYNAMIC),
         ]
         .map(|(i, t)| {
             vk::DescriptorSetLayoutBinding::default()
@@ -408,7 +410,7 @@ impl GpuRenderer {
                 .ty(vk::DescriptorType::STORAGE_BUFFER)
                 .descriptor_count(64),
             vk::DescriptorPoolSize::default()
-                .ty(vk::DescriptorType::UNIFORM_BUFFER)
+                .ty(vk::DescriptorType::UNIFORM_BUFFER_DYNAMIC)
                 .descriptor_count(1024),
         ];
         // SAFETY: as above.
@@ -509,6 +511,7 @@ impl GpuRenderer {
             vertices: Self::null_buffer(),
             indices: Self::null_buffer(),
             lens: Self::null_buffer(),
+            lens_stride: 0,
             layers: HashMap::new(),
             next_id: 1,
             cmd_pool,
@@ -533,10 +536,20 @@ impl GpuRenderer {
             .iter()
             .flat_map(|i| i.to_le_bytes())
             .collect();
-        let lbytes: Vec<u8> = lens_params(lens)
-            .iter()
-            .flat_map(|f| f.to_le_bytes())
-            .collect();
+        // Each eye's terms where a dynamic offset may point.
+        // SAFETY: a core query on a valid physical device.
+        let align = unsafe { ctx.instance.get_physical_device_properties(ctx.physical) }
+            .limits
+            .min_uniform_buffer_offset_alignment
+            .max(1);
+        r.lens_stride = ((EYE_LENS_FLOATS as u64 * 4).div_ceil(align) * align) as u32;
+        let mut lbytes = vec![0u8; 2 * r.lens_stride as usize];
+        for (eye, terms) in lens_params(lens).iter().enumerate() {
+            let at = eye * r.lens_stride as usize;
+            for (k, f) in terms.iter().enumerate() {
+                lbytes[at + 4 * k..at + 4 * k + 4].copy_from_slice(&f.to_le_bytes());
+            }
+        }
         r.vertices = r.host_buffer(vbytes.len() as u64, vk::BufferUsageFlags::VERTEX_BUFFER)?;
         r.indices = r.host_buffer(ibytes.len() as u64, vk::BufferUsageFlags::INDEX_BUFFER)?;
         r.lens = r.host_buffer(lbytes.len() as u64, vk::BufferUsageFlags::UNIFORM_BUFFER)?;
@@ -1092,7 +1105,7 @@ impl GpuRenderer {
             let smp = [vk::DescriptorImageInfo::default().sampler(self.sampler)];
             let lens = [vk::DescriptorBufferInfo::default()
                 .buffer(self.lens.buffer)
-                .range(vk::WHOLE_SIZE)];
+                .range(EYE_LENS_FLOATS as u64 * 4)];
             let writes = [
                 vk::WriteDescriptorSet::default()
                     .dst_set(set)
@@ -1107,7 +1120,7 @@ impl GpuRenderer {
                 vk::WriteDescriptorSet::default()
                     .dst_set(set)
                     .dst_binding(2)
-                    .descriptor_type(vk::DescriptorType::UNIFORM_BUFFER)
+                    .descriptor_type(vk::DescriptorType::UNIFORM_BUFFER_DYNAMIC)
                     .buffer_info(&lens),
             ];
             d.update_descriptor_sets(&writes, &[]);
@@ -1971,7 +1984,6 @@ impl GpuRenderer {
             let mut push = [0u8; PUSH_BYTES as usize];
             for eye in 0..2 {
                 viewport(d, cb, (eye as u32 * half) as f32, half, target.height);
-                push[124..128].copy_from_slice(&((eye as u32) << 8).to_le_bytes());
                 let (first, count) = self.grid.eye_indices[eye];
                 for draw in &plan.draws[eye] {
                     let Some(l) = self.layers.get(&draw.image) else {
@@ -2010,7 +2022,7 @@ impl GpuRenderer {
                         self.layout,
                         0,
                         &[l.set],
-                        &[],
+                        &[eye as u32 * self.lens_stride],
                     );
                     for (k, f) in draw.push.iter().enumerate() {
                         push[4 * k..4 * k + 4].copy_from_slice(&f.to_le_bytes());
@@ -2128,7 +2140,7 @@ impl GpuRenderer {
                         self.compute_layout,
                         0,
                         &[l.set],
-                        &[],
+                        &[eye as u32 * self.lens_stride],
                     );
                     for (i, f) in draw.push.iter().enumerate() {
                         push[4 * i..4 * i + 4].copy_from_slice(&f.to_le_bytes());
