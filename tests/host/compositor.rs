@@ -474,7 +474,7 @@ fn cylinder_and_equirect_layers_match_the_cpu_reference(path: ComposePath) {
     assert!(plan.rejections.is_empty(), "{:?}", plan.rejections);
     let (gpu, rejected) = frame(&mut r, &display, &layers);
     assert_eq!(rejected, 0);
-    let cpu = cpu_panel(&display, &plan, &|id, layer| {
+    let cpu = cpu_panel(&LensModel::None, &display, &plan, &|id, layer| {
         sources.get(&(id, layer)).cloned()
     });
     compare(&format!("layers-{path}"), &gpu, &cpu);
@@ -483,7 +483,7 @@ fn cylinder_and_equirect_layers_match_the_cpu_reference(path: ComposePath) {
     let only_bg = render::plan(&display, Pose::IDENTITY, &layers[..1], &|id| {
         r.layer_desc(id)
     });
-    let alone = cpu_panel(&display, &only_bg, &|id, layer| {
+    let alone = cpu_panel(&LensModel::None, &display, &only_bg, &|id, layer| {
         sources.get(&(id, layer)).cloned()
     });
     assert!(
@@ -562,13 +562,9 @@ fn layers_through_the_lens_match_the_cpu_reference(path: ComposePath) {
     );
     let (gpu, rejected) = frame(&mut r, &display, &layers);
     assert_eq!(rejected, 0);
-    let cpu = reference::compose_panel(
-        &lens,
-        [&plan.draws[0], &plan.draws[1]],
-        &|id, layer| sources.get(&(id, layer)).cloned(),
-        display.panel_width,
-        display.panel_height,
-    );
+    let cpu = cpu_panel(&lens, &display, &plan, &|id, layer| {
+        sources.get(&(id, layer)).cloned()
+    });
     compare(&format!("lens-layers-{path}"), &gpu, &cpu);
 }
 
@@ -648,13 +644,9 @@ fn projection_layers_blend_by_their_source_alpha(path: ComposePath) {
     let plan = render::plan(&display, Pose::IDENTITY, &layers, &|id| r.layer_desc(id));
     assert!(plan.rejections.is_empty(), "{:?}", plan.rejections);
     let (gpu, _) = frame(&mut r, &display, &layers);
-    let cpu = reference::compose_panel(
-        &lens,
-        [&plan.draws[0], &plan.draws[1]],
-        &|id, layer| sources.get(&(id, layer)).cloned(),
-        display.panel_width,
-        display.panel_height,
-    );
+    let cpu = cpu_panel(&lens, &display, &plan, &|id, layer| {
+        sources.get(&(id, layer)).cloned()
+    });
     compare(&format!("alpha-projections-{path}"), &gpu, &cpu);
     // The layers show: the panel is neither the background alone nor the top layer alone.
     let (alone, _) = frame(&mut r, &display, &layers[..1]);
@@ -701,7 +693,7 @@ fn cube_layers_match_the_cpu_reference(path: ComposePath) {
     let plan = render::plan(&display, Pose::IDENTITY, &layers, &|id| r.layer_desc(id));
     assert!(plan.rejections.is_empty(), "{:?}", plan.rejections);
     let (gpu, _) = frame(&mut r, &display, &layers);
-    let cpu = cpu_panel(&display, &plan, &|_, layer| {
+    let cpu = cpu_panel(&LensModel::None, &display, &plan, &|_, layer| {
         faces.get(layer as usize).cloned()
     });
     compare(&format!("cube-{path}"), &gpu, &cpu);
@@ -716,14 +708,15 @@ fn cube_layers_match_the_cpu_reference(path: ComposePath) {
     assert!(tints.len() > 2, "several faces in view: {tints:?}");
 }
 
-/// The panel the CPU reference makes of a plan on a lens-less display.
+/// The panel the CPU reference makes of a plan through `lens`.
 fn cpu_panel(
+    lens: &LensModel,
     display: &DisplayInfo,
     plan: &render::FramePlan,
     images: &dyn Fn(u64, u32) -> Option<RgbaImage>,
 ) -> RgbaImage {
     reference::compose_panel(
-        &LensModel::None,
+        lens,
         [&plan.draws[0], &plan.draws[1]],
         images,
         display.panel_width,

@@ -353,18 +353,14 @@ impl GpuRenderer {
         let d = &ctx.device;
         // A software rasteriser: fragment path, and fence waits (no driver spin to avoid).
         let software = ctx.gpu.device_type == vk::PhysicalDeviceType::CPU;
-        let b = [
-            (0, vk::DescriptorType::SAMPLED_IMAGE),
-            (1, vk::DescriptorType::SAMPLER),
-            (2, vk::DescriptorType::UNIFORM_BUFFER_DYNAMIC),
-        ]
-        .map(|(i, t)| {
-            vk::DescriptorSetLayoutBinding::default()
-                .binding(i)
-                .descriptor_type(t)
-                .descriptor_count(1)
-                .stage_flags(SHADER_STAGES)
-        });
+        let b = bindings(
+            &[
+                vk::DescriptorType::SAMPLED_IMAGE,
+                vk::DescriptorType::SAMPLER,
+                vk::DescriptorType::UNIFORM_BUFFER_DYNAMIC,
+            ],
+            SHADER_STAGES,
+        );
         let set_info = vk::DescriptorSetLayoutCreateInfo::default().bindings(&b);
         // SAFETY: plain object creation on a valid device with create-infos whose
         // pointers refer to live locals (so for the blocks below in `new`, "as above");
@@ -617,17 +613,13 @@ impl GpuRenderer {
     /// The compute path's layouts, pipelines and running colour (`accum_bytes`).
     fn add_compute(&mut self, accum_bytes: u64) -> Result<(), VkError> {
         let d = self.ctx.device.clone();
-        let b = [
-            (0, vk::DescriptorType::STORAGE_IMAGE),
-            (1, vk::DescriptorType::STORAGE_BUFFER),
-        ]
-        .map(|(i, t)| {
-            vk::DescriptorSetLayoutBinding::default()
-                .binding(i)
-                .descriptor_type(t)
-                .descriptor_count(1)
-                .stage_flags(vk::ShaderStageFlags::COMPUTE)
-        });
+        let b = bindings(
+            &[
+                vk::DescriptorType::STORAGE_IMAGE,
+                vk::DescriptorType::STORAGE_BUFFER,
+            ],
+            vk::ShaderStageFlags::COMPUTE,
+        );
         // SAFETY: object creation on a valid device from live create-infos; each object
         // is stored in `self` as soon as it exists, so `Drop` destroys it on any failure
         // below.
@@ -2234,6 +2226,24 @@ impl GpuRenderer {
         self.free_buffer(&staging);
         r.map(|_| out)
     }
+}
+
+/// A set layout's bindings: one descriptor of each type, numbered in order.
+fn bindings(
+    types: &[vk::DescriptorType],
+    stages: vk::ShaderStageFlags,
+) -> Vec<vk::DescriptorSetLayoutBinding<'static>> {
+    types
+        .iter()
+        .enumerate()
+        .map(|(i, &t)| {
+            vk::DescriptorSetLayoutBinding::default()
+                .binding(i as u32)
+                .descriptor_type(t)
+                .descriptor_count(1)
+                .stage_flags(stages)
+        })
+        .collect()
 }
 
 fn color_range(layers: u32) -> vk::ImageSubresourceRange {
