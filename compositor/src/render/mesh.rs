@@ -23,8 +23,6 @@ pub struct MeshVertex {
 pub struct Mesh {
     pub vertices: Vec<MeshVertex>,
     pub indices: Vec<u32>,
-    /// r² cutoff per eye (infinite without a lens model).
-    pub cutoff: [f32; 2],
     /// Index range of each eye: (first index, count); vertices are shared by offset.
     pub eye_indices: [(u32, u32); 2],
     /// Cells per eye: columns, rows.
@@ -152,7 +150,6 @@ pub fn build(lens: &LensModel, cols: u32, rows: u32) -> Mesh {
     Mesh {
         vertices,
         indices,
-        cutoff,
         eye_indices,
         grid: (cols, rows),
         cell_reach,

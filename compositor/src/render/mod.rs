@@ -66,7 +66,8 @@ impl LayerFlags {
     pub const SOURCE_ALPHA_BIT: u32 = 1;
 
     fn bits(&self) -> u32 {
-        u32::from(self.blend_texture_source_alpha) | (u32::from(self.unpremultiplied_alpha) << 1)
+        (u32::from(self.blend_texture_source_alpha) * Self::SOURCE_ALPHA_BIT)
+            | (u32::from(self.unpremultiplied_alpha) << 1)
     }
 }
 

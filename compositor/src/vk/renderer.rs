@@ -277,8 +277,8 @@ pub struct GpuRenderer {
     /// The lens mesh: where each layer can show on the panel (CPU only).
     mesh: Mesh,
     /// The grid the fragment path draws (cells beyond the valid radius left out), in
-    /// `vertices` and `indices`.
-    grid: Mesh,
+    /// `vertices` and `indices`: each eye's index range (first, count).
+    grid_indices: [(u32, u32); 2],
     vertices: Buffer,
     indices: Buffer,
     /// The lens model's terms (`EyeLens`), bound in every layer's set: the left eye's at
@@ -503,7 +503,7 @@ impl GpuRenderer {
             sampler,
             pool,
             mesh,
-            grid,
+            grid_indices: grid.eye_indices,
             vertices: Self::null_buffer(),
             indices: Self::null_buffer(),
             lens: Self::null_buffer(),
@@ -524,14 +524,13 @@ impl GpuRenderer {
             gpu_timeout: std::time::Duration::from_secs(10),
         };
         r.add_pipelines(TARGET_FORMAT)?;
-        let vdata: Vec<f32> = r.grid.vertices.iter().flat_map(|v| v.pos).collect();
-        let vbytes: Vec<u8> = vdata.iter().flat_map(|f| f.to_le_bytes()).collect();
-        let ibytes: Vec<u8> = r
-            .grid
-            .indices
+        let vbytes: Vec<u8> = grid
+            .vertices
             .iter()
-            .flat_map(|i| i.to_le_bytes())
+            .flat_map(|v| v.pos)
+            .flat_map(f32::to_le_bytes)
             .collect();
+        let ibytes: Vec<u8> = grid.indices.iter().flat_map(|i| i.to_le_bytes()).collect();
         // Each eye's terms where a dynamic offset may point.
         // SAFETY: a core query on a valid physical device.
         let align = unsafe { ctx.instance.get_physical_device_properties(ctx.physical) }
@@ -546,16 +545,9 @@ impl GpuRenderer {
                 lbytes[at + 4 * k..at + 4 * k + 4].copy_from_slice(&f.to_le_bytes());
             }
         }
-        r.vertices = r.host_buffer(vbytes.len() as u64, vk::BufferUsageFlags::VERTEX_BUFFER)?;
-        r.indices = r.host_buffer(ibytes.len() as u64, vk::BufferUsageFlags::INDEX_BUFFER)?;
-        r.lens = r.host_buffer(lbytes.len() as u64, vk::BufferUsageFlags::UNIFORM_BUFFER)?;
-        // SAFETY: the buffers are host-visible, coherent, mapped for their whole size,
-        // and exactly as large as the data.
-        unsafe {
-            std::ptr::copy_nonoverlapping(vbytes.as_ptr(), r.vertices.mapped, vbytes.len());
-            std::ptr::copy_nonoverlapping(ibytes.as_ptr(), r.indices.mapped, ibytes.len());
-            std::ptr::copy_nonoverlapping(lbytes.as_ptr(), r.lens.mapped, lbytes.len());
-        }
+        r.vertices = r.host_buffer_with(&vbytes, vk::BufferUsageFlags::VERTEX_BUFFER)?;
+        r.indices = r.host_buffer_with(&ibytes, vk::BufferUsageFlags::INDEX_BUFFER)?;
+        r.lens = r.host_buffer_with(&lbytes, vk::BufferUsageFlags::UNIFORM_BUFFER)?;
         let wanted = path.unwrap_or(if software {
             ComposePath::Fragment
         } else {
@@ -913,6 +905,19 @@ impl GpuRenderer {
             usage,
             vk::MemoryPropertyFlags::HOST_VISIBLE | vk::MemoryPropertyFlags::HOST_COHERENT,
         )
+    }
+
+    /// A host-visible buffer holding `bytes`.
+    fn host_buffer_with(
+        &self,
+        bytes: &[u8],
+        usage: vk::BufferUsageFlags,
+    ) -> Result<Buffer, VkError> {
+        let b = self.host_buffer(bytes.len() as u64, usage)?;
+        // SAFETY: the buffer is host-visible, coherent, mapped for its whole size and
+        // exactly as large as `bytes`.
+        unsafe { std::ptr::copy_nonoverlapping(bytes.as_ptr(), b.mapped, bytes.len()) };
+        Ok(b)
     }
 
     /// A new buffer in memory with `flags`, mapped when that memory is host-visible.
@@ -1470,12 +1475,7 @@ impl GpuRenderer {
             l.desc.height,
             l.desc.array_layers,
         );
-        let staging =
-            self.host_buffer(pixels.data.len() as u64, vk::BufferUsageFlags::TRANSFER_SRC)?;
-        // SAFETY: the staging buffer is mapped, coherent and exactly this large.
-        unsafe {
-            std::ptr::copy_nonoverlapping(pixels.data.as_ptr(), staging.mapped, pixels.data.len())
-        };
+        let staging = self.host_buffer_with(&pixels.data, vk::BufferUsageFlags::TRANSFER_SRC)?;
         let buf = staging.buffer;
         let r = self.one_shot(|d, cb| {
             barrier(
@@ -1976,7 +1976,7 @@ impl GpuRenderer {
             let mut push = [0u8; PUSH_BYTES as usize];
             for eye in 0..2 {
                 viewport(d, cb, (eye as u32 * half) as f32, half, target.height);
-                let (first, count) = self.grid.eye_indices[eye];
+                let (first, count) = self.grid_indices[eye];
                 for draw in &plan.draws[eye] {
                     let Some(l) = self.layers.get(&draw.image) else {
                         continue;
