@@ -19,6 +19,12 @@ use std::sync::mpsc;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
+/// How long a call waits for the compositor's thread to answer: it answers between
+/// display frames, and one frame may wait on late GPU work up to [`crate::vk::gpu_hang`].
+fn answer_within() -> Duration {
+    crate::vk::gpu_hang() + Duration::from_secs(60)
+}
+
 #[derive(Debug, Clone, thiserror::Error, PartialEq, Eq)]
 pub enum CompositorError {
     #[error("the compositor could not start: {0}")]
@@ -393,8 +399,6 @@ fn drive(
     commands: &mpsc::Receiver<Command>,
     started: Started,
 ) {
-    // Software rendering under load can take seconds for a frame; not a hang.
-    renderer.set_gpu_timeout(Duration::from_secs(60));
     let period = target.period_ns();
     shared.period_ns.store(period, Ordering::Release);
     shared
@@ -505,7 +509,7 @@ impl Compositor for LocalCompositor {
     fn import_image(&self, image: SharedImage) -> Result<u64, CompositorError> {
         let (tx, rx) = mpsc::channel();
         self.send(Command::Import(image, tx))?;
-        rx.recv_timeout(Duration::from_secs(60))
+        rx.recv_timeout(answer_within())
             .map_err(|_| CompositorError::Lost("the compositor did not answer".into()))?
     }
 
@@ -528,7 +532,7 @@ impl Compositor for LocalCompositor {
     fn snapshot(&self) -> Result<Option<RgbaImage>, CompositorError> {
         let (tx, rx) = mpsc::channel();
         self.send(Command::Snapshot(tx))?;
-        rx.recv_timeout(Duration::from_secs(60))
+        rx.recv_timeout(answer_within())
             .map_err(|_| CompositorError::Lost("the compositor did not answer".into()))?
     }
 

@@ -9,7 +9,6 @@ use crate::render::pattern::RgbaImage;
 use crate::vk::VkError;
 use crate::vk::renderer::{GpuRenderer, RenderFence, TargetImage};
 use std::os::fd::AsFd;
-use std::time::Duration;
 
 /// Vblanks at `epoch + n · period`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -149,13 +148,13 @@ impl Target for HeadlessTarget {
     ) -> Result<Committed, TargetError> {
         match fence {
             RenderFence::SyncFile(fd) => {
-                let signalled =
-                    crate::kms::fence::wait_sync_file(fd.as_fd(), Duration::from_secs(10))
-                        .map_err(|e| TargetError::Lost(format!("render fence: {e}")))?;
+                let hang = crate::vk::gpu_hang();
+                let signalled = crate::kms::fence::wait_sync_file(fd.as_fd(), hang)
+                    .map_err(|e| TargetError::Lost(format!("render fence: {e}")))?;
                 if !signalled {
-                    return Err(TargetError::Lost(
-                        "the render fence did not signal within 10 s".into(),
-                    ));
+                    return Err(TargetError::Lost(format!(
+                        "the render fence did not signal within {hang:?}: the GPU is taken to be hung"
+                    )));
                 }
             }
             RenderFence::Signalled => {}

@@ -299,7 +299,7 @@ impl Target for KmsTarget<'_> {
             (_, RenderPath::Copy) => self.output.flip(fb),
             (RenderFence::SyncFile(fd), RenderPath::Import) => {
                 self.output
-                    .flip_gated(fb, fd.as_fd(), Duration::from_secs(1))
+                    .flip_gated(fb, fd.as_fd(), crate::vk::gpu_hang())
             }
             (RenderFence::Signalled, RenderPath::Import) => self.output.flip(fb),
             (RenderFence::CpuWait, RenderPath::Import) => {

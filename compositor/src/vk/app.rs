@@ -308,6 +308,8 @@ pub struct AppDevice {
     /// A swapchain image was leaked with work possibly pending on it (see
     /// `destroy_image`): the pool must not be destroyed either.
     leaked: std::sync::atomic::AtomicBool,
+    /// Why the device is gone (lost, or its work hung), once it is: the session ends.
+    gone: Mutex<Option<String>>,
     /// vkGetSemaphoreFdKHR, where the app's device has VK_KHR_external_semaphore_fd.
     semaphore_fd: Option<ash::khr::external_semaphore_fd::Device>,
     /// Releases export a sync_file for the compositor's GPU to wait on
@@ -421,9 +423,24 @@ impl AppDevice {
             memory_fd,
             pool: Mutex::new(pool),
             leaked: std::sync::atomic::AtomicBool::new(false),
+            gone: Mutex::new(None),
             semaphore_fd,
             gpu_wait: false,
         })
+    }
+
+    /// `Some(why)` once the app's device is lost or its work hung (a wait on it gave up):
+    /// nothing more completes on it, and its session is lost.
+    pub fn gone(&self) -> Option<String> {
+        self.gone.lock().unwrap_or_else(|p| p.into_inner()).clone()
+    }
+
+    /// Records `e` if it says the device is gone.
+    fn note(&self, e: &VkError) {
+        if e.is_device_gone() {
+            let mut g = self.gone.lock().unwrap_or_else(|p| p.into_inner());
+            g.get_or_insert_with(|| e.to_string());
+        }
     }
 
     /// Chooses how the compositor learns the app's rendering is done, given whether the
@@ -593,16 +610,57 @@ struct AppFence {
     semaphore: vk::Semaphore,
 }
 
+impl AppFence {
+    /// A fence for a swapchain image's releases, with a semaphore exportable as a
+    /// sync_file where `semaphore` (the GPU-side path).
+    fn new(dev: &Arc<AppDevice>, semaphore: bool) -> Result<Self, VkError> {
+        let d = &dev.device;
+        // SAFETY: new objects on the app's device; the fence is released if the
+        // semaphore cannot be made.
+        unsafe {
+            let fence = d
+                .create_fence(&vk::FenceCreateInfo::default(), None)
+                .map_err(call("vkCreateFence"))?;
+            let semaphore = if semaphore {
+                let mut export = vk::ExportSemaphoreCreateInfo::default()
+                    .handle_types(vk::ExternalSemaphoreHandleTypeFlags::SYNC_FD);
+                match d.create_semaphore(
+                    &vk::SemaphoreCreateInfo::default().push_next(&mut export),
+                    None,
+                ) {
+                    Ok(s) => s,
+                    Err(e) => {
+                        d.destroy_fence(fence, None);
+                        return Err(VkError::Call {
+                            op: "vkCreateSemaphore (release sync_file)",
+                            result: e,
+                        });
+                    }
+                }
+            } else {
+                vk::Semaphore::null()
+            };
+            Ok(Self {
+                dev: dev.clone(),
+                fence,
+                semaphore,
+            })
+        }
+    }
+}
+
 impl Drop for AppFence {
     fn drop(&mut self) {
         if self.dev.leaked.load(std::sync::atomic::Ordering::Acquire) {
             // Work on the device did not complete: leave its objects to the driver.
             return;
         }
-        // SAFETY: our fence and semaphore; the image's last release was waited for (its
-        // fence) before it was destroyed, the semaphore's signal is part of that same
-        // submission, and probes only read the fence's status (the sync_files they hold
-        // are payload copies, independent of the semaphore).
+        // SAFETY: our fence and semaphore, idle: an image's current fence was waited for
+        // before the image was destroyed, a retired one is let go only once signalled
+        // (or waited for when its swapchain goes; a failed wait set `leaked`, above), the
+        // semaphore's signal is part of the fence's submission, and probes only read the
+        // fence's status (the sync_files they hold are payload copies, independent of
+        // the semaphore).
         unsafe {
             self.dev.device.destroy_fence(self.fence, None);
             self.dev.device.destroy_semaphore(self.semaphore, None);
@@ -662,6 +720,10 @@ pub struct AppSwapchain {
     color: Option<ColorFormat>,
     usage: vk::ImageUsageFlags,
     flags: vk::ImageCreateFlags,
+    /// Fences of earlier releases whose work was still running when their image was
+    /// released again (late GPU work): that release went behind a fresh fence, and these
+    /// are destroyed once signalled, never while the work may run.
+    retired: Vec<Arc<AppFence>>,
 }
 
 impl std::fmt::Debug for AppSwapchain {
@@ -718,6 +780,7 @@ impl AppSwapchain {
             color,
             usage,
             flags,
+            retired: Vec::new(),
         };
         let mut shared = Vec::new();
         for _ in 0..count {
@@ -789,29 +852,7 @@ impl AppSwapchain {
             d.bind_image_memory(image, memory, 0)
                 .map_err(call("vkBindImageMemory"))
                 .map_err(free)?;
-            let fence = d
-                .create_fence(&vk::FenceCreateInfo::default(), None)
-                .map_err(call("vkCreateFence"))
-                .map_err(free)?;
-            let semaphore = if self.dev.gpu_wait {
-                let mut export = vk::ExportSemaphoreCreateInfo::default()
-                    .handle_types(vk::ExternalSemaphoreHandleTypeFlags::SYNC_FD);
-                match d.create_semaphore(
-                    &vk::SemaphoreCreateInfo::default().push_next(&mut export),
-                    None,
-                ) {
-                    Ok(s) => s,
-                    Err(e) => {
-                        d.destroy_fence(fence, None);
-                        return Err(free(VkError::Call {
-                            op: "vkCreateSemaphore (release sync_file)",
-                            result: e,
-                        }));
-                    }
-                }
-            } else {
-                vk::Semaphore::null()
-            };
+            let app_fence = AppFence::new(&self.dev, self.dev.gpu_wait).map_err(free)?;
             let pool = self.dev.pool.lock().unwrap_or_else(|p| p.into_inner());
             let allocated = d.allocate_command_buffers(
                 &vk::CommandBufferAllocateInfo::default()
@@ -822,8 +863,7 @@ impl AppSwapchain {
             let cmd = match allocated {
                 Ok(c) => c[0],
                 Err(e) => {
-                    d.destroy_fence(fence, None);
-                    d.destroy_semaphore(semaphore, None);
+                    drop(app_fence);
                     return Err(free(VkError::Call {
                         op: "vkAllocateCommandBuffers",
                         result: e,
@@ -833,11 +873,7 @@ impl AppSwapchain {
             let img = AppImage {
                 image,
                 memory,
-                fence: Arc::new(AppFence {
-                    dev: self.dev.clone(),
-                    fence,
-                    semaphore,
-                }),
+                fence: Arc::new(app_fence),
                 sync_file: None,
                 semaphore_spent: false,
                 pending: false,
@@ -882,12 +918,25 @@ impl AppSwapchain {
         let d = &self.dev.device;
         if i.pending {
             // SAFETY: our fence, submitted.
-            let waited = unsafe { d.wait_for_fences(&[i.fence.fence], true, 5_000_000_000) };
+            let waited = if let Some(why) = self.dev.gone() {
+                // Waited for once already: nothing completes on a gone device.
+                Err(VkError::Unsupported(why))
+            } else {
+                unsafe {
+                super::wait_fences(
+                    d,
+                    &[i.fence.fence],
+                    "a swapchain image's last use",
+                    super::gpu_hang(),
+                )
+                }
+            };
             if let Err(e) = waited {
+                self.dev.note(&e);
                 // Its last use may still be running (a hung or lost device): destroying
                 // it now would be undefined behaviour, so it is left to the driver.
                 tracing::error!(
-                    result = ?e,
+                    %e,
                     "a swapchain image's last use did not complete: its objects are leaked"
                 );
                 self.dev
@@ -922,6 +971,14 @@ impl AppSwapchain {
     /// xrAcquireSwapchainImage: the first time an image is handed out, put it into the
     /// layout the app expects (on the app's queue, which the runtime may use here).
     pub fn acquired(&mut self, index: usize) -> Result<(), VkError> {
+        let r = self.acquire_inner(index);
+        if let Err(e) = &r {
+            self.dev.note(e);
+        }
+        r
+    }
+
+    fn acquire_inner(&mut self, index: usize) -> Result<(), VkError> {
         let layout = self.layout;
         let aspect = self.aspect;
         let (levels, layers) = (
@@ -939,8 +996,14 @@ impl AppSwapchain {
         let d = &dev.device;
         if img.pending {
             // SAFETY: our fence, submitted.
-            unsafe { d.wait_for_fences(&[img.fence.fence], true, 5_000_000_000) }
-                .map_err(call("vkWaitForFences"))?;
+            unsafe {
+                super::wait_fences(
+                    d,
+                    &[img.fence.fence],
+                    "a swapchain image's previous use",
+                    super::gpu_hang(),
+                )
+            }?;
             img.pending = false;
         }
         // Recording (the pool) and submitting (the queue) under the pool's lock.
@@ -994,22 +1057,51 @@ impl AppSwapchain {
 
     /// xrReleaseSwapchainImage: the app has submitted its rendering; put a fence behind
     /// it on the app's queue (and, on the GPU path, a semaphore exported as a sync_file).
+    /// Never waits for the app's GPU: where the image's previous release is still
+    /// running (the app's frames take longer than the compositor's hold on them), this
+    /// release goes behind a fresh fence and the old one is retired until it signals.
     pub fn released(&mut self, index: usize) -> Result<(), VkError> {
-        let dev = &self.dev;
-        let img = self
-            .images
+        let r = self.release_inner(index);
+        if let Err(e) = &r {
+            self.dev.note(e);
+        }
+        r
+    }
+
+    fn release_inner(&mut self, index: usize) -> Result<(), VkError> {
+        let Self {
+            dev,
+            images,
+            retired,
+            ..
+        } = self;
+        // Retired fences whose work is done go (their probes keep them while they ask).
+        // SAFETY: live fences of a live device; a status query needs no synchronisation.
+        retired.retain(|f| !matches!(unsafe { dev.device.get_fence_status(f.fence) }, Ok(true)));
+        let img = images
             .get_mut(index)
             .ok_or_else(|| VkError::Unsupported(format!("no swapchain image {index}")))?;
         let d = &dev.device;
         if img.pending {
-            // SAFETY: our fence, submitted.
-            unsafe { d.wait_for_fences(&[img.fence.fence], true, 5_000_000_000) }
-                .map_err(call("vkWaitForFences"))?;
+            // SAFETY: our fence, submitted; a status query needs no synchronisation.
+            let done = unsafe { d.get_fence_status(img.fence.fence) }
+                .map_err(call("vkGetFenceStatus"))?;
+            if !done {
+                let semaphore = dev.gpu_wait && !img.semaphore_spent;
+                let fresh = Arc::new(AppFence::new(dev, semaphore)?);
+                retired.push(std::mem::replace(&mut img.fence, fresh));
+                tracing::debug!(
+                    index,
+                    retired = retired.len(),
+                    "a swapchain image released again while its last release still runs on the GPU: a fresh fence"
+                );
+            }
         }
         let signals = img.fence.semaphore != vk::Semaphore::null() && !img.semaphore_spent;
         let _queue = dev.pool.lock().unwrap_or_else(|p| p.into_inner());
-        // SAFETY: our fence (idle once waited) and semaphore (unsignalled: created so, or
-        // exported since its last signal); the app's queue inside
+        // SAFETY: our fence (idle: never submitted, signalled, or fresh in place of a
+        // running one, above) and semaphore (unsignalled: created so, or exported since
+        // its last signal); the app's queue inside
         // xrReleaseSwapchainImage, as the specification allows, under the lock that
         // serialises the runtime's submissions to it.
         unsafe {
@@ -1061,6 +1153,29 @@ impl Drop for AppSwapchain {
     fn drop(&mut self) {
         for i in std::mem::take(&mut self.images) {
             self.destroy_image(&i);
+        }
+        let fences: Vec<vk::Fence> = self.retired.iter().map(|f| f.fence).collect();
+        if !fences.is_empty() && self.dev.gone().is_some() {
+            self.dev
+                .leaked
+                .store(true, std::sync::atomic::Ordering::Release);
+        } else if !fences.is_empty() {
+            // SAFETY: our fences, each submitted.
+            let waited = unsafe {
+                super::wait_fences(
+                    &self.dev.device,
+                    &fences,
+                    "a swapchain's earlier releases",
+                    super::gpu_hang(),
+                )
+            };
+            if let Err(e) = waited {
+                self.dev.note(&e);
+                tracing::error!(%e, "a swapchain's earlier releases did not complete: their fences are leaked");
+                self.dev
+                    .leaked
+                    .store(true, std::sync::atomic::Ordering::Release);
+            }
         }
     }
 }

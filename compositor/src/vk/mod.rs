@@ -28,6 +28,87 @@ pub enum VkError {
     NoDevice(String),
     #[error("{0}")]
     Unsupported(String),
+    /// GPU work still running after [`gpu_hang`]: the device is taken to be hung. Its
+    /// objects are leaked rather than destroyed while the work may still run.
+    #[error("{what} did not complete in {waited:?}: the GPU is taken to be hung")]
+    Hung {
+        what: &'static str,
+        waited: std::time::Duration,
+    },
+}
+
+impl VkError {
+    /// The device is gone (lost or hung): nothing more will complete on it.
+    pub fn is_device_gone(&self) -> bool {
+        matches!(
+            self,
+            VkError::Hung { .. }
+                | VkError::Call {
+                    result: vk::Result::ERROR_DEVICE_LOST,
+                    ..
+                }
+        )
+    }
+}
+
+/// How long GPU work may run before the device counts as hung: 120 s, or
+/// `LEASEHOLD_GPU_HANG_MS` (a diagnostic and fault-injection switch: a small value makes
+/// ordinary work count as hung). Late work is not a hang: a software rasteriser under
+/// emulation, or an app that renders each frame for seconds, is slow, and every wait on
+/// GPU work waits this long (logging how late it is) before it gives up.
+pub fn gpu_hang() -> std::time::Duration {
+    static HANG: std::sync::OnceLock<std::time::Duration> = std::sync::OnceLock::new();
+    *HANG.get_or_init(|| {
+        std::env::var("LEASEHOLD_GPU_HANG_MS")
+            .ok()
+            .and_then(|v| v.trim().parse::<u64>().ok())
+            .map(std::time::Duration::from_millis)
+            .unwrap_or(std::time::Duration::from_secs(120))
+    })
+}
+
+/// After this long a wait on GPU work is logged as late (once per wait).
+const GPU_LATE: std::time::Duration = std::time::Duration::from_secs(2);
+
+/// Waits for all of `fences` (on `device`) up to `limit`, in slices: late work is logged,
+/// `VK_ERROR_DEVICE_LOST` returns at once, and work still running at `limit` is
+/// [`VkError::Hung`]. `what` names the work in the log and the error.
+///
+/// # Safety
+/// `fences` must be fences of `device` that were submitted (or are signalled).
+pub(crate) unsafe fn wait_fences(
+    device: &ash::Device,
+    fences: &[vk::Fence],
+    what: &'static str,
+    limit: std::time::Duration,
+) -> Result<(), VkError> {
+    let start = std::time::Instant::now();
+    let mut said_late = false;
+    loop {
+        let left = limit.saturating_sub(start.elapsed());
+        let slice = left.min(GPU_LATE);
+        // SAFETY: by the caller's contract.
+        match unsafe { device.wait_for_fences(fences, true, slice.as_nanos() as u64) } {
+            Ok(()) => {
+                if said_late {
+                    tracing::info!(what, waited = ?start.elapsed(), "late GPU work completed");
+                }
+                return Ok(());
+            }
+            Err(vk::Result::TIMEOUT) if !left.is_zero() && slice < left => {
+                if !said_late {
+                    said_late = true;
+                    tracing::warn!(what, waited = ?start.elapsed(), "GPU work is late; still waiting");
+                }
+            }
+            Err(vk::Result::TIMEOUT) => {
+                let waited = start.elapsed();
+                tracing::error!(what, ?waited, "GPU work did not complete: taken to be hung");
+                return Err(VkError::Hung { what, waited });
+            }
+            Err(result) => return Err(VkError::Call { op: what, result }),
+        }
+    }
 }
 
 fn call(op: &'static str) -> impl FnOnce(vk::Result) -> VkError {

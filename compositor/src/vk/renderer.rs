@@ -521,7 +521,7 @@ impl GpuRenderer {
             stale_semaphore: None,
             sync_fd_import,
             wait_semaphores: Vec::new(),
-            gpu_timeout: std::time::Duration::from_secs(10),
+            gpu_timeout: super::gpu_hang(),
         };
         r.add_pipelines(TARGET_FORMAT)?;
         let vbytes: Vec<u8> = grid
@@ -1206,8 +1206,8 @@ impl GpuRenderer {
         Ok((best.is_finite() && best > 0.0).then(|| 2.0 * bytes as f64 / (best * 1e-9)))
     }
 
-    /// How long a frame may take before the GPU counts as hung (default 10 s; software
-    /// rendering under emulation, which compiles shaders on first use, needs more).
+    /// How long a frame may take before the GPU counts as hung (default
+    /// [`super::gpu_hang()`]).
     pub fn set_gpu_timeout(&mut self, t: std::time::Duration) {
         self.gpu_timeout = t;
     }
@@ -1219,11 +1219,13 @@ impl GpuRenderer {
         }
         // SAFETY: the fence belongs to this device and was submitted.
         unsafe {
-            self.ctx
-                .device
-                .wait_for_fences(&[self.fence], true, self.gpu_timeout.as_nanos() as u64)
-        }
-        .map_err(call("vkWaitForFences"))?;
+            super::wait_fences(
+                &self.ctx.device,
+                &[self.fence],
+                "the compositor's render",
+                self.gpu_timeout,
+            )
+        }?;
         self.in_flight = false;
         if let Some(s) = self.stale_semaphore.take() {
             // SAFETY: the submit that signalled it has completed.

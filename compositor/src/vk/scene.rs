@@ -341,8 +341,7 @@ impl SceneDevice {
         // SAFETY: the slot's command buffer and fence are ours and idle once waited.
         unsafe {
             if slot.submitted {
-                d.wait_for_fences(&[slot.fence], true, 10_000_000_000)
-                    .map_err(call("vkWaitForFences"))?;
+                super::wait_fences(d, &[slot.fence], "the app's previous frame", super::gpu_hang())?;
             }
             d.reset_fences(&[slot.fence])
                 .map_err(call("vkResetFences"))?;
@@ -372,10 +371,8 @@ impl SceneDevice {
             if s.submitted {
                 // SAFETY: our fence, submitted.
                 unsafe {
-                    self.device
-                        .wait_for_fences(&[s.fence], true, 10_000_000_000)
-                }
-                .map_err(call("vkWaitForFences"))?;
+                    super::wait_fences(&self.device, &[s.fence], "the app's rendering", super::gpu_hang())
+                }?;
                 s.submitted = false;
             }
         }
@@ -522,7 +519,12 @@ fn transition(
 
 impl Drop for SceneDevice {
     fn drop(&mut self) {
-        let _ = self.wait_all();
+        if let Err(e) = self.wait_all() {
+            // Work may still run on the device: destroying anything it uses would be
+            // undefined behaviour (a crash inside the driver). Left to the process's end.
+            tracing::error!(%e, "the app's GPU work did not complete: its Vulkan device is leaked");
+            return;
+        }
         // SAFETY: everything below is ours and idle (waited above); the device goes
         // before the instance.
         unsafe {

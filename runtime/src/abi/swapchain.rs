@@ -293,9 +293,17 @@ pub(super) unsafe extern "system" fn acquire_swapchain_image(
             // The GPU side (a wait for the image's previous submission, then its layout
             // transition) without the cycle's lock: xrEndFrame on another thread never
             // waits behind it.
-            if let Err(e) = alock(&sc).acquired(i as usize) {
-                tracing::error!(%e, "xrAcquireSwapchainImage");
-                return Err(xr::Result::ERROR_RUNTIME_FAILURE);
+            match alock(&sc).acquired(i as usize) {
+                Ok(()) => {}
+                // The session is lost (see xrReleaseSwapchainImage); the app learns it
+                // from LOSS_PENDING.
+                Err(e) if e.is_device_gone() => {
+                    tracing::error!(%e, "xrAcquireSwapchainImage: the app's GPU is gone");
+                }
+                Err(e) => {
+                    tracing::error!(%e, "xrAcquireSwapchainImage");
+                    return Err(xr::Result::ERROR_RUNTIME_FAILURE);
+                }
             }
             // SAFETY: checked non-null.
             unsafe { *index = i };
@@ -369,9 +377,18 @@ pub(super) unsafe extern "system" fn release_swapchain_image(
             // app synchronises its calls on one swapchain, so `i` is still the one.
             let probe = {
                 let mut app = alock(&sc);
-                if let Err(e) = app.released(i as usize) {
-                    tracing::error!(%e, "xrReleaseSwapchainImage");
-                    return Err(xr::Result::ERROR_RUNTIME_FAILURE);
+                match app.released(i as usize) {
+                    Ok(()) => {}
+                    // A lost or hung device loses the session (LOSS_PENDING, noticed by
+                    // the next frame call); the image's earlier, unfinished probe stays,
+                    // so the compositor never reads it.
+                    Err(e) if e.is_device_gone() => {
+                        tracing::error!(%e, "xrReleaseSwapchainImage: the app's GPU is gone");
+                    }
+                    Err(e) => {
+                        tracing::error!(%e, "xrReleaseSwapchainImage");
+                        return Err(xr::Result::ERROR_RUNTIME_FAILURE);
+                    }
                 }
                 app.release_probe(i as usize)
             };

@@ -127,7 +127,10 @@ impl SessionObj {
 
     /// Notices a compositor that stopped: the session moves to LOSS_PENDING.
     pub(crate) fn check_lost(&mut self, handle: u64) {
-        if let Some(why) = self.gfx.as_ref().and_then(|g| g.compositor.lost())
+        if let Some(why) = self
+            .gfx
+            .as_ref()
+            .and_then(|g| g.compositor.lost().or_else(|| g.device.gone()))
             && self.session.state() != SessionState::LossPending
         {
             tracing::error!(%why, "session lost");
