@@ -923,12 +923,12 @@ impl AppSwapchain {
                 Err(VkError::Unsupported(why))
             } else {
                 unsafe {
-                super::wait_fences(
-                    d,
-                    &[i.fence.fence],
-                    "a swapchain image's last use",
-                    super::gpu_hang(),
-                )
+                    super::wait_fences(
+                        d,
+                        &[i.fence.fence],
+                        "a swapchain image's last use",
+                        super::gpu_hang(),
+                    )
                 }
             };
             if let Err(e) = waited {
@@ -1084,8 +1084,8 @@ impl AppSwapchain {
         let d = &dev.device;
         if img.pending {
             // SAFETY: our fence, submitted; a status query needs no synchronisation.
-            let done = unsafe { d.get_fence_status(img.fence.fence) }
-                .map_err(call("vkGetFenceStatus"))?;
+            let done =
+                unsafe { d.get_fence_status(img.fence.fence) }.map_err(call("vkGetFenceStatus"))?;
             if !done {
                 let semaphore = dev.gpu_wait && !img.semaphore_spent;
                 let fresh = Arc::new(AppFence::new(dev, semaphore)?);

@@ -341,7 +341,12 @@ impl SceneDevice {
         // SAFETY: the slot's command buffer and fence are ours and idle once waited.
         unsafe {
             if slot.submitted {
-                super::wait_fences(d, &[slot.fence], "the app's previous frame", super::gpu_hang())?;
+                super::wait_fences(
+                    d,
+                    &[slot.fence],
+                    "the app's previous frame",
+                    super::gpu_hang(),
+                )?;
             }
             d.reset_fences(&[slot.fence])
                 .map_err(call("vkResetFences"))?;
@@ -371,7 +376,12 @@ impl SceneDevice {
             if s.submitted {
                 // SAFETY: our fence, submitted.
                 unsafe {
-                    super::wait_fences(&self.device, &[s.fence], "the app's rendering", super::gpu_hang())
+                    super::wait_fences(
+                        &self.device,
+                        &[s.fence],
+                        "the app's rendering",
+                        super::gpu_hang(),
+                    )
                 }?;
                 s.submitted = false;
             }
