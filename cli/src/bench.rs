@@ -154,7 +154,7 @@ pub fn frame_timing(a: FrameTimingArgs) -> anyhow::Result<()> {
         let run = if name == "late-commit" {
             // The runtime's own frame loop.
             let (run, o, r) = leasehold_compositor::frame_loop::run_on_output(
-                lessee, output, ring, period, cfg, render, a.frames,
+                lessee, output, ring, period, cfg, render, a.frames, None,
             )
             .with_context(|| format!("the {name} presenter failed"))?;
             (output, ring) = (o, r);

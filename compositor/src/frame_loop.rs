@@ -280,7 +280,9 @@ pub fn run(
 /// its render is skipped once the scanout buffers are black) and `render` as the
 /// synthetic load every commit waits for. Gives the output and ring back (for the next
 /// presenter) and the frames as the benchmark records them; a lost lease ends the run
-/// early ([`crate::present::Stop::LeaseLost`]).
+/// early ([`crate::present::Stop::LeaseLost`]). `shown`, where given, counts the frames
+/// shown so far (for a watcher on another thread).
+#[allow(clippy::too_many_arguments)]
 pub fn run_on_output<'c>(
     lessee: &'c crate::kms::Card,
     output: crate::kms::Output<'c>,
@@ -289,6 +291,7 @@ pub fn run_on_output<'c>(
     cfg: PacerConfig,
     render: RenderModel,
     frames: u64,
+    shown: Option<&std::sync::atomic::AtomicU64>,
 ) -> Result<(Run, crate::kms::Output<'c>, crate::kms::ScanoutRing<'c>), TargetError> {
     use crate::present::{FrameRecord, Stop};
     use crate::target::kms::KmsTarget;
@@ -337,6 +340,9 @@ pub fn run_on_output<'c>(
                 hit: r.hit,
                 retargeted: r.retargeted,
             });
+            if let Some(n) = shown {
+                n.store(records.len() as u64, Ordering::Release);
+            }
             if records.len() as u64 >= frames {
                 stop.store(true, Ordering::Release);
             }

@@ -17,6 +17,8 @@ fn revoking_the_lease_mid_run_stops_the_frame_loop_and_the_process_goes_on() {
     let period = period_ns(&mode);
     let (lit_tx, lit) = std::sync::mpsc::channel();
     let lease_ref = &lease;
+    let shown = std::sync::atomic::AtomicU64::new(0);
+    let shown_ref = &shown;
     let run = std::thread::scope(|s| {
         let presenter = s.spawn(move || {
             let lease = lease_ref;
@@ -39,14 +41,30 @@ fn revoking_the_lease_mid_run_stops_the_frame_loop_and_the_process_goes_on() {
                 PacerConfig::for_period(period),
                 render,
                 100_000,
+                Some(shown_ref),
             )
             .map(|(run, _, _)| run)
         });
         lit.recv_timeout(Duration::from_secs(60))
             .expect("the output lights up");
         // The loop brings up Vulkan and its compositor first (software rendering in the
-        // lab VM: a second or two), then flips at the mode's rate.
-        std::thread::sleep(Duration::from_millis(5000));
+        // lab VM: seconds, more on a loaded machine), then flips at the mode's rate:
+        // revoke once it has been seen flipping, however long bring-up took.
+        const FLIPPING: u64 = 30;
+        let start = std::time::Instant::now();
+        while shown.load(std::sync::atomic::Ordering::Acquire) < FLIPPING {
+            assert!(
+                !presenter.is_finished(),
+                "the presenter stopped before flipping"
+            );
+            assert!(
+                start.elapsed() < Duration::from_secs(300),
+                "no {FLIPPING} frames shown in 300 s: {} so far",
+                shown.load(std::sync::atomic::Ordering::Acquire)
+            );
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        tracing::info!(after = ?start.elapsed(), "flipping: revoking the lease");
         lease.revoke().expect("revoke while flipping");
         presenter
             .join()
@@ -55,7 +73,7 @@ fn revoking_the_lease_mid_run_stops_the_frame_loop_and_the_process_goes_on() {
     let run = run.expect("losing the lease is a stop reason, not an error");
     assert_eq!(run.stop, Stop::LeaseLost);
     assert!(
-        run.records.len() > 20,
+        run.records.len() >= 30,
         "it was flipping before the revoke: {} frames",
         run.records.len()
     );

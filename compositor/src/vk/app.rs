@@ -917,11 +917,11 @@ impl AppSwapchain {
     fn destroy_image(&self, i: &AppImage) {
         let d = &self.dev.device;
         if i.pending {
-            // SAFETY: our fence, submitted.
             let waited = if let Some(why) = self.dev.gone() {
                 // Waited for once already: nothing completes on a gone device.
                 Err(VkError::Unsupported(why))
             } else {
+                // SAFETY: our fence, submitted.
                 unsafe {
                     super::wait_fences(
                         d,
