@@ -86,6 +86,14 @@ fn main() -> ExitCode {
             }
             _ => {}
         }
+        // What it delivered, for the tests' reports: samples sent, and samples skipped
+        // because the emulator fell behind its clock.
+        let stats = format!(
+            "sent={}\nskipped={}\n",
+            emulated.sent_samples(),
+            emulated.skipped_samples()
+        );
+        let _ = std::fs::write(path.with_extension("stats"), stats);
         if !emulated.plugged() && emulated.finished() {
             break;
         }

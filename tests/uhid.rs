@@ -169,6 +169,8 @@ impl EmulatorConfig {
 #[derive(Debug, Default)]
 struct Status {
     sent_samples: AtomicU64,
+    /// Samples skipped because the emulator fell behind the clock (see `run`).
+    skipped_samples: AtomicU64,
     /// Device time of the newest sample sent, ns.
     device_ns: AtomicU64,
     /// CLOCK_MONOTONIC (ns) at device time 0: the stream is paced so that sample `i`
@@ -217,6 +219,11 @@ impl EmulatedVive {
             commands,
             thread: Some(thread),
         })
+    }
+
+    /// Samples skipped because the emulator fell behind the clock (CPU-starved).
+    pub fn skipped_samples(&self) -> u64 {
+        self.status.skipped_samples.load(Ordering::Acquire)
     }
 
     pub fn sent_samples(&self) -> u64 {
@@ -349,6 +356,9 @@ fn serve_requests(fd: &OwnedFd, dev: &mut Device) -> std::io::Result<()> {
     }
 }
 
+/// Samples behind its clock after which the emulator skips to the present.
+const SKIP_BEHIND: usize = 6;
+
 fn run(
     fd: OwnedFd,
     cfg: EmulatorConfig,
@@ -384,6 +394,7 @@ fn run(
         .store(leasehold_compositor::present::now_ns(), Ordering::Release);
     let per_report = cfg.samples_per_report.clamp(1, 3);
     let mut i = 0usize;
+    let mut skipped = 0u64;
     let mut plugged = true;
     let result = (|| -> std::io::Result<()> {
         while !status.stop.load(Ordering::Acquire) {
@@ -408,11 +419,21 @@ fn run(
                 continue;
             }
             // Pace: sample i is due at device time i ms, scaled by the speed.
-            let due = start + Duration::from_secs_f64(i as f64 / 1000.0 / cfg.speed);
+            let due_at = |i: usize| start + Duration::from_secs_f64(i as f64 / 1000.0 / cfg.speed);
             let now = Instant::now();
-            if now < due {
-                std::thread::sleep((due - now).min(Duration::from_millis(1)));
+            if now < due_at(i) {
+                std::thread::sleep((due_at(i) - now).min(Duration::from_millis(1)));
                 continue;
+            }
+            // A device's clock runs on whatever its host does: an emulator starved of CPU
+            // (the VM stalled, or slower than real time) does not send the samples it
+            // missed late, with old timestamps, ever further behind; it skips them, as a
+            // real headset's samples are lost while nobody reads them, so that what it
+            // sends is always the motion at the guest's present.
+            while stream.peek().is_some() && now >= due_at(i + SKIP_BEHIND) {
+                stream.next();
+                i += 1;
+                skipped += 1;
             }
             for _ in 0..per_report {
                 let Some(s) = stream.next() else {
@@ -432,6 +453,7 @@ fn run(
                 write_event(&fd, &event(UHID_INPUT2, &body))?;
             }
             status.sent_samples.store(i as u64, Ordering::Release);
+            status.skipped_samples.store(skipped, Ordering::Release);
             if let Some(s) = &newest {
                 status.device_ns.store(s.time_ns, Ordering::Release);
             }
