@@ -85,10 +85,17 @@ fn leasehold_demo_shows_on_the_headset() {
 fn gpu_side_synchronisation_passes_vulkan_validation() {
     init_tracing();
     let (mut cmd, report) = crate::common::hello_xr_command("leasehold-lab-hello-xr-validation");
-    cmd.env("LEASEHOLD_LOG", crate::common::HELLO_XR_LOG)
-        .env("VK_INSTANCE_LAYERS", "VK_LAYER_KHRONOS_validation")
-        .env("LEASEHOLD_VK_VALIDATION", "1")
-        .env("NO_COLOR", "1");
+    cmd.env(
+        "LEASEHOLD_LOG",
+        format!(
+            "{},{}=debug",
+            crate::common::HELLO_XR_LOG,
+            leasehold_compositor::vk::app::OBJECTS_LOG
+        ),
+    )
+    .env("VK_INSTANCE_LAYERS", "VK_LAYER_KHRONOS_validation")
+    .env("LEASEHOLD_VK_VALIDATION", "1")
+    .env("NO_COLOR", "1");
     let mut shown = 0u32;
     let steps = vec![crate::common::Step {
         what: "30 composited frames".into(),
@@ -106,10 +113,23 @@ fn gpu_side_synchronisation_passes_vulkan_validation() {
         "GPU-side synchronisation with the app:\n{}",
         run.log
     );
+    // On hello_xr's device the layer reports both hello_xr's own use of it and the
+    // runtime's (its images, memory, command buffers, fences and semaphores there, and
+    // the queue both submit to). A message that names only hello_xr's own objects is
+    // hello_xr's (on a loaded machine its one-second fence waits give up while its frame
+    // still runs, and it then reuses a pending command buffer); every other one fails.
+    let (runtime_msgs, own) = attribute_validation(&run.log);
+    if !own.is_empty() {
+        tracing::warn!(
+            messages = own.len(),
+            first = %own[0],
+            "validation messages about hello_xr's own objects (not the runtime's)"
+        );
+    }
     assert!(
-        !run.log.contains("Validation Error") && !run.log.contains("Validation Warning"),
-        "the Vulkan validation layer reported on hello_xr's device:\n{}",
-        run.log
+        runtime_msgs.is_empty(),
+        "the Vulkan validation layer reported on the runtime's use of hello_xr's device:\n{}",
+        runtime_msgs.join("\n")
     );
     assert_eq!(
         field(&run.report, "vk_validation_messages"),
@@ -122,4 +142,58 @@ fn gpu_side_synchronisation_passes_vulkan_validation() {
         "{}",
         run.report
     );
+}
+
+/// The validation layer's messages in `log`, as (the runtime's or unattributable, about
+/// the app's own objects only). The runtime names its objects on the app's device in
+/// [`leasehold_compositor::vk::app::OBJECTS_LOG`] records; a message is the app's own
+/// only if it names objects, none of them the runtime's, none the queue or device both
+/// use.
+fn attribute_validation(log: &str) -> (Vec<String>, Vec<String>) {
+    let hex = |w: &str| {
+        let w = w.trim_matches(|c: char| !c.is_ascii_hexdigit() && c != 'x');
+        w.starts_with("0x").then(|| w.to_ascii_lowercase())
+    };
+    let ours: std::collections::HashSet<String> = log
+        .lines()
+        .filter(|l| l.contains("runtime objects on the app's device"))
+        .flat_map(|l| {
+            l.split(|c: char| c.is_whitespace() || c == '=')
+                .filter_map(hex)
+        })
+        .filter(|h| h != "0x0")
+        .collect();
+    let (mut runtime, mut own) = (Vec::new(), Vec::new());
+    for l in log
+        .lines()
+        .filter(|l| l.contains("Validation Error") || l.contains("Validation Warning"))
+    {
+        let handles: Vec<String> = l
+            .split("handle = ")
+            .skip(1)
+            .filter_map(|rest| hex(rest.split([',', ';', ' ']).next().unwrap_or("")))
+            .collect();
+        let shared = l.contains("VK_OBJECT_TYPE_QUEUE") || l.contains("VK_OBJECT_TYPE_DEVICE;");
+        if handles.is_empty() || shared || handles.iter().any(|h| ours.contains(h)) {
+            runtime.push(l.to_string());
+        } else {
+            own.push(l.to_string());
+        }
+    }
+    (runtime, own)
+}
+
+#[test]
+fn validation_messages_are_attributed_to_the_runtime_unless_they_name_only_app_objects() {
+    let log = "\
+        DEBUG leasehold_compositor::vk::app::objects: runtime objects on the app's device image=0xaa memory=0xbb command_buffer=0x5cc\n\
+        DEBUG leasehold_compositor::vk::app::objects: runtime objects on the app's device fence=0xdd semaphore=0x0\n\
+        Validation Error: [ VUID-vkCmdPipelineBarrier-commandBuffer-recording ] Object 0: handle = 0x55d0c8a0f0e0, type = VK_OBJECT_TYPE_COMMAND_BUFFER; | vkCmdPipelineBarrier()\n\
+        Validation Error: [ VUID-x ] Object 0: handle = 0x5cc, type = VK_OBJECT_TYPE_COMMAND_BUFFER; | mine\n\
+        Validation Error: [ VUID-y ] Object 0: handle = 0x1234, type = VK_OBJECT_TYPE_QUEUE; | shared\n\
+        Validation Warning: [ VUID-z ] no object at all\n";
+    let (runtime, own) = attribute_validation(log);
+    assert_eq!(own.len(), 1, "{own:?}");
+    assert!(own[0].contains("0x55d0c8a0f0e0"));
+    assert_eq!(runtime.len(), 3, "{runtime:?}");
 }

@@ -24,6 +24,10 @@ use std::ffi::{CStr, c_char};
 use std::os::fd::{FromRawFd, OwnedFd};
 use std::sync::{Arc, Mutex};
 
+/// The log target of the debug records that name the runtime's objects on the app's
+/// device (images, memory, command buffers, fences, semaphores).
+pub const OBJECTS_LOG: &str = "leasehold_compositor::vk::app::objects";
+
 /// The app's (or the loader's) vkGetInstanceProcAddr.
 pub type GetInstanceProcAddr = vk::PFN_vkGetInstanceProcAddr;
 
@@ -640,6 +644,12 @@ impl AppFence {
             } else {
                 vk::Semaphore::null()
             };
+            tracing::debug!(
+                target: OBJECTS_LOG,
+                fence = format_args!("{:#x}", fence.as_raw()),
+                semaphore = format_args!("{:#x}", semaphore.as_raw()),
+                "runtime objects on the app's device"
+            );
             Ok(Self {
                 dev: dev.clone(),
                 fence,
@@ -870,6 +880,15 @@ impl AppSwapchain {
                     }));
                 }
             };
+            // Names what is the runtime's on the app's device, so that a validation
+            // message there can be told apart from one about the app's own objects.
+            tracing::debug!(
+                target: OBJECTS_LOG,
+                image = format_args!("{:#x}", image.as_raw()),
+                memory = format_args!("{:#x}", memory.as_raw()),
+                command_buffer = format_args!("{:#x}", cmd.as_raw()),
+                "runtime objects on the app's device"
+            );
             let img = AppImage {
                 image,
                 memory,
