@@ -270,6 +270,27 @@ unsafe fn optional_info(
     Ok(())
 }
 
+/// The GPU side of an acquire or release, as the call's result: a lost or hung app
+/// device loses the session (LOSS_PENDING, noticed by the next frame call, which is how
+/// the app learns of it), so the call itself succeeds; any other failure is the
+/// runtime's.
+fn app_side(
+    call: &'static str,
+    r: Result<(), leasehold_compositor::vk::VkError>,
+) -> Result<(), xr::Result> {
+    match r {
+        Ok(()) => Ok(()),
+        Err(e) if e.is_device_gone() => {
+            tracing::error!(%e, call, "the app's GPU is gone: the session is lost");
+            Ok(())
+        }
+        Err(e) => {
+            tracing::error!(%e, call);
+            Err(xr::Result::ERROR_RUNTIME_FAILURE)
+        }
+    }
+}
+
 pub(super) unsafe extern "system" fn acquire_swapchain_image(
     h: xr::Swapchain,
     info: *const xr::SwapchainImageAcquireInfo,
@@ -293,18 +314,7 @@ pub(super) unsafe extern "system" fn acquire_swapchain_image(
             // The GPU side (a wait for the image's previous submission, then its layout
             // transition) without the cycle's lock: xrEndFrame on another thread never
             // waits behind it.
-            match alock(&sc).acquired(i as usize) {
-                Ok(()) => {}
-                // The session is lost (see xrReleaseSwapchainImage); the app learns it
-                // from LOSS_PENDING.
-                Err(e) if e.is_device_gone() => {
-                    tracing::error!(%e, "xrAcquireSwapchainImage: the app's GPU is gone");
-                }
-                Err(e) => {
-                    tracing::error!(%e, "xrAcquireSwapchainImage");
-                    return Err(xr::Result::ERROR_RUNTIME_FAILURE);
-                }
-            }
+            app_side("xrAcquireSwapchainImage", alock(&sc).acquired(i as usize))?;
             // SAFETY: checked non-null.
             unsafe { *index = i };
             Ok(())
@@ -377,19 +387,9 @@ pub(super) unsafe extern "system" fn release_swapchain_image(
             // app synchronises its calls on one swapchain, so `i` is still the one.
             let probe = {
                 let mut app = alock(&sc);
-                match app.released(i as usize) {
-                    Ok(()) => {}
-                    // A lost or hung device loses the session (LOSS_PENDING, noticed by
-                    // the next frame call); the image's earlier, unfinished probe stays,
-                    // so the compositor never reads it.
-                    Err(e) if e.is_device_gone() => {
-                        tracing::error!(%e, "xrReleaseSwapchainImage: the app's GPU is gone");
-                    }
-                    Err(e) => {
-                        tracing::error!(%e, "xrReleaseSwapchainImage");
-                        return Err(xr::Result::ERROR_RUNTIME_FAILURE);
-                    }
-                }
+                // On a gone device the image's earlier, unfinished probe stays, so the
+                // compositor never reads it.
+                app_side("xrReleaseSwapchainImage", app.released(i as usize))?;
                 app.release_probe(i as usize)
             };
             let mut inner = ilock(&sc);
