@@ -174,7 +174,8 @@ struct Status {
     /// Device time of the newest sample sent, ns.
     device_ns: AtomicU64,
     /// CLOCK_MONOTONIC (ns) at device time 0: the stream is paced so that sample `i`
-    /// goes out at this plus `i` ms (divided by the speed), catching up after a stall.
+    /// goes out at this plus `i` ms (divided by the speed); after a stall it skips to the
+    /// present rather than catch up (see `run`).
     origin_ns: AtomicU64,
     finished: AtomicBool,
     stop: AtomicBool,

@@ -933,36 +933,34 @@ impl AppSwapchain {
         }
     }
 
+    /// Waits (up to the hang threshold) for the work behind `fences`, of this device and
+    /// submitted, before what it uses is destroyed. `false` where it may still run (the
+    /// device gone, now or before): the device's objects are then marked leaked, since
+    /// destroying them under running work would be undefined behaviour.
+    fn settle(&self, fences: &[vk::Fence], what: &'static str) -> bool {
+        let waited = if let Some(why) = self.dev.gone() {
+            // Waited for once already: nothing completes on a gone device.
+            Err(VkError::Unsupported(why))
+        } else {
+            // SAFETY: both callers pass fences of this device's AppFences that were
+            // submitted (an image's pending one, or retired ones).
+            unsafe { super::wait_fences(&self.dev.device, fences, what, super::gpu_hang()) }
+        };
+        let Err(e) = waited else {
+            return true;
+        };
+        self.dev.note(&e);
+        tracing::error!(%e, what, "work did not complete: the objects it uses are leaked");
+        self.dev
+            .leaked
+            .store(true, std::sync::atomic::Ordering::Release);
+        false
+    }
+
     fn destroy_image(&self, i: &AppImage) {
         let d = &self.dev.device;
-        if i.pending {
-            let waited = if let Some(why) = self.dev.gone() {
-                // Waited for once already: nothing completes on a gone device.
-                Err(VkError::Unsupported(why))
-            } else {
-                // SAFETY: our fence, submitted.
-                unsafe {
-                    super::wait_fences(
-                        d,
-                        &[i.fence.fence],
-                        "a swapchain image's last use",
-                        super::gpu_hang(),
-                    )
-                }
-            };
-            if let Err(e) = waited {
-                self.dev.note(&e);
-                // Its last use may still be running (a hung or lost device): destroying
-                // it now would be undefined behaviour, so it is left to the driver.
-                tracing::error!(
-                    %e,
-                    "a swapchain image's last use did not complete: its objects are leaked"
-                );
-                self.dev
-                    .leaked
-                    .store(true, std::sync::atomic::Ordering::Release);
-                return;
-            }
+        if i.pending && !self.settle(&[i.fence.fence], "a swapchain image's last use") {
+            return;
         }
         let pool = self.dev.pool.lock().unwrap_or_else(|p| p.into_inner());
         // SAFETY: our objects, idle (the fence is waited on, or was never submitted); the
@@ -990,11 +988,7 @@ impl AppSwapchain {
     /// xrAcquireSwapchainImage: the first time an image is handed out, put it into the
     /// layout the app expects (on the app's queue, which the runtime may use here).
     pub fn acquired(&mut self, index: usize) -> Result<(), VkError> {
-        let r = self.acquire_inner(index);
-        if let Err(e) = &r {
-            self.dev.note(e);
-        }
-        r
+        self.acquire_inner(index).inspect_err(|e| self.dev.note(e))
     }
 
     fn acquire_inner(&mut self, index: usize) -> Result<(), VkError> {
@@ -1080,11 +1074,7 @@ impl AppSwapchain {
     /// running (the app's frames take longer than the compositor's hold on them), this
     /// release goes behind a fresh fence and the old one is retired until it signals.
     pub fn released(&mut self, index: usize) -> Result<(), VkError> {
-        let r = self.release_inner(index);
-        if let Err(e) = &r {
-            self.dev.note(e);
-        }
-        r
+        self.release_inner(index).inspect_err(|e| self.dev.note(e))
     }
 
     fn release_inner(&mut self, index: usize) -> Result<(), VkError> {
@@ -1174,27 +1164,9 @@ impl Drop for AppSwapchain {
             self.destroy_image(&i);
         }
         let fences: Vec<vk::Fence> = self.retired.iter().map(|f| f.fence).collect();
-        if !fences.is_empty() && self.dev.gone().is_some() {
-            self.dev
-                .leaked
-                .store(true, std::sync::atomic::Ordering::Release);
-        } else if !fences.is_empty() {
-            // SAFETY: our fences, each submitted.
-            let waited = unsafe {
-                super::wait_fences(
-                    &self.dev.device,
-                    &fences,
-                    "a swapchain's earlier releases",
-                    super::gpu_hang(),
-                )
-            };
-            if let Err(e) = waited {
-                self.dev.note(&e);
-                tracing::error!(%e, "a swapchain's earlier releases did not complete: their fences are leaked");
-                self.dev
-                    .leaked
-                    .store(true, std::sync::atomic::Ordering::Release);
-            }
+        if !fences.is_empty() {
+            // Retired fences are destroyed (with the last reference) only once idle.
+            self.settle(&fences, "a swapchain's earlier releases");
         }
     }
 }
